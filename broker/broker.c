@@ -1,0 +1,300 @@
+/* broker.c — the broker object: sessions, fan-out, retained messages. */
+#include <assert.h>
+#include <string.h>
+
+#include "internal.h"
+#include "roost/alloc.h"
+
+static void free_retained(void *value)
+{
+	roost_msg_unref(value);
+}
+
+static void reaper_cb(evutil_socket_t fd, short what, void *arg);
+
+roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
+                               const roost_log *log, roost_clock clock)
+{
+	roost_broker *b = roost_calloc(1, sizeof *b);
+	if (!b)
+		return NULL;
+	b->base = base;
+	b->cfg = cfg;
+	b->log = log;
+	b->clock = clock;
+	b->limits = (roost_session_limits){
+		.max_inflight = cfg->limits.max_inflight_messages,
+		.max_queued = cfg->limits.max_queued_messages,
+		.max_queued_bytes = cfg->limits.max_queued_bytes,
+	};
+	b->tree = roost_topic_tree_new(free_retained);
+	b->reaper = event_new(base, -1, 0, reaper_cb, b);
+	if (!b->tree || !b->reaper)
+		goto fail;
+	return b;
+fail:
+	roost_broker_free(b);
+	return NULL;
+}
+
+void roost_broker_free(roost_broker *b)
+{
+	if (!b)
+		return;
+	roost_broker_shutdown(b);
+	reaper_cb(-1, 0, b);
+	session_entry *e, *tmp;
+	HASH_ITER(hh, b->sessions, e, tmp) {
+		HASH_DEL(b->sessions, e);
+		roost_session_free(e->s);
+		roost_free(e);
+	}
+	roost_topic_tree_free(b->tree);
+	if (b->reaper)
+		event_free(b->reaper);
+	roost_free(b->listeners);
+	roost_free(b->targets);
+	roost_free(b);
+}
+
+void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out)
+{
+	*out = b->stats;
+	out->sessions = HASH_COUNT(b->sessions);
+	out->retained = roost_topic_tree_retained_count(b->tree);
+	out->subscriptions = roost_topic_tree_subscription_count(b->tree);
+}
+
+/*
+ * Connections are never freed inside their own callbacks: conn_close() puts
+ * them on b->reap and activates this event, which runs once the current
+ * callback has returned to the loop.
+ */
+static void reaper_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	roost_broker *b = arg;
+	while (b->reap) {
+		roost_conn *c = b->reap;
+		b->reap = c->reap_next;
+		broker_conn_free(c);
+	}
+}
+
+void broker_schedule_reap(roost_broker *b, roost_conn *c)
+{
+	c->reap_next = b->reap;
+	b->reap = c;
+	if (b->reaper)
+		event_active(b->reaper, 0, 0);
+}
+
+/* ---- sessions ---- */
+
+roost_session *broker_session_find(roost_broker *b, const char *id, size_t len)
+{
+	session_entry *e;
+	HASH_FIND(hh, b->sessions, id, len, e);
+	return e ? e->s : NULL;
+}
+
+roost_err broker_session_add(roost_broker *b, roost_session *s)
+{
+	const char *id = roost_session_client_id(s);
+	size_t len = strlen(id);
+	session_entry *e = roost_malloc(sizeof *e + len + 1);
+	if (!e)
+		return ROOST_ERR_NOMEM;
+	e->s = s;
+	memcpy(e->client_id, id, len + 1);
+	roost_uthash_oom_flag = 0;
+	HASH_ADD(hh, b->sessions, client_id[0], len, e);
+	if (roost_uthash_oom_flag) {
+		roost_free(e);
+		return ROOST_ERR_NOMEM;
+	}
+	return ROOST_OK;
+}
+
+static bool unsubscribe_visit(void *ctx, const char *filter, size_t len, uint8_t options)
+{
+	(void)options;
+	void **args = ctx;
+	roost_topic_tree_unsubscribe(args[0], filter, len, args[1]);
+	return true;
+}
+
+void broker_session_destroy(roost_broker *b, roost_session *s)
+{
+	const char *id = roost_session_client_id(s);
+	session_entry *e;
+	HASH_FIND(hh, b->sessions, id, strlen(id), e);
+	if (e) {
+		HASH_DEL(b->sessions, e);
+		roost_free(e);
+	}
+	void *args[2] = {b->tree, s};
+	roost_session_sub_foreach(s, unsubscribe_visit, args);
+	roost_session_free(s);
+}
+
+/* ---- delivery ---- */
+
+static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t qos)
+{
+	roost_conn *c = roost_session_conn(s);
+	bool online = c && c->state == CONN_ACTIVE;
+	if (online && roost_session_can_send_now(s, qos, &b->limits)) {
+		if (qos == 0) {
+			if (conn_is_slow(c)) {
+				/* Stated drop policy: QoS 0 to a client that does not
+				 * read is dropped and counted, never buffered without
+				 * bound. */
+				b->stats.msgs_dropped++;
+				return;
+			}
+			conn_send_publish(c, msg, 0, 0, false);
+			return;
+		}
+		uint16_t pid;
+		if (roost_session_inflight_add(s, msg, qos, &pid) == ROOST_OK) {
+			conn_send_publish(c, msg, qos, pid, false);
+			return;
+		}
+		/* No memory for the slot: fall through to the queue. */
+	}
+	if (!online && qos == 0)
+		return; /* QoS 0 is not kept for offline sessions [MQTT-3.1.2-5] */
+	roost_enqueue_result r;
+	if (roost_session_enqueue(s, msg, qos, &b->limits, &r) != ROOST_OK || r != ROOST_ENQUEUED) {
+		b->stats.msgs_dropped++;
+		if (qos > 0)
+			roost_log_warn(b->log, "client %s: queue full, dropped QoS %u message on %s",
+			               roost_session_client_id(s), qos, msg->topic);
+	}
+}
+
+void broker_session_pump(roost_broker *b, roost_session *s)
+{
+	roost_conn *c = roost_session_conn(s);
+	if (!c || c->state != CONN_ACTIVE)
+		return;
+	roost_msg *msg;
+	uint8_t qos;
+	uint16_t pid;
+	while (roost_session_dequeue(s, &b->limits, &msg, &qos, &pid)) {
+		conn_send_publish(c, msg, qos, pid, false);
+		roost_msg_unref(msg);
+	}
+}
+
+/*
+ * Collect matches, merging overlapping subscriptions of one session into a
+ * single delivery at the highest granted QoS (MQTT 3.1.1 section 3.3.5 allows
+ * either; a single copy at the maximum is what users expect and what 5.0
+ * requires for non-shared subscriptions).
+ */
+static bool collect_target(void *ctx, void *sub, uint8_t options)
+{
+	roost_broker *b = ctx;
+	roost_session *s = sub;
+	uint8_t qos = options & 0x03;
+	roost_session_mark *mark = roost_session_mark_get(s);
+	if (mark->seq == b->publish_seq) {
+		fanout_target *t = &b->targets[mark->index];
+		if (qos > t->qos)
+			t->qos = qos;
+		return true;
+	}
+	if (b->n_targets == b->targets_cap) {
+		size_t cap = b->targets_cap ? b->targets_cap * 2 : 64;
+		fanout_target *n = roost_realloc(b->targets, cap * sizeof *n);
+		if (!n) {
+			roost_log_error(b->log, "out of memory during fan-out; delivery truncated");
+			return false;
+		}
+		b->targets = n;
+		b->targets_cap = cap;
+	}
+	mark->seq = b->publish_seq;
+	mark->index = (uint32_t)b->n_targets;
+	b->targets[b->n_targets++] = (fanout_target){s, qos};
+	return true;
+}
+
+static void retain_store(roost_broker *b, roost_msg *msg)
+{
+	void *old = NULL;
+	roost_err err;
+	if (msg->payload_len == 0) {
+		/* [MQTT-3.3.1-10] a zero-length retained message removes the
+		 * retained message; [MQTT-3.3.1-11] and is not stored. */
+		err = roost_topic_tree_retain_set(b->tree, msg->topic, msg->topic_len, NULL, &old);
+	} else {
+		/* [MQTT-3.3.1-5] store it, replacing any previous one. */
+		err = roost_topic_tree_retain_set(b->tree, msg->topic, msg->topic_len, msg, &old);
+		if (!err)
+			roost_msg_ref(msg);
+	}
+	if (err && err != ROOST_ERR_NOT_FOUND)
+		roost_log_error(b->log, "retained message on %s not stored: %s", msg->topic,
+		                roost_err_str(err));
+	roost_msg_unref(old);
+}
+
+roost_err broker_publish(roost_broker *b, roost_msg *msg)
+{
+	if (msg->retain)
+		retain_store(b, msg);
+	b->publish_seq++;
+	b->n_targets = 0;
+	roost_topic_tree_match(b->tree, msg->topic, msg->topic_len, collect_target, b);
+	for (size_t i = 0; i < b->n_targets; i++) {
+		fanout_target *t = &b->targets[i];
+		/* [MQTT-3.8.4-6] deliver at the lower of published and granted QoS. */
+		deliver(b, t->s, msg, t->qos < msg->qos ? t->qos : msg->qos);
+	}
+	return ROOST_OK;
+}
+
+roost_err roost_broker_publish(roost_broker *b, roost_msg *msg)
+{
+	return broker_publish(b, msg);
+}
+
+typedef struct retained_ctx {
+	roost_broker *b;
+	roost_session *s;
+	uint8_t qos;
+} retained_ctx;
+
+static bool send_retained_visit(void *ctx, void *value)
+{
+	retained_ctx *r = ctx;
+	roost_msg *msg = value;
+	uint8_t qos = (msg->qos < r->qos ? msg->qos : r->qos) | ROOST_DELIVER_RETAIN;
+	roost_conn *c = roost_session_conn(r->s);
+	/* [MQTT-3.3.1-6] retained messages sent on subscribe carry RETAIN 1.
+	 * They go through the same queue/inflight path as live messages so the
+	 * window and ordering rules hold. */
+	if (c && c->state == CONN_ACTIVE && roost_session_can_send_now(r->s, qos, &r->b->limits)) {
+		uint16_t pid = 0;
+		if ((qos & ROOST_DELIVER_QOS_MASK) &&
+		    roost_session_inflight_add(r->s, msg, qos, &pid) != ROOST_OK)
+			return true;
+		conn_send_publish(c, msg, qos, pid, false);
+		return true;
+	}
+	roost_enqueue_result res;
+	if (roost_session_enqueue(r->s, msg, qos, &r->b->limits, &res) != ROOST_OK || res != ROOST_ENQUEUED)
+		r->b->stats.msgs_dropped++;
+	return true;
+}
+
+void broker_send_retained(roost_broker *b, roost_session *s, const char *filter, size_t len,
+                          uint8_t qos)
+{
+	retained_ctx ctx = {b, s, qos};
+	roost_topic_tree_retain_match(b->tree, filter, len, send_retained_visit, &ctx);
+}

@@ -1,0 +1,391 @@
+/*
+ * connection.c — one client connection: framing, dispatch, output, timers
+ * and the close path.
+ *
+ * Reading: the input buffer is framed with roost_frame_peek; a complete packet
+ * is made contiguous (evbuffer_pullup, a no-op when it already is), handed to
+ * its handler through the single dispatch switch, then drained. Every packet
+ * read in one callback produces output into the same evbuffer, and libevent
+ * writes it with one writev when the callback returns: replies and fan-out are
+ * coalesced without a write per message.
+ *
+ * Closing: conn_close() runs the close logic (will, session detach, log) at
+ * once but never frees the connection: that happens in the broker's reaper,
+ * after the current callback has returned.
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "roost/alloc.h"
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+
+const char *conn_client_id(const roost_conn *c)
+{
+	return c->session ? roost_session_client_id(c->session) : "-";
+}
+
+static void format_addr(char *out, size_t cap, const struct sockaddr *sa)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+		port = ntohs(in->sin_port);
+		snprintf(out, cap, "%s:%u", ip, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+		port = ntohs(in6->sin6_port);
+		snprintf(out, cap, "[%s]:%u", ip, port);
+	} else {
+		snprintf(out, cap, "unix");
+	}
+}
+
+roost_conn *conn_new(roost_broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+	(void)salen;
+	roost_conn *c = roost_calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->b = b;
+	format_addr(c->addr, sizeof c->addr, sa);
+	int one = 1;
+	/* We coalesce writes ourselves; Nagle would only add latency. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = event_new(b->base, -1, 0, timer_cb, c);
+	if (!c->bev || !c->timer)
+		goto fail;
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	if (bufferevent_enable(c->bev, EV_READ) != 0)
+		goto fail;
+	c->last_rx_ms = roost_clock_now(&b->clock);
+	/* [MQTT-3.1.0-1] the first packet must be CONNECT, and it must come
+	 * soon: a connection that never speaks is closed (limits.connect_timeout). */
+	struct timeval tv = {.tv_sec = b->cfg->limits.connect_timeout, .tv_usec = 0};
+	event_add(c->timer, &tv);
+	c->next = b->conns;
+	if (b->conns)
+		b->conns->prev = c;
+	b->conns = c;
+	b->stats.connections++;
+	return c;
+fail:
+	if (c->bev)
+		bufferevent_free(c->bev);
+	else
+		evutil_closesocket(fd);
+	if (c->timer)
+		event_free(c->timer);
+	roost_free(c);
+	return NULL;
+}
+
+void broker_conn_free(roost_conn *c)
+{
+	assert(c->state == CONN_DEAD);
+	bufferevent_free(c->bev);
+	event_free(c->timer);
+	roost_free(c);
+}
+
+/* ---- output ---- */
+
+void conn_send(roost_conn *c, const void *data, size_t len)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	evbuffer_add(bufferevent_get_output(c->bev), data, len);
+}
+
+bool conn_is_slow(const roost_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) > ROOST_OUTPUT_HIGH_WATER;
+}
+
+static void unref_payload(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	roost_msg_unref(arg);
+}
+
+void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t packet_id, bool dup)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	roost_publish p = {
+		.qos = qos & ROOST_DELIVER_QOS_MASK,
+		.dup = dup,
+		.retain = (qos & ROOST_DELIVER_RETAIN) != 0,
+		.packet_id = packet_id,
+		.topic = {(const uint8_t *)msg->topic, msg->topic_len},
+		.payload = {msg->payload, msg->payload_len},
+	};
+	if (c->version == ROOST_MQTT_V5)
+		p.props = (roost_bytes){msg->props, msg->props_len};
+	/* Encode the per-subscriber header straight into the output buffer. */
+	size_t want = (size_t)msg->topic_len + msg->props_len + 16;
+	struct evbuffer_iovec vec;
+	if (evbuffer_reserve_space(out, (ev_ssize_t)want, &vec, 1) < 1)
+		return;
+	size_t n = roost_encode_publish_header(vec.iov_base, vec.iov_len, c->version, &p);
+	assert(n > 0 && n <= vec.iov_len);
+	vec.iov_len = n;
+	evbuffer_commit_space(out, &vec, 1);
+	if (msg->payload_len >= ROOST_ZERO_COPY_MIN) {
+		/* Shared payload: the output buffer holds a message reference
+		 * until the bytes are written. */
+		roost_msg_ref(msg);
+		if (evbuffer_add_reference(out, msg->payload, msg->payload_len, unref_payload, msg) != 0)
+			roost_msg_unref(msg);
+	} else if (msg->payload_len) {
+		evbuffer_add(out, msg->payload, msg->payload_len);
+	}
+	c->b->stats.msgs_sent++;
+}
+
+void conn_send_ack(roost_conn *c, uint8_t type, uint16_t packet_id)
+{
+	uint8_t buf[8];
+	roost_ack a = {.packet_id = packet_id};
+	size_t n = roost_encode_ack(buf, sizeof buf, c->version, type, &a);
+	assert(n > 0 && n <= sizeof buf);
+	conn_send(c, buf, n);
+}
+
+/* ---- close ---- */
+
+static void conn_unlink(roost_conn *c)
+{
+	roost_broker *b = c->b;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		b->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+	b->stats.connections--;
+}
+
+static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_list ap)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	roost_broker *b = c->b;
+	char why[512];
+	vsnprintf(why, sizeof why, fmt, ap);
+	roost_log_msg(b->log, publish_will ? ROOST_LOG_NOTICE : ROOST_LOG_INFO, "client %s (%s) closed: %s",
+	              conn_client_id(c), c->addr, why);
+	c->state = CONN_DEAD;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	event_del(c->timer);
+	conn_unlink(c);
+
+	roost_msg *will = c->will;
+	c->will = NULL;
+	roost_session *s = c->session;
+	c->session = NULL;
+	if (s && roost_session_conn(s) == c) {
+		roost_session_set_conn(s, NULL);
+		/* [MQTT-3.1.2-6] a clean session ends with its connection. */
+		if (roost_session_clean(s))
+			broker_session_destroy(b, s);
+	}
+	/* [MQTT-3.1.2-8] the will is published when the network connection is
+	 * closed for any reason other than DISCONNECT. Published after the
+	 * session is detached so a will on a topic the client itself subscribed
+	 * to is not queued to a dead connection. */
+	if (will && publish_will && !b->shutting_down)
+		broker_publish(b, will);
+	roost_msg_unref(will);
+	broker_schedule_reap(b, c);
+}
+
+void conn_close(roost_conn *c, bool publish_will, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	conn_close_v(c, publish_will, fmt, ap);
+	va_end(ap);
+}
+
+void conn_close_codec(roost_conn *c, const char *what, const roost_codec_error *e)
+{
+	conn_close(c, true, "%s: %s: %s at byte %zu", what, roost_err_str(e->err),
+	           e->why ? e->why : "", e->offset);
+}
+
+/* Reason to log once the output of a closing connection is flushed. */
+static const char *flush_reason(const roost_conn *c)
+{
+	return c->session ? "closed after reply" : "connection refused";
+}
+
+void conn_close_after_flush(roost_conn *c, const char *why)
+{
+	if (c->state >= CONN_CLOSING)
+		return;
+	roost_log_info(c->b->log, "client %s (%s): %s", conn_client_id(c), c->addr, why);
+	c->state = CONN_CLOSING;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_close(c, false, "%s", flush_reason(c));
+	/* otherwise write_cb finishes the close when the buffer drains */
+}
+
+/* ---- events ---- */
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	roost_conn *c = arg;
+	if (c->state == CONN_CLOSING)
+		conn_close(c, false, "%s", flush_reason(c));
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	roost_conn *c = arg;
+	if (what & BEV_EVENT_EOF)
+		conn_close(c, c->state == CONN_ACTIVE, "connection closed by peer without DISCONNECT");
+	else if (what & BEV_EVENT_ERROR)
+		conn_close(c, c->state == CONN_ACTIVE, "socket error: %s",
+		           evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+void conn_arm_keepalive(roost_conn *c)
+{
+	event_del(c->timer);
+	if (c->keepalive == 0)
+		return; /* [MQTT-3.1.2-10] 0 turns keepalive off */
+	/* [MQTT-3.1.2-24] close after one and a half keepalive periods without
+	 * a packet. The timer is not re-armed per packet: when it fires it
+	 * checks the time of the last packet and sleeps for what is left. */
+	uint64_t ms = (uint64_t)c->keepalive * 1500u;
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	event_add(c->timer, &tv);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	roost_conn *c = arg;
+	roost_broker *b = c->b;
+	if (c->state == CONN_AWAIT_CONNECT) {
+		conn_close(c, false, "no CONNECT within %u s", b->cfg->limits.connect_timeout);
+		return;
+	}
+	if (c->state != CONN_ACTIVE || c->keepalive == 0)
+		return;
+	uint64_t left = roost_keepalive_left_ms(c->last_rx_ms, roost_clock_now(&b->clock), c->keepalive);
+	if (left == 0) {
+		conn_close(c, true, "keepalive expired (%u s x 1.5 without a packet)", c->keepalive);
+		return;
+	}
+	struct timeval tv = {.tv_sec = (time_t)(left / 1000), .tv_usec = (suseconds_t)(left % 1000) * 1000};
+	event_add(c->timer, &tv);
+}
+
+/* ---- input ---- */
+
+static void dispatch(roost_conn *c, uint8_t type, const uint8_t *pkt, size_t len)
+{
+	if (c->state == CONN_AWAIT_CONNECT && type != ROOST_MQTT_CONNECT) {
+		conn_close(c, false, "first packet is %s, not CONNECT [MQTT-3.1.0-1]",
+		           roost_mqtt_type_name(type));
+		return;
+	}
+	switch (type) {
+	case ROOST_MQTT_CONNECT:
+		if (c->state != CONN_AWAIT_CONNECT) {
+			conn_close(c, true, "second CONNECT [MQTT-3.1.0-2]");
+			return;
+		}
+		handle_connect(c, pkt, len);
+		return;
+	case ROOST_MQTT_PUBLISH:
+		handle_publish(c, pkt, len);
+		return;
+	case ROOST_MQTT_PUBACK:
+	case ROOST_MQTT_PUBREC:
+	case ROOST_MQTT_PUBCOMP:
+		handle_puback(c, pkt, len);
+		return;
+	case ROOST_MQTT_PUBREL:
+		handle_pubrel(c, pkt, len);
+		return;
+	case ROOST_MQTT_SUBSCRIBE:
+		handle_subscribe(c, pkt, len);
+		return;
+	case ROOST_MQTT_UNSUBSCRIBE:
+		handle_unsubscribe(c, pkt, len);
+		return;
+	case ROOST_MQTT_PINGREQ:
+		handle_pingreq(c, pkt, len);
+		return;
+	case ROOST_MQTT_DISCONNECT:
+		handle_disconnect(c, pkt, len);
+		return;
+	default:
+		/* CONNACK, SUBACK, UNSUBACK, PINGRESP only flow server -> client;
+		 * AUTH needs MQTT 5. */
+		conn_close(c, true, "unexpected %s from a client", roost_mqtt_type_name(type));
+		return;
+	}
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	roost_conn *c = arg;
+	roost_broker *b = c->b;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t max_packet = b->cfg->limits.max_packet_size;
+	for (;;) {
+		if (c->state != CONN_AWAIT_CONNECT && c->state != CONN_ACTIVE) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			return;
+		}
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return;
+		uint8_t hdr[ROOST_MQTT_MAX_FIXED_HEADER];
+		size_t hn = avail < sizeof hdr ? avail : sizeof hdr;
+		evbuffer_copyout(in, hdr, hn);
+		roost_frame f = {0};
+		roost_codec_error e = {0};
+		roost_err err = roost_frame_peek(hdr, hn, max_packet, c->version, &f, &e);
+		if (err == ROOST_ERR_NEED_MORE && f.header_len == 0)
+			return; /* fixed header incomplete */
+		if (err && err != ROOST_ERR_NEED_MORE) {
+			conn_close_codec(c, "bad packet", &e);
+			return;
+		}
+		if (avail < f.total_len)
+			return; /* body incomplete: wait for more */
+		const uint8_t *pkt = evbuffer_pullup(in, (ev_ssize_t)f.total_len);
+		if (!pkt) {
+			conn_close(c, true, "out of memory reading a %zu-byte packet", f.total_len);
+			return;
+		}
+		c->last_rx_ms = roost_clock_now(&b->clock);
+		dispatch(c, f.type, pkt, f.total_len);
+		evbuffer_drain(in, f.total_len);
+	}
+}

@@ -1,0 +1,165 @@
+/*
+ * handle_connect.c — CONNECT: decode -> check -> authorise -> apply -> respond.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "roost/alloc.h"
+
+static void send_connack(roost_conn *c, uint8_t version, bool session_present, uint8_t code)
+{
+	uint8_t buf[8];
+	roost_connack ack = {.session_present = session_present, .code = code};
+	size_t n = roost_encode_connack(buf, sizeof buf, version ? version : ROOST_MQTT_V311, &ack);
+	conn_send(c, buf, n);
+}
+
+/* Refuse with a CONNACK return code, then close once it is written
+ * [MQTT-3.2.2-5]. */
+static void refuse(roost_conn *c, uint8_t version, uint8_t code, const char *why)
+{
+	send_connack(c, version, false, code);
+	char line[256];
+	snprintf(line, sizeof line, "CONNECT refused (0x%02x): %s", code, why);
+	conn_close_after_flush(c, line);
+}
+
+/* Step 1: decode. Returns false when the connection was closed or refused. */
+static bool connect_decode(roost_conn *c, const uint8_t *pkt, size_t len, roost_connect *req)
+{
+	roost_codec_error e = {0};
+	roost_err err = roost_decode_connect(pkt, len, req, &e);
+	if (err == ROOST_ERR_UNSUPPORTED) {
+		/* [MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01. */
+		char why[64];
+		snprintf(why, sizeof why, "protocol level %u not supported", req->protocol_level);
+		refuse(c, ROOST_MQTT_V311, 0x01, why);
+		return false;
+	}
+	if (err) {
+		/* [MQTT-3.1.4-1] a malformed CONNECT closes without CONNACK. */
+		conn_close_codec(c, "malformed CONNECT", &e);
+		return false;
+	}
+	return true;
+}
+
+/* Step 2: check the client identifier and limits; may generate an id. */
+static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t gen_cap)
+{
+	roost_broker *b = c->b;
+	if (req->client_id.len == 0) {
+		if (!req->clean_start || req->protocol_level == ROOST_MQTT_V31) {
+			/* [MQTT-3.1.3-8] empty id needs clean session; MQTT 3.1
+			 * does not allow an empty id at all. */
+			refuse(c, req->protocol_level, 0x02, "empty client id without clean session");
+			return false;
+		}
+		/* [MQTT-3.1.3-6] assign a unique id. */
+		snprintf(gen, gen_cap, "auto-%llx-%llx", (unsigned long long)roost_clock_now(&b->clock),
+		         (unsigned long long)++b->generated_ids);
+		req->client_id = (roost_bytes){(const uint8_t *)gen, strlen(gen)};
+	}
+	if (b->cfg->limits.max_keepalive && req->keepalive > b->cfg->limits.max_keepalive) {
+		char why[96];
+		snprintf(why, sizeof why, "keepalive %u exceeds limits.max_keepalive %u", req->keepalive,
+		         b->cfg->limits.max_keepalive);
+		refuse(c, req->protocol_level, 0x02, why);
+		return false;
+	}
+	if (req->will_flag && !roost_topic_name_valid(req->will_topic.ptr, req->will_topic.len)) {
+		/* [MQTT-3.1.3-11] the will topic is a topic name. */
+		conn_close(c, false, "invalid will topic [MQTT-3.1.3-11]");
+		return false;
+	}
+	return true;
+}
+
+/* Step 3: authorise. */
+static bool connect_authorise(roost_conn *c, const roost_connect *req)
+{
+	if (!req->username_flag && !c->b->cfg->allow_anonymous) {
+		refuse(c, req->protocol_level, 0x05, "anonymous clients are not allowed (allow_anonymous: false)");
+		return false;
+	}
+	return true;
+}
+
+/* Step 4: attach a session, taking over any connection with the same id. */
+static bool connect_apply(roost_conn *c, const roost_connect *req, bool *session_present)
+{
+	roost_broker *b = c->b;
+	const char *id = (const char *)req->client_id.ptr;
+	size_t id_len = req->client_id.len;
+	roost_session *s = broker_session_find(b, id, id_len);
+	if (s && roost_session_conn(s)) {
+		/* [MQTT-3.1.4-2] the existing client is disconnected; its will
+		 * is published, as for any close without DISCONNECT. */
+		roost_conn *old = roost_session_conn(s);
+		conn_close(old, true, "session taken over by a new connection from %s", c->addr);
+		s = broker_session_find(b, id, id_len); /* a clean one is gone now */
+	}
+	if (s && req->clean_start) {
+		/* [MQTT-3.1.2-6] clean session discards any previous session. */
+		broker_session_destroy(b, s);
+		s = NULL;
+	}
+	*session_present = s != NULL; /* [MQTT-3.2.2-1..3] */
+	if (!s) {
+		s = roost_session_new(id, id_len, req->clean_start);
+		if (!s || broker_session_add(b, s) != ROOST_OK) {
+			roost_session_free(s);
+			refuse(c, req->protocol_level, 0x03, "out of memory creating the session");
+			return false;
+		}
+	}
+	if (req->will_flag) {
+		/* [MQTT-3.1.2-9] store the will with the connection. */
+		c->will = roost_msg_new((const char *)req->will_topic.ptr, req->will_topic.len,
+		                        req->will_payload.ptr, req->will_payload.len, req->will_qos,
+		                        req->will_retain);
+		if (!c->will) {
+			refuse(c, req->protocol_level, 0x03, "out of memory storing the will");
+			return false;
+		}
+		c->will_qos = req->will_qos;
+		c->will_retain = req->will_retain;
+	}
+	c->session = s;
+	c->version = req->protocol_level;
+	c->keepalive = req->keepalive;
+	c->state = CONN_ACTIVE;
+	roost_session_set_conn(s, c);
+	return true;
+}
+
+static void resend_visit(void *ctx, roost_inflight *slot)
+{
+	roost_conn *c = ctx;
+	if (slot->state == ROOST_INFLIGHT_WAIT_PUBCOMP)
+		conn_send_ack(c, ROOST_MQTT_PUBREL, slot->packet_id);
+	else
+		conn_send_publish(c, slot->msg, slot->qos, slot->packet_id, true); /* [MQTT-3.3.1-1] DUP */
+}
+
+void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
+{
+	roost_connect req;
+	char generated[64];
+	bool present = false;
+	if (!connect_decode(c, pkt, len, &req) || !connect_check(c, &req, generated, sizeof generated) ||
+	    !connect_authorise(c, &req) || !connect_apply(c, &req, &present))
+		return;
+	/* Step 5: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
+	send_connack(c, c->version, present, 0x00);
+	roost_log_info(c->b->log, "client %s (%s) connected: MQTT %s, clean %d, keepalive %u%s",
+	               conn_client_id(c), c->addr,
+	               c->version == ROOST_MQTT_V31 ? "3.1" : c->version == ROOST_MQTT_V5 ? "5" : "3.1.1",
+	               req.clean_start, req.keepalive, present ? ", session resumed" : "");
+	conn_arm_keepalive(c);
+	/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH and PUBREL packets with
+	 * their original packet ids, then whatever waited in the queue. */
+	roost_session_inflight_foreach(c->session, resend_visit, c);
+	broker_session_pump(c->b, c->session);
+}

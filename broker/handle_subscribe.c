@@ -1,0 +1,95 @@
+/* handle_subscribe.c — SUBSCRIBE and UNSUBSCRIBE. */
+#include <string.h>
+
+#include "internal.h"
+
+/* Returns the SUBACK code for one filter: granted QoS or 0x80. */
+static uint8_t subscribe_one(roost_conn *c, const roost_sub_entry *en)
+{
+	roost_broker *b = c->b;
+	roost_session *s = c->session;
+	const char *filter = (const char *)en->filter.ptr;
+	size_t flen = en->filter.len;
+	if (!roost_topic_filter_valid(en->filter.ptr, flen)) {
+		roost_log_notice(b->log, "client %s: invalid topic filter '%.*s' refused", conn_client_id(c),
+		                 (int)(flen > 200 ? 200 : flen), filter);
+		return 0x80;
+	}
+	uint8_t qos = en->options & 0x03; /* [MQTT-3.8.4-6] grant what was asked, max 2 */
+	bool existed = false;
+	uint32_t max_subs = b->cfg->limits.max_subscriptions;
+	if (max_subs && roost_session_sub_count(s) >= max_subs && !roost_session_sub_has(s, filter, flen)) {
+		roost_log_notice(b->log, "client %s: limits.max_subscriptions (%u) reached", conn_client_id(c),
+		                 max_subs);
+		return 0x80;
+	}
+	/* [MQTT-3.8.4-3] a repeated filter replaces the old subscription. */
+	if (roost_topic_tree_subscribe(b->tree, filter, flen, s, qos, &existed) != ROOST_OK)
+		return 0x80;
+	if (roost_session_sub_add(s, filter, flen, qos, NULL) != ROOST_OK) {
+		if (!existed)
+			roost_topic_tree_unsubscribe(b->tree, filter, flen, s);
+		return 0x80;
+	}
+	return qos;
+}
+
+void handle_subscribe(roost_conn *c, const uint8_t *pkt, size_t len)
+{
+	roost_subscribe sub;
+	roost_codec_error e = {0};
+	if (roost_decode_subscribe(pkt, len, c->version, &sub, &e) != ROOST_OK) {
+		conn_close_codec(c, "malformed SUBSCRIBE", &e);
+		return;
+	}
+	uint8_t codes[256];
+	uint8_t *rc = sub.count <= sizeof codes ? codes : NULL;
+	if (!rc) {
+		conn_close(c, true, "SUBSCRIBE with %u filters (at most %zu)", sub.count, sizeof codes);
+		return;
+	}
+	roost_sub_iter it;
+	roost_sub_entry en;
+	unsigned i = 0;
+	roost_sub_iter_init(&it, &sub, true);
+	while (roost_sub_next(&it, &en))
+		rc[i++] = subscribe_one(c, &en);
+	/* [MQTT-3.8.4-1] SUBACK with one code per filter, in order [MQTT-3.8.4-5]. */
+	roost_suback ack = {.packet_id = sub.packet_id, .codes = {rc, i}};
+	uint8_t buf[300];
+	size_t n = roost_encode_suback(buf, sizeof buf, c->version, &ack);
+	conn_send(c, buf, n);
+	/* [MQTT-3.3.1-6] then the retained messages matching each new filter. */
+	roost_sub_iter_init(&it, &sub, true);
+	i = 0;
+	while (roost_sub_next(&it, &en)) {
+		if (rc[i] != 0x80)
+			broker_send_retained(c->b, c->session, (const char *)en.filter.ptr, en.filter.len, rc[i]);
+		i++;
+	}
+}
+
+void handle_unsubscribe(roost_conn *c, const uint8_t *pkt, size_t len)
+{
+	roost_subscribe unsub;
+	roost_codec_error e = {0};
+	if (roost_decode_unsubscribe(pkt, len, c->version, &unsub, &e) != ROOST_OK) {
+		conn_close_codec(c, "malformed UNSUBSCRIBE", &e);
+		return;
+	}
+	roost_sub_iter it;
+	roost_sub_entry en;
+	roost_sub_iter_init(&it, &unsub, false);
+	while (roost_sub_next(&it, &en)) {
+		const char *filter = (const char *)en.filter.ptr;
+		/* [MQTT-3.10.4-1] stop delivering to the filter that matches
+		 * character for character; absent filters are not an error. */
+		roost_topic_tree_unsubscribe(c->b->tree, filter, en.filter.len, c->session);
+		roost_session_sub_remove(c->session, filter, en.filter.len);
+	}
+	/* [MQTT-3.10.4-4] UNSUBACK even when nothing was removed. */
+	roost_ack ack = {.packet_id = unsub.packet_id};
+	uint8_t buf[8];
+	size_t n = roost_encode_ack(buf, sizeof buf, c->version, ROOST_MQTT_UNSUBACK, &ack);
+	conn_send(c, buf, n);
+}

@@ -1,0 +1,142 @@
+/*
+ * internal.h — broker-private structures shared by the broker's .c files.
+ *
+ * Not installed and not included by connector/ or tests of pure modules.
+ * The packet handlers (handle_*.c) follow one shape: decode -> check state ->
+ * authorise -> apply -> respond, as named steps.
+ */
+#ifndef ROOST_INTERNAL_H
+#define ROOST_INTERNAL_H
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "roost/broker.h"
+#include "roost/codec.h"
+#include "roost/session.h"
+#include "roost/topic.h"
+#include "roost/uthash_cfg.h"
+
+/* Connection states. */
+enum conn_state {
+	CONN_AWAIT_CONNECT = 0, /* TCP open, no CONNECT yet */
+	CONN_ACTIVE,            /* CONNECT accepted */
+	CONN_CLOSING,           /* flushing output, then close */
+	CONN_DEAD,              /* closed, waiting for the reaper */
+};
+
+/* Above this much unsent output a connection is "slow": QoS 0 deliveries to it
+ * are dropped (counted) instead of growing its buffer without bound. */
+#define ROOST_OUTPUT_HIGH_WATER (1024u * 1024u)
+
+/* Payloads at least this large are attached to output buffers by reference
+ * (evbuffer_add_reference, zero-copy); smaller ones are cheaper to copy into
+ * the buffer's current chain than to describe with a new chain. */
+#define ROOST_ZERO_COPY_MIN 256u
+
+typedef struct roost_conn roost_conn;
+
+struct roost_conn {
+	roost_broker *b;
+	struct bufferevent *bev;
+	roost_session *session;   /* NULL until CONNECT accepted */
+	roost_conn *next, *prev;  /* broker's list of open connections */
+	roost_conn *reap_next;    /* broker's list of connections to free */
+	struct event *timer;      /* connect timeout, then keepalive */
+	roost_msg *will;          /* reference held; NULL when none */
+	uint64_t last_rx_ms;      /* clock time of the last complete packet */
+	uint16_t keepalive;       /* seconds; 0 = disabled */
+	uint8_t state;            /* enum conn_state */
+	uint8_t version;          /* protocol level once connected */
+	uint8_t will_qos;
+	bool will_retain;
+	char addr[56];            /* "ip:port" of the peer */
+};
+
+typedef struct session_entry {
+	UT_hash_handle hh;
+	roost_session *s;
+	char client_id[];         /* hh key */
+} session_entry;
+
+/* One pending delivery during fan-out. */
+typedef struct fanout_target {
+	roost_session *s;
+	uint8_t qos;
+} fanout_target;
+
+struct roost_broker {
+	struct event_base *base;
+	const roost_config *cfg;
+	const roost_log *log;
+	roost_clock clock;
+	roost_topic_tree *tree;
+	session_entry *sessions;
+	roost_session_limits limits;
+
+	struct evconnlistener **listeners;
+	size_t n_listeners;
+
+	roost_conn *conns;        /* open connections */
+	roost_conn *reap;         /* closed, freed by the reaper outside callbacks */
+	struct event *reaper;
+
+	fanout_target *targets;   /* scratch for fan-out */
+	size_t targets_cap, n_targets;
+	uint64_t publish_seq;
+	uint64_t generated_ids;
+
+	roost_broker_stats stats;
+	bool shutting_down;
+};
+
+/* ---- broker.c ---- */
+roost_session *broker_session_find(roost_broker *b, const char *id, size_t len);
+roost_err broker_session_add(roost_broker *b, roost_session *s);
+/* Remove the session from the map and the trie, and free it. */
+void broker_session_destroy(roost_broker *b, roost_session *s);
+/* Deliver whatever the session's queue allows now (after acks, on reconnect). */
+void broker_session_pump(roost_broker *b, roost_session *s);
+/* Fan out msg (borrowed) to matching subscribers, storing it if retained. */
+roost_err broker_publish(roost_broker *b, roost_msg *msg);
+/* Send every retained message matching filter to the session, at most qos. */
+void broker_send_retained(roost_broker *b, roost_session *s, const char *filter, size_t len,
+                          uint8_t qos);
+
+/* Queue a closed connection for freeing outside its callbacks (broker.c). */
+void broker_schedule_reap(roost_broker *b, roost_conn *c);
+void broker_conn_free(roost_conn *c);
+
+/* ---- connection.c ---- */
+roost_conn *conn_new(roost_broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+/* Close now: publish the will if publish_will, detach the session, schedule free. */
+void conn_close(roost_conn *c, bool publish_will, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Close after everything queued so far has been written (e.g. CONNACK then close). */
+void conn_close_after_flush(roost_conn *c, const char *why);
+void conn_send(roost_conn *c, const void *data, size_t len);
+/* Write a PUBLISH of msg: header encoded here, payload shared. qos may carry
+ * ROOST_DELIVER_RETAIN. */
+void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t packet_id, bool dup);
+void conn_send_ack(roost_conn *c, uint8_t type, uint16_t packet_id);
+bool conn_is_slow(const roost_conn *c);
+const char *conn_client_id(const roost_conn *c);
+/* (Re)arm the connection's timer for keepalive expiry. */
+void conn_arm_keepalive(roost_conn *c);
+
+/* ---- handlers: each returns ROOST_OK or closes the connection itself ---- */
+void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len);
+void handle_publish(roost_conn *c, const uint8_t *pkt, size_t len);
+void handle_puback(roost_conn *c, const uint8_t *pkt, size_t len);   /* PUBACK, PUBREC, PUBCOMP */
+void handle_pubrel(roost_conn *c, const uint8_t *pkt, size_t len);
+void handle_subscribe(roost_conn *c, const uint8_t *pkt, size_t len);
+void handle_unsubscribe(roost_conn *c, const uint8_t *pkt, size_t len);
+void handle_pingreq(roost_conn *c, const uint8_t *pkt, size_t len);
+void handle_disconnect(roost_conn *c, const uint8_t *pkt, size_t len);
+
+/* Log and close for a decode error. */
+void conn_close_codec(roost_conn *c, const char *what, const roost_codec_error *e);
+
+#endif

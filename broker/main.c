@@ -1,0 +1,142 @@
+/*
+ * main.c — the roost daemon: command line, configuration, signals, loop.
+ * The only place that exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "roost/broker.h"
+#include "roost/config.h"
+#include "roost/log.h"
+
+#include "config.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: roost [-c FILE] [-p PORT] [--test-config]\n"
+	        "  -c, --config FILE   configuration file (default: embedded defaults)\n"
+	        "  -p, --port PORT     override the first listener's port\n"
+	        "      --test-config   check the configuration and exit (0 ok, 2 errors)\n"
+	        "  -h, --help          this help\n"
+	        "  -V, --version       print the version\n");
+}
+
+typedef struct run_ctx {
+	struct event_base *base;
+	roost_broker *broker;
+	const roost_log *log;
+} run_ctx;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	run_ctx *r = arg;
+	roost_log_notice(r->log, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	roost_broker_shutdown(r->broker);
+	event_base_loopexit(r->base, NULL);
+}
+
+static int load_config(const char *path, roost_config **cfg)
+{
+	if (!path)
+		return roost_config_defaults(cfg) == ROOST_OK ? 0 : 1;
+	roost_config_errors errs = {0};
+	roost_err err = roost_config_load_file(path, cfg, &errs);
+	if (err) {
+		roost_config_errors_print(&errs, stderr);
+		if (errs.count == 0)
+			fprintf(stderr, "%s: %s\n", path, roost_err_str(err));
+		roost_config_errors_cleanup(&errs);
+		return 2;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"port", required_argument, NULL, 'p'},
+		{"test-config", no_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config_path = NULL;
+	long port = -1;
+	bool test_only = false;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "c:p:hV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': config_path = optarg; break;
+		case 'p': {
+			char *end;
+			errno = 0;
+			port = strtol(optarg, &end, 10);
+			if (errno || *end || port < 0 || port > 65535) {
+				fprintf(stderr, "roost: -p: '%s' is not a port number (0-65535)\n", optarg);
+				return 2;
+			}
+			break;
+		}
+		case 't': test_only = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("roost %s\n", PACKAGE_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "roost: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	roost_config *cfg = NULL;
+	int rc = load_config(config_path, &cfg);
+	if (rc)
+		return rc;
+	if (test_only) {
+		printf("%s: configuration ok\n", config_path ? config_path : "(defaults)");
+		roost_config_free(cfg);
+		return 0;
+	}
+	if (port >= 0)
+		cfg->listeners[0].port = (int)port;
+
+	roost_log log = {.level = (roost_log_level)cfg->log_level, .write = roost_log_stderr};
+	signal(SIGPIPE, SIG_IGN);
+	struct event_base *base = event_base_new();
+	roost_broker *broker = base ? roost_broker_new(base, cfg, &log, roost_clock_system()) : NULL;
+	if (!broker) {
+		roost_log_error(&log, "out of memory starting the broker");
+		return 1;
+	}
+	roost_log_notice(&log, "roost %s starting (config: %s)", PACKAGE_VERSION,
+	                 config_path ? config_path : "embedded defaults");
+	rc = 0;
+	if (roost_broker_listen(broker) != ROOST_OK) {
+		rc = 1;
+		goto out;
+	}
+	run_ctx r = {base, broker, &log};
+	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &r);
+	struct event *sigint = evsignal_new(base, SIGINT, on_signal, &r);
+	event_add(sigterm, NULL);
+	event_add(sigint, NULL);
+	event_base_dispatch(base);
+	event_free(sigterm);
+	event_free(sigint);
+	roost_log_notice(&log, "roost stopped");
+out:
+	roost_broker_free(broker);
+	event_base_free(base);
+	roost_config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,367 @@
+/* session.c — session state: subscriptions, outbound queue, inflight window. */
+#include <assert.h>
+#include <string.h>
+
+#include "roost/alloc.h"
+#include "roost/codec.h"
+#include "roost/session.h"
+#include "roost/uthash_cfg.h"
+
+typedef struct sub_entry {
+	UT_hash_handle hh;
+	uint8_t options;
+	char filter[]; /* NUL terminated; hh key */
+} sub_entry;
+
+typedef struct queued {
+	roost_msg *msg;
+	uint8_t qos;
+} queued;
+
+struct roost_session {
+	char *client_id;
+	bool clean;
+	void *conn;
+	sub_entry *subs;
+	size_t n_subs;
+
+	/* Outbound FIFO as a ring buffer: no allocation per queued message. */
+	queued *q;
+	size_t q_cap, q_head, q_len;
+	uint64_t q_bytes;
+
+	/* Inflight window in send order; acks mostly arrive in order, so removal
+	 * is usually at the head. */
+	roost_inflight *inf;
+	size_t inf_cap, inf_len;
+	uint16_t next_pid;
+
+	uint16_t *qos2_in;
+	size_t qos2_cap, qos2_len;
+
+	roost_session_stats stats;
+	roost_session_mark mark;
+};
+
+roost_session *roost_session_new(const char *client_id, size_t len, bool clean)
+{
+	roost_session *s = roost_calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->client_id = roost_strndup(client_id, len);
+	if (!s->client_id) {
+		roost_free(s);
+		return NULL;
+	}
+	s->clean = clean;
+	s->next_pid = 1;
+	return s;
+}
+
+void roost_session_free(roost_session *s)
+{
+	if (!s)
+		return;
+	sub_entry *e, *tmp;
+	HASH_ITER(hh, s->subs, e, tmp) {
+		HASH_DEL(s->subs, e);
+		roost_free(e);
+	}
+	for (size_t i = 0; i < s->q_len; i++)
+		roost_msg_unref(s->q[(s->q_head + i) % s->q_cap].msg);
+	roost_free(s->q);
+	for (size_t i = 0; i < s->inf_len; i++)
+		roost_msg_unref(s->inf[i].msg);
+	roost_free(s->inf);
+	roost_free(s->qos2_in);
+	roost_free(s->client_id);
+	roost_free(s);
+}
+
+const char *roost_session_client_id(const roost_session *s) { return s->client_id; }
+bool roost_session_clean(const roost_session *s) { return s->clean; }
+void roost_session_set_clean(roost_session *s, bool clean) { s->clean = clean; }
+const roost_session_stats *roost_session_stats_get(const roost_session *s) { return &s->stats; }
+roost_session_mark *roost_session_mark_get(roost_session *s) { return &s->mark; }
+void *roost_session_conn(const roost_session *s) { return s->conn; }
+void roost_session_set_conn(roost_session *s, void *conn) { s->conn = conn; }
+
+/* ---- subscriptions ---- */
+
+roost_err roost_session_sub_add(roost_session *s, const char *filter, size_t len, uint8_t options,
+                                bool *existed)
+{
+	sub_entry *e;
+	HASH_FIND(hh, s->subs, filter, len, e);
+	if (existed)
+		*existed = e != NULL;
+	if (e) {
+		e->options = options;
+		return ROOST_OK;
+	}
+	e = roost_malloc(sizeof *e + len + 1);
+	if (!e)
+		return ROOST_ERR_NOMEM;
+	memcpy(e->filter, filter, len);
+	e->filter[len] = '\0';
+	e->options = options;
+	roost_uthash_oom_flag = 0;
+	HASH_ADD(hh, s->subs, filter[0], len, e);
+	if (roost_uthash_oom_flag) {
+		roost_free(e);
+		return ROOST_ERR_NOMEM;
+	}
+	s->n_subs++;
+	return ROOST_OK;
+}
+
+roost_err roost_session_sub_remove(roost_session *s, const char *filter, size_t len)
+{
+	sub_entry *e;
+	HASH_FIND(hh, s->subs, filter, len, e);
+	if (!e)
+		return ROOST_ERR_NOT_FOUND;
+	HASH_DEL(s->subs, e);
+	roost_free(e);
+	s->n_subs--;
+	return ROOST_OK;
+}
+
+size_t roost_session_sub_count(const roost_session *s) { return s->n_subs; }
+
+bool roost_session_sub_has(const roost_session *s, const char *filter, size_t len)
+{
+	sub_entry *e;
+	HASH_FIND(hh, s->subs, filter, len, e);
+	return e != NULL;
+}
+
+void roost_session_sub_foreach(const roost_session *s, roost_session_sub_visit visit, void *ctx)
+{
+	for (const sub_entry *e = s->subs; e; e = e->hh.next)
+		if (!visit(ctx, e->filter, e->hh.keylen, e->options))
+			return;
+}
+
+/* ---- outbound queue ---- */
+
+static roost_err queue_grow(roost_session *s)
+{
+	size_t cap = s->q_cap ? s->q_cap * 2 : 8;
+	queued *q = roost_malloc(cap * sizeof *q);
+	if (!q)
+		return ROOST_ERR_NOMEM;
+	for (size_t i = 0; i < s->q_len; i++)
+		q[i] = s->q[(s->q_head + i) % s->q_cap];
+	roost_free(s->q);
+	s->q = q;
+	s->q_cap = cap;
+	s->q_head = 0;
+	return ROOST_OK;
+}
+
+roost_err roost_session_enqueue(roost_session *s, roost_msg *msg, uint8_t qos,
+                                const roost_session_limits *lim, roost_enqueue_result *result)
+{
+	size_t size = roost_msg_size(msg);
+	if ((lim->max_queued && s->q_len >= lim->max_queued) ||
+	    (lim->max_queued_bytes && s->q_bytes + size > lim->max_queued_bytes)) {
+		if ((qos & ROOST_DELIVER_QOS_MASK) == 0)
+			s->stats.dropped_qos0++;
+		else
+			s->stats.dropped_qos12++;
+		*result = ROOST_DROPPED_FULL;
+		return ROOST_OK;
+	}
+	if (s->q_len == s->q_cap) {
+		roost_err err = queue_grow(s);
+		if (err)
+			return err;
+	}
+	s->q[(s->q_head + s->q_len) % s->q_cap] = (queued){roost_msg_ref(msg), qos};
+	s->q_len++;
+	s->q_bytes += size;
+	*result = ROOST_ENQUEUED;
+	return ROOST_OK;
+}
+
+size_t roost_session_queue_len(const roost_session *s) { return s->q_len; }
+uint64_t roost_session_queue_bytes(const roost_session *s) { return s->q_bytes; }
+size_t roost_session_inflight_len(const roost_session *s) { return s->inf_len; }
+
+/* ---- inflight ---- */
+
+static bool pid_in_use(const roost_session *s, uint16_t pid)
+{
+	for (size_t i = 0; i < s->inf_len; i++)
+		if (s->inf[i].packet_id == pid)
+			return true;
+	return false;
+}
+
+/* [MQTT-2.3.1-2]: a new id, non-zero, not used by an unacknowledged packet. */
+static uint16_t next_packet_id(roost_session *s)
+{
+	for (;;) {
+		uint16_t pid = s->next_pid++;
+		if (s->next_pid == 0)
+			s->next_pid = 1;
+		if (pid != 0 && !pid_in_use(s, pid))
+			return pid;
+	}
+}
+
+static roost_err inflight_push(roost_session *s, roost_msg *msg_ref, uint8_t qos, uint16_t *packet_id)
+{
+	uint8_t q = qos & ROOST_DELIVER_QOS_MASK;
+	assert(q == 1 || q == 2);
+	assert(s->inf_len < UINT16_MAX);
+	if (s->inf_len == s->inf_cap) {
+		size_t cap = s->inf_cap ? s->inf_cap * 2 : 4;
+		roost_inflight *n = roost_realloc(s->inf, cap * sizeof *n);
+		if (!n)
+			return ROOST_ERR_NOMEM;
+		s->inf = n;
+		s->inf_cap = cap;
+	}
+	uint16_t pid = next_packet_id(s);
+	s->inf[s->inf_len++] = (roost_inflight){
+		.msg = msg_ref,
+		.packet_id = pid,
+		.qos = qos,
+		.state = q == 1 ? ROOST_INFLIGHT_WAIT_PUBACK : ROOST_INFLIGHT_WAIT_PUBREC,
+	};
+	*packet_id = pid;
+	return ROOST_OK;
+}
+
+bool roost_session_can_send_now(const roost_session *s, uint8_t qos, const roost_session_limits *lim)
+{
+	if (s->q_len)
+		return false; /* older messages first: never reorder */
+	return (qos & ROOST_DELIVER_QOS_MASK) == 0 || s->inf_len < lim->max_inflight;
+}
+
+roost_err roost_session_inflight_add(roost_session *s, roost_msg *msg, uint8_t qos, uint16_t *packet_id)
+{
+	roost_err err = inflight_push(s, msg, qos, packet_id);
+	if (!err)
+		roost_msg_ref(msg);
+	return err;
+}
+
+bool roost_session_dequeue(roost_session *s, const roost_session_limits *lim, roost_msg **msg,
+                           uint8_t *qos, uint16_t *packet_id)
+{
+	if (!s->q_len)
+		return false;
+	queued *head = &s->q[s->q_head];
+	if (head->qos & ROOST_DELIVER_QOS_MASK) {
+		if (s->inf_len >= lim->max_inflight)
+			return false;
+		/* The queue's reference moves to the inflight slot; the caller
+		 * gets one more for the write. */
+		if (inflight_push(s, head->msg, head->qos, packet_id))
+			return false;
+		roost_msg_ref(head->msg);
+	} else {
+		*packet_id = 0;
+	}
+	*msg = head->msg;
+	*qos = head->qos;
+	s->q_bytes -= roost_msg_size(head->msg);
+	s->q_head = (s->q_head + 1) % s->q_cap;
+	s->q_len--;
+	return true;
+}
+
+static void inflight_remove(roost_session *s, size_t i)
+{
+	roost_msg_unref(s->inf[i].msg);
+	memmove(&s->inf[i], &s->inf[i + 1], (s->inf_len - i - 1) * sizeof s->inf[0]);
+	s->inf_len--;
+}
+
+roost_err roost_session_ack(roost_session *s, uint8_t type, uint16_t packet_id)
+{
+	uint8_t want;
+	switch (type) {
+	case ROOST_MQTT_PUBACK: want = ROOST_INFLIGHT_WAIT_PUBACK; break;
+	case ROOST_MQTT_PUBREC: want = ROOST_INFLIGHT_WAIT_PUBREC; break;
+	case ROOST_MQTT_PUBCOMP: want = ROOST_INFLIGHT_WAIT_PUBCOMP; break;
+	default: return ROOST_ERR_INVALID;
+	}
+	for (size_t i = 0; i < s->inf_len; i++) {
+		roost_inflight *f = &s->inf[i];
+		if (f->packet_id != packet_id)
+			continue;
+		if (f->state != want) {
+			/* A repeated PUBREC while waiting for PUBCOMP is legal: the
+			 * broker answers with PUBREL again. */
+			return ROOST_ERR_NOT_FOUND;
+		}
+		if (type == ROOST_MQTT_PUBREC) {
+			/* [MQTT-4.3.3-1] after PUBREC the sender keeps only the id. */
+			f->state = ROOST_INFLIGHT_WAIT_PUBCOMP;
+			roost_msg_unref(f->msg);
+			f->msg = NULL;
+		} else {
+			inflight_remove(s, i);
+		}
+		return ROOST_OK;
+	}
+	return ROOST_ERR_NOT_FOUND;
+}
+
+void roost_session_inflight_foreach(roost_session *s, roost_session_inflight_visit visit, void *ctx)
+{
+	for (size_t i = 0; i < s->inf_len; i++)
+		visit(ctx, &s->inf[i]);
+}
+
+/* ---- keepalive ---- */
+
+uint64_t roost_keepalive_left_ms(uint64_t last_rx_ms, uint64_t now_ms, uint16_t keepalive)
+{
+	if (keepalive == 0)
+		return UINT64_MAX;
+	uint64_t limit = (uint64_t)keepalive * 1500u;
+	uint64_t idle = now_ms > last_rx_ms ? now_ms - last_rx_ms : 0;
+	return idle >= limit ? 0 : limit - idle;
+}
+
+/* ---- inbound QoS 2 ---- */
+
+roost_err roost_session_qos2_in_add(roost_session *s, uint16_t packet_id, bool *dup)
+{
+	for (size_t i = 0; i < s->qos2_len; i++) {
+		if (s->qos2_in[i] == packet_id) {
+			*dup = true;
+			return ROOST_OK;
+		}
+	}
+	*dup = false;
+	if (s->qos2_len == s->qos2_cap) {
+		size_t cap = s->qos2_cap ? s->qos2_cap * 2 : 4;
+		uint16_t *n = roost_realloc(s->qos2_in, cap * sizeof *n);
+		if (!n)
+			return ROOST_ERR_NOMEM;
+		s->qos2_in = n;
+		s->qos2_cap = cap;
+	}
+	s->qos2_in[s->qos2_len++] = packet_id;
+	return ROOST_OK;
+}
+
+roost_err roost_session_qos2_in_release(roost_session *s, uint16_t packet_id)
+{
+	for (size_t i = 0; i < s->qos2_len; i++) {
+		if (s->qos2_in[i] == packet_id) {
+			s->qos2_in[i] = s->qos2_in[--s->qos2_len];
+			return ROOST_OK;
+		}
+	}
+	return ROOST_ERR_NOT_FOUND;
+}
+
+size_t roost_session_qos2_in_count(const roost_session *s) { return s->qos2_len; }

@@ -1,0 +1,58 @@
+/*
+ * broker.h — the broker object and its embedding API.
+ *
+ * One roost_broker holds everything a running broker needs: the event base
+ * it runs on (borrowed), the configuration (borrowed, immutable), the log
+ * sink, the clock, the topic trie, the sessions and the connections. There
+ * are no globals: main() builds one broker and passes it explicitly; tests
+ * can build several side by side.
+ *
+ * Lifetime: roost_broker_new() -> roost_broker_listen() -> run the event
+ * base -> roost_broker_shutdown() (closes listeners and connections,
+ * publishing no wills: a clean stop is not a client failure) ->
+ * roost_broker_free().
+ */
+#ifndef ROOST_BROKER_H
+#define ROOST_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "roost/clock.h"
+#include "roost/config.h"
+#include "roost/error.h"
+#include "roost/log.h"
+#include "roost/message.h"
+
+struct event_base;
+typedef struct roost_broker roost_broker;
+
+/* cfg and log must outlive the broker. */
+roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
+                               const roost_log *log, roost_clock clock);
+void roost_broker_free(roost_broker *b);
+
+/* Open every configured listener; logs "listening on ADDR:PORT" for each. */
+roost_err roost_broker_listen(roost_broker *b);
+
+/* Stop accepting, close all connections (flushing what is queued). */
+void roost_broker_shutdown(roost_broker *b);
+
+/*
+ * Publish a message as the broker itself (components, wills, $SYS): retained
+ * handling and fan-out exactly as for a client PUBLISH. Borrows msg.
+ */
+roost_err roost_broker_publish(roost_broker *b, roost_msg *msg);
+
+typedef struct roost_broker_stats {
+	uint64_t connections;        /* currently open */
+	uint64_t msgs_received;      /* PUBLISH packets accepted from clients */
+	uint64_t msgs_sent;          /* PUBLISH packets written to clients */
+	uint64_t msgs_dropped;       /* dropped by queue limits or back-pressure */
+	uint64_t sessions;           /* sessions in memory (online + offline) */
+	uint64_t retained;
+	uint64_t subscriptions;
+} roost_broker_stats;
+void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out);
+
+#endif
