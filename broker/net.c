@@ -37,15 +37,24 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 static roost_err listen_one(roost_broker *b, const roost_listener_config *lc, struct evconnlistener **out)
 {
 	struct sockaddr_storage ss;
-	int sslen = sizeof ss;
+	int sslen;
 	char spec[300];
 	const char *bind = lc->bind ? lc->bind : "0.0.0.0";
-	if (strchr(bind, ':'))
-		snprintf(spec, sizeof spec, "[%s]:%d", bind, lc->port);
-	else
+	memset(&ss, 0, sizeof ss);
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, bind, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)lc->port);
+		sslen = sizeof *sin;
 		snprintf(spec, sizeof spec, "%s:%d", bind, lc->port);
-	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) != 0) {
-		roost_log_error(b->log, "listener: cannot parse bind address '%s'", bind);
+	} else if (inet_pton(AF_INET6, bind, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)lc->port);
+		sslen = sizeof *sin6;
+		snprintf(spec, sizeof spec, "[%s]:%d", bind, lc->port);
+	} else {
+		roost_log_error(b->log, "listener: bind address '%s' is not an IPv4 or IPv6 address", bind);
 		return ROOST_ERR_CONFIG;
 	}
 	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;

@@ -59,7 +59,9 @@ typedef struct roost_bytes {
 } roost_bytes;
 
 typedef struct roost_codec_error {
-	roost_err err;   /* ROOST_OK, NEED_MORE, MALFORMED, BAD_UTF8, BAD_TOPIC, TOO_LARGE, UNSUPPORTED */
+	roost_err err;   /* ROOST_OK, NEED_MORE, MALFORMED, PROTOCOL, BAD_UTF8, BAD_TOPIC, TOO_LARGE,
+	                  * UNSUPPORTED. PROTOCOL: parseable but a v5 "Protocol Error" (duplicate
+	                  * property, reserved reason code, retain handling 3, ...). */
 	size_t offset;   /* byte offset in the packet where the problem was found */
 	const char *why; /* static string naming the rule, e.g. "[MQTT-3.3.2-2] wildcard in topic name" */
 } roost_codec_error;
@@ -83,7 +85,9 @@ typedef struct roost_frame {
  * as the length is known, before the body arrives). Reserved flag nibbles are
  * checked here too ([MQTT-2.2.2-1], [MQTT-2.2.2-2]; PUBLISH QoS 3 is
  * [MQTT-3.3.1-4]) -> MALFORMED. version may be 0 when not yet known (before
- * CONNECT): AUTH is then rejected.
+ * CONNECT): AUTH is then rejected. max_packet 0 means no limit but the
+ * protocol's. On NEED_MORE *frame is filled as soon as the length bytes are
+ * complete (total_len tells how much to wait for), else zeroed.
  */
 roost_err roost_frame_peek(const uint8_t *buf, size_t len, size_t max_packet,
                            uint8_t version, roost_frame *frame, roost_codec_error *e);
@@ -211,6 +215,12 @@ typedef struct roost_disconnect {
 	roost_bytes props;
 } roost_disconnect;
 
+/* AUTH (v5 enhanced authentication): same shape as a v5 DISCONNECT. */
+typedef struct roost_auth {
+	uint8_t reason;            /* 0x00 success, 0x18 continue, 0x19 re-authenticate */
+	roost_bytes props;
+} roost_auth;
+
 /*
  * Decoders take the whole packet (fixed header included, as framed by
  * roost_frame_peek) and the connection's protocol version. They return
@@ -235,6 +245,8 @@ roost_err roost_decode_unsuback(const uint8_t *pkt, size_t len, uint8_t version,
 /* PINGREQ, PINGRESP: remaining length must be 0. */
 roost_err roost_decode_empty(const uint8_t *pkt, size_t len, roost_codec_error *e);
 roost_err roost_decode_disconnect(const uint8_t *pkt, size_t len, uint8_t version, roost_disconnect *d, roost_codec_error *e);
+/* AUTH (v5 only; any other version -> MALFORMED): [reason [properties]]. */
+roost_err roost_decode_auth(const uint8_t *pkt, size_t len, uint8_t version, roost_auth *a, roost_codec_error *e);
 
 /* ---- encoders ----------------------------------------------------------- */
 /*
@@ -253,7 +265,7 @@ size_t roost_encode_publish(uint8_t *out, size_t cap, uint8_t version, const roo
  * Only the part of a PUBLISH before the payload (fixed header, topic, packet
  * id, v5 properties) for a payload of p->payload.len bytes, whose bytes are not
  * read. This is what fan-out encodes per subscriber; the shared payload is
- * attached after it without a copy.
+ * attached after it without a copy. Returns the size of that header part.
  */
 size_t roost_encode_publish_header(uint8_t *out, size_t cap, uint8_t version, const roost_publish *p);
 /* type is one of PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK (3.1.1 form). */
@@ -268,6 +280,8 @@ size_t roost_encode_unsuback(uint8_t *out, size_t cap, uint8_t version, const ro
 /* PINGREQ, PINGRESP, and DISCONNECT (v3) : two bytes. */
 size_t roost_encode_empty(uint8_t *out, size_t cap, uint8_t type);
 size_t roost_encode_disconnect(uint8_t *out, size_t cap, uint8_t version, const roost_disconnect *d);
+/* v5 only (returns 0 for other versions). */
+size_t roost_encode_auth(uint8_t *out, size_t cap, uint8_t version, const roost_auth *a);
 
 /* Human-readable packet type name ("PUBLISH"), "UNKNOWN" for others. */
 const char *roost_mqtt_type_name(uint8_t type);
