@@ -914,19 +914,18 @@ static roost_err sub_entries(reader *r, uint8_t version, bool is_subscribe, roos
 	s->entries.len = rd_left(r);
 	while (r->p < r->end) {
 		roost_bytes f;
-		size_t at = rd_off(r), bad;
+		size_t at = rd_off(r);
 		bool shared = false;
 
 		err = rd_str(r, &f, "[§3.8.3] topic filter overruns the packet",
 		             "[MQTT-3.8.3-1] topic filter is not valid UTF-8", e);
 		if (err)
 			return err;
-		if (f.len == 0)
-			return fail(e, ROOST_ERR_BAD_TOPIC, at, "[MQTT-4.7.3-1] empty topic filter");
-		if (!filter_wildcards_ok(f.ptr, f.len, &bad))
-			return fail(e, ROOST_ERR_BAD_TOPIC, at + 2 + bad,
-			            "[MQTT-4.7.1-2] '#' or [MQTT-4.7.1-3] '+' not a whole level");
-		if (version == ROOST_MQTT_V5 && !shared_filter_ok(f.ptr, f.len, &shared))
+		/* Filter syntax ([MQTT-4.7.1-2/3], [MQTT-4.7.3-1]) is not checked
+		 * here: a broker refuses one bad filter with SUBACK 0x80 and still
+		 * grants the others, so the decoder hands every well-encoded
+		 * filter over and the broker calls roost_topic_filter_valid(). */
+		if (version == ROOST_MQTT_V5 && f.len && !shared_filter_ok(f.ptr, f.len, &shared))
 			return fail(e, ROOST_ERR_BAD_TOPIC, at,
 			            "[MQTT-4.8.2-1/2] bad ShareName in a shared subscription");
 		if (is_subscribe) {

@@ -182,7 +182,10 @@ typedef struct roost_ack {
 /*
  * SUBSCRIBE and UNSUBSCRIBE: the entries are left encoded in `entries` and
  * walked with roost_sub_next(), which cannot fail after a successful decode
- * (the decoder validated them all).
+ * (the decoder validated their encoding: lengths, UTF-8, option bits). Topic
+ * filter *syntax* (wildcard placement, empty filter) is left to the caller's
+ * roost_topic_filter_valid(): a broker answers one bad filter with SUBACK
+ * 0x80 and still grants the others in the same packet.
  */
 typedef struct roost_subscribe {
 	uint16_t packet_id;
