@@ -1,5 +1,6 @@
 /* broker.c — the broker object: sessions, fan-out, retained messages. */
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -29,7 +30,8 @@ roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
 	};
 	b->tree = roost_topic_tree_new(free_retained);
 	b->reaper = event_new(base, -1, 0, reaper_cb, b);
-	if (!b->tree || !b->reaper)
+	b->bus = roost_bus_new();
+	if (!b->tree || !b->reaper || !b->bus)
 		goto fail;
 	return b;
 fail:
@@ -43,6 +45,9 @@ void roost_broker_free(roost_broker *b)
 		return;
 	roost_broker_shutdown(b);
 	reaper_cb(-1, 0, b);
+	while (b->component_subs)
+		roost_broker_unsubscribe(b, b->component_subs);
+	roost_bus_free(b->bus);
 	session_entry *e, *tmp;
 	HASH_ITER(hh, b->sessions, e, tmp) {
 		HASH_DEL(b->sessions, e);
@@ -143,6 +148,12 @@ void broker_session_destroy(roost_broker *b, roost_session *s)
 
 static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t qos)
 {
+	void *sink_ctx;
+	roost_session_sink_fn sink = roost_session_sink(s, &sink_ctx);
+	if (sink) {
+		sink(sink_ctx, msg, qos); /* a component: called in place */
+		return;
+	}
 	roost_conn *c = roost_session_conn(s);
 	bool online = c && c->state == CONN_ACTIVE;
 	if (online && roost_session_can_send_now(s, qos, &b->limits)) {
@@ -297,4 +308,59 @@ void broker_send_retained(roost_broker *b, roost_session *s, const char *filter,
 {
 	retained_ctx ctx = {b, s, qos};
 	roost_topic_tree_retain_match(b->tree, filter, len, send_retained_visit, &ctx);
+}
+
+/* ---- component API ---- */
+
+struct event_base *roost_broker_base(roost_broker *b) { return b->base; }
+const roost_log *roost_broker_log(roost_broker *b) { return b->log; }
+const roost_config *roost_broker_config(roost_broker *b) { return b->cfg; }
+roost_bus *roost_broker_bus(roost_broker *b) { return b->bus; }
+
+roost_err roost_broker_subscribe(roost_broker *b, const char *filter, uint8_t qos, roost_msg_fn fn,
+                                 void *ctx, roost_broker_sub **out)
+{
+	size_t flen = strlen(filter);
+	if (!roost_topic_filter_valid((const uint8_t *)filter, flen) || qos > 2)
+		return ROOST_ERR_BAD_TOPIC;
+	char id[48];
+	/* Component sessions are not in the client-id map: no client can take
+	 * them over, and they never see a CONNECT. */
+	snprintf(id, sizeof id, "$component/%llu", (unsigned long long)++b->component_ids);
+	roost_broker_sub *sub = roost_calloc(1, sizeof *sub);
+	if (!sub)
+		return ROOST_ERR_NOMEM;
+	sub->s = roost_session_new(id, strlen(id), true);
+	sub->filter = roost_strdup(filter);
+	if (!sub->s || !sub->filter ||
+	    roost_topic_tree_subscribe(b->tree, filter, flen, sub->s, qos, NULL) != ROOST_OK) {
+		roost_session_free(sub->s);
+		roost_free(sub->filter);
+		roost_free(sub);
+		return ROOST_ERR_NOMEM;
+	}
+	roost_session_set_sink(sub->s, fn, ctx);
+	sub->next = b->component_subs;
+	if (sub->next)
+		sub->next->prev = sub;
+	b->component_subs = sub;
+	if (out)
+		*out = sub;
+	return ROOST_OK;
+}
+
+void roost_broker_unsubscribe(roost_broker *b, roost_broker_sub *sub)
+{
+	if (!sub)
+		return;
+	roost_topic_tree_unsubscribe(b->tree, sub->filter, strlen(sub->filter), sub->s);
+	if (sub->prev)
+		sub->prev->next = sub->next;
+	else
+		b->component_subs = sub->next;
+	if (sub->next)
+		sub->next->prev = sub->prev;
+	roost_session_free(sub->s);
+	roost_free(sub->filter);
+	roost_free(sub);
 }

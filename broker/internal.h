@@ -88,8 +88,18 @@ struct roost_broker {
 	uint64_t publish_seq;
 	uint64_t generated_ids;
 
+	roost_bus *bus;
+	roost_broker_sub *component_subs; /* freed with the broker */
+	uint64_t component_ids;
+
 	roost_broker_stats stats;
 	bool shutting_down;
+};
+
+struct roost_broker_sub {
+	roost_broker_sub *next, *prev;
+	roost_session *s;
+	char *filter;
 };
 
 /* ---- broker.c ---- */

@@ -41,6 +41,8 @@ struct roost_session {
 
 	roost_session_stats stats;
 	roost_session_mark mark;
+	roost_session_sink_fn sink;
+	void *sink_ctx;
 };
 
 roost_session *roost_session_new(const char *client_id, size_t len, bool clean)
@@ -82,6 +84,18 @@ const char *roost_session_client_id(const roost_session *s) { return s->client_i
 bool roost_session_clean(const roost_session *s) { return s->clean; }
 void roost_session_set_clean(roost_session *s, bool clean) { s->clean = clean; }
 const roost_session_stats *roost_session_stats_get(const roost_session *s) { return &s->stats; }
+void roost_session_set_sink(roost_session *s, roost_session_sink_fn fn, void *ctx)
+{
+	s->sink = fn;
+	s->sink_ctx = ctx;
+}
+
+roost_session_sink_fn roost_session_sink(const roost_session *s, void **ctx)
+{
+	*ctx = s->sink_ctx;
+	return s->sink;
+}
+
 roost_session_mark *roost_session_mark_get(roost_session *s) { return &s->mark; }
 void *roost_session_conn(const roost_session *s) { return s->conn; }
 void roost_session_set_conn(roost_session *s, void *conn) { s->conn = conn; }

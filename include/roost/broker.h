@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "roost/bus.h"
 #include "roost/clock.h"
 #include "roost/config.h"
 #include "roost/error.h"
@@ -43,6 +44,32 @@ void roost_broker_shutdown(roost_broker *b);
  * handling and fan-out exactly as for a client PUBLISH. Borrows msg.
  */
 roost_err roost_broker_publish(roost_broker *b, roost_msg *msg);
+
+/* ---- the component API ----------------------------------------------
+ * What an in-process component (the hub connector, the example component,
+ * a third party's) uses: subscribe with a callback, publish, the event bus,
+ * and the loop, log and configuration it runs with. A component subscriber
+ * goes through the same trie and fan-out as a client: it is a session whose
+ * deliveries call a function instead of writing to a socket.
+ */
+typedef struct roost_broker_sub roost_broker_sub;
+
+/*
+ * Called for each message matching the filter, at the delivery QoS (the
+ * lower of published and requested). msg is borrowed: take a reference
+ * (roost_msg_ref) to keep it. Runs on the publish path: never block.
+ */
+typedef void (*roost_msg_fn)(void *ctx, roost_msg *msg, uint8_t qos);
+
+/* filter must be a valid topic filter (ROOST_ERR_BAD_TOPIC otherwise). */
+roost_err roost_broker_subscribe(roost_broker *b, const char *filter, uint8_t qos, roost_msg_fn fn,
+                                 void *ctx, roost_broker_sub **out);
+void roost_broker_unsubscribe(roost_broker *b, roost_broker_sub *sub);
+
+struct event_base *roost_broker_base(roost_broker *b);
+const roost_log *roost_broker_log(roost_broker *b);
+const roost_config *roost_broker_config(roost_broker *b);
+roost_bus *roost_broker_bus(roost_broker *b);
 
 typedef struct roost_broker_stats {
 	uint64_t connections;        /* currently open */

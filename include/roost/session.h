@@ -97,6 +97,16 @@ typedef struct roost_session_mark {
 } roost_session_mark;
 roost_session_mark *roost_session_mark_get(roost_session *s);
 
+/*
+ * An in-process subscriber (a component) has a session with a sink instead
+ * of a connection: deliveries call fn(ctx, msg, qos) at once, with msg
+ * borrowed. Such a session never queues and never holds inflight state.
+ */
+typedef void (*roost_session_sink_fn)(void *ctx, roost_msg *msg, uint8_t qos);
+void roost_session_set_sink(roost_session *s, roost_session_sink_fn fn, void *ctx);
+/* Returns the sink function (NULL for ordinary sessions) and its ctx. */
+roost_session_sink_fn roost_session_sink(const roost_session *s, void **ctx);
+
 /* ---- subscriptions ---- */
 /* Add or replace; *existed (may be NULL) says whether it was a replacement. */
 roost_err roost_session_sub_add(roost_session *s, const char *filter, size_t len, uint8_t options,
