@@ -6,6 +6,13 @@
 #include "internal.h"
 #include "roost/alloc.h"
 
+/* A named component interface (roost_broker_service_add). */
+struct service {
+	struct service *next;
+	void *iface;
+	char name[];
+};
+
 static void free_retained(void *value)
 {
 	roost_msg_unref(value);
@@ -47,6 +54,8 @@ void roost_broker_free(roost_broker *b)
 	reaper_cb(-1, 0, b);
 	while (b->component_subs)
 		roost_broker_unsubscribe(b, b->component_subs);
+	while (b->services)
+		roost_broker_service_remove(b, b->services->name);
 	roost_bus_free(b->bus);
 	session_entry *e, *tmp;
 	HASH_ITER(hh, b->sessions, e, tmp) {
@@ -363,4 +372,40 @@ void roost_broker_unsubscribe(roost_broker *b, roost_broker_sub *sub)
 	roost_session_free(sub->s);
 	roost_free(sub->filter);
 	roost_free(sub);
+}
+
+
+roost_err roost_broker_service_add(roost_broker *b, const char *name, void *iface)
+{
+	if (roost_broker_service_find(b, name))
+		return ROOST_ERR_EXISTS;
+	size_t len = strlen(name);
+	struct service *s = roost_malloc(sizeof *s + len + 1);
+	if (!s)
+		return ROOST_ERR_NOMEM;
+	memcpy(s->name, name, len + 1);
+	s->iface = iface;
+	s->next = b->services;
+	b->services = s;
+	return ROOST_OK;
+}
+
+void roost_broker_service_remove(roost_broker *b, const char *name)
+{
+	for (struct service **pp = &b->services; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->name, name) == 0) {
+			struct service *s = *pp;
+			*pp = s->next;
+			roost_free(s);
+			return;
+		}
+	}
+}
+
+void *roost_broker_service_find(const roost_broker *b, const char *name)
+{
+	for (const struct service *s = b->services; s; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			return s->iface;
+	return NULL;
 }

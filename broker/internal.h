@@ -89,6 +89,7 @@ struct roost_broker {
 	uint64_t generated_ids;
 
 	roost_bus *bus;
+	struct service *services;         /* named component interfaces */
 	roost_broker_sub *component_subs; /* freed with the broker */
 	uint64_t component_ids;
 

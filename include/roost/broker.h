@@ -71,6 +71,18 @@ const roost_log *roost_broker_log(roost_broker *b);
 const roost_config *roost_broker_config(roost_broker *b);
 roost_bus *roost_broker_bus(roost_broker *b);
 
+/*
+ * Named services: a component offers an interface to the components started
+ * after it (the HTTP component registers "http", a roost_http *, on which the
+ * connector and the example component add routes). The name is copied; the
+ * interface pointer is borrowed and must stay valid until the component
+ * stops. ROOST_ERR_EXISTS when the name is taken.
+ */
+roost_err roost_broker_service_add(roost_broker *b, const char *name, void *iface);
+void roost_broker_service_remove(roost_broker *b, const char *name);
+/* The interface registered under name, or NULL. */
+void *roost_broker_service_find(const roost_broker *b, const char *name);
+
 typedef struct roost_broker_stats {
 	uint64_t connections;        /* currently open */
 	uint64_t msgs_received;      /* PUBLISH packets accepted from clients */
