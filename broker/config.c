@@ -59,6 +59,7 @@ typedef enum key_type {
 	KEY_STRING,   /* char *, owned, never empty */
 	KEY_LOGLEVEL, /* int holding a roost_log_level */
 	KEY_LIST,     /* sequence of mappings, each parsed with `items` */
+	KEY_STRLIST,  /* char ** + size_t count: a sequence of strings, or one string */
 } key_type;
 
 typedef struct key_table key_table;
@@ -72,9 +73,9 @@ typedef struct key_def {
 	size_t size;                 /* sizeof the field (KEY_INT) */
 	long long min, max;          /* inclusive bounds (KEY_INT) */
 	long long def;               /* default (KEY_BOOL, KEY_INT, KEY_LOGLEVEL) */
-	const char *def_str;         /* default (KEY_STRING) */
+	const char *def_str;         /* default (KEY_STRING; NULL = unset), sole element (KEY_STRLIST) */
 	const key_table *items;      /* KEY_LIST: table for each element */
-	size_t count_offset;         /* KEY_LIST: offsetof the size_t count */
+	size_t count_offset;         /* KEY_LIST, KEY_STRLIST: offsetof the size_t count */
 	size_t item_size;            /* KEY_LIST: sizeof one element */
 	size_t min_items;            /* KEY_LIST: at least this many */
 	const char *item_name;       /* KEY_LIST: "listener", for messages */
@@ -104,6 +105,10 @@ struct key_table {
 	{ .path = p, .type = KEY_LIST, .reload = rl, .offset = offsetof(T, m), .items = &item_table, \
 	  .count_offset = offsetof(T, count), .item_size = sizeof(item_type), .min_items = at_least, \
 	  .item_name = what }
+
+#define DEF_STRLIST(T, p, m, count, d, rl) \
+	{ .path = p, .type = KEY_STRLIST, .reload = rl, .offset = offsetof(T, m), \
+	  .count_offset = offsetof(T, count), .def_str = d, .min_items = 1 }
 
 #define LIVE ROOST_RELOAD_LIVE
 #define RESTART ROOST_RELOAD_RESTART
@@ -155,11 +160,32 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "limits.max_keepalive",         limits.max_keepalive,          0,  65535,     65535,     LIVE),
 	DEF_INT(roost_config, "limits.max_subscriptions",     limits.max_subscriptions,      0,  10000000,  0,         LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
+	/* mqtt: Home Assistant's MQTT component keys, for the hub connector. */
+	DEF_STRING(roost_config, "mqtt.broker", mqtt.broker, NULL, RESTART),
+	DEF_INT(roost_config, "mqtt.port", mqtt.port, 1, 65535, 1883, RESTART),
+	DEF_STRING(roost_config, "mqtt.client_id", mqtt.client_id, NULL, RESTART),
+	DEF_INT(roost_config, "mqtt.keepalive", mqtt.keepalive, 0, 65535, 60, RESTART),
+	DEF_STRING(roost_config, "mqtt.username", mqtt.username, NULL, RESTART),
+	DEF_STRING(roost_config, "mqtt.password", mqtt.password, NULL, RESTART),
+	DEF_STRLIST(roost_config, "mqtt.topics", mqtt.topics, mqtt.n_topics, "home-assistant/#", RESTART),
+	DEF_STRING(roost_config, "mqtt.event_type", mqtt.event_type, "mqtt_message_received", RESTART),
+	/* hub: Home Assistant's REST API, where events are delivered. */
+	DEF_STRING(roost_config, "hub.url", hub.url, NULL, RESTART),
+	DEF_STRING(roost_config, "hub.token", hub.token, NULL, RESTART),
+	DEF_STRING(roost_config, "hub.cafile", hub.cafile, NULL, RESTART),
+	DEF_BOOL(roost_config, "hub.verify_tls", hub.verify_tls, true, RESTART),
+	DEF_INT(roost_config, "hub.spool_max", hub.spool_max, 1, 10000000, 10000, RESTART),
+	DEF_INT(roost_config, "hub.retry_max", hub.retry_max, 1, 3600, 60, RESTART),
+	DEF_INT(roost_config, "hub.timeout", hub.timeout, 1, 600, 10, RESTART),
+	/* http: roost's own HTTP API. */
+	DEF_INT(roost_config, "http.port", http.port, -1, 65535, 8124, RESTART),
+	DEF_STRING(roost_config, "http.bind", http.bind, "127.0.0.1", RESTART),
+	DEF_STRING(roost_config, "http.token", http.token, NULL, RESTART),
 };
 static const key_table config_table = {config_keys, sizeof config_keys / sizeof config_keys[0]};
 
 /* Enough for the per-mapping "seen on line" array of any table above. */
-#define MAX_TABLE_KEYS 32
+#define MAX_TABLE_KEYS 64
 _Static_assert(sizeof config_keys / sizeof config_keys[0] <= MAX_TABLE_KEYS, "raise MAX_TABLE_KEYS");
 _Static_assert(sizeof listener_keys / sizeof listener_keys[0] <= MAX_TABLE_KEYS, "raise MAX_TABLE_KEYS");
 /* Buffer for a displayed key path ("listeners[3].bind"): known paths only. */
@@ -479,6 +505,17 @@ static void free_list(const key_def *k, void *base)
 	*count = 0;
 }
 
+static void free_strlist(const key_def *k, void *base)
+{
+	char **items = *(char ***)field(base, k->offset);
+	size_t *count = field(base, k->count_offset);
+	for (size_t i = 0; items && i < *count; i++)
+		roost_free(items[i]);
+	roost_free(items);
+	*(char ***)field(base, k->offset) = NULL;
+	*count = 0;
+}
+
 static void free_fields(const key_table *t, void *base)
 {
 	for (size_t i = 0; i < t->n; i++) {
@@ -489,6 +526,8 @@ static void free_fields(const key_table *t, void *base)
 			*s = NULL;
 		} else if (k->type == KEY_LIST) {
 			free_list(k, base);
+		} else if (k->type == KEY_STRLIST) {
+			free_strlist(k, base);
 		}
 	}
 }
@@ -511,9 +550,19 @@ static int apply_defaults(const key_table *t, void *base)
 			*(int *)dst = (int)k->def;
 			break;
 		case KEY_STRING:
-			if (!(*(char **)dst = roost_strdup(k->def_str)))
+			if (k->def_str && !(*(char **)dst = roost_strdup(k->def_str)))
 				return -1;
 			break;
+		case KEY_STRLIST: {
+			char **items = roost_calloc(1, sizeof *items);
+			if (!items)
+				return -1;
+			*(char ***)dst = items;
+			if (!(items[0] = roost_strdup(k->def_str)))
+				return -1;
+			*(size_t *)field(base, k->count_offset) = 1;
+			break;
+		}
 		case KEY_LIST: {
 			/* The default list is min_items elements of item defaults. */
 			size_t n = k->min_items ? k->min_items : 0;
@@ -591,6 +640,7 @@ static const char *type_expectation(key_type t)
 	case KEY_STRING: return "a string";
 	case KEY_LOGLEVEL: return "one of error, warning, notice, info, debug";
 	case KEY_LIST: return "a sequence of mappings";
+	case KEY_STRLIST: return "a string or a sequence of strings";
 	}
 	return "?";
 }
@@ -673,6 +723,7 @@ static int set_scalar(parse_state *p, const key_def *k, void *base, const char *
 		return 0;
 	}
 	case KEY_LIST:
+	case KEY_STRLIST:
 		break;
 	}
 	assert(!"set_scalar on a list");
@@ -739,6 +790,69 @@ static int wrong_kind(parse_state *p, int key_line, const char *path, const char
 
 static int parse_mapping(parse_state *p, const key_table *t, const char *prefix, const char *display,
                          void *base, int start_line);
+
+/* Append one string element; 1 when it was refused (error recorded), -1 fatal. */
+static int strlist_add(parse_state *p, const char *path, const yaml_event_t *e, char ***items, size_t *count)
+{
+	const char *s = (const char *)e->data.scalar.value;
+	size_t n = e->data.scalar.length;
+	if (n == 0 || is_null(e) || memchr(s, '\0', n))
+		return add_error(p, line_of(e), "%s: elements must be non-empty strings without NUL", path) ? -1 : 1;
+	char **grown = roost_realloc(*items, (*count + 1) * sizeof **items);
+	if (!grown || !(grown[*count] = roost_strndup(s, n))) {
+		if (grown)
+			*items = grown;
+		p->fatal = ROOST_ERR_NOMEM;
+		return -1;
+	}
+	*items = grown;
+	(*count)++;
+	return 0;
+}
+
+/* A KEY_STRLIST value: one scalar, or a sequence of scalars. */
+static int parse_strlist(parse_state *p, const key_def *k, void *base, const char *path, int key_line,
+                         const yaml_event_t *ev)
+{
+	char **items = NULL;
+	size_t count = 0;
+	if (ev->type == YAML_SCALAR_EVENT) {
+		if (strlist_add(p, path, ev, &items, &count) < 0)
+			goto fail;
+	} else if (ev->type == YAML_SEQUENCE_START_EVENT) {
+		for (;;) {
+			yaml_event_t e;
+			if (next_event(p, &e) != 0)
+				goto fail;
+			if (e.type == YAML_SEQUENCE_END_EVENT) {
+				yaml_event_delete(&e);
+				break;
+			}
+			int r;
+			if (e.type == YAML_SCALAR_EVENT) {
+				r = strlist_add(p, path, &e, &items, &count);
+			} else {
+				r = wrong_kind(p, line_of(&e), path, "a string", &e);
+			}
+			yaml_event_delete(&e);
+			if (r < 0)
+				goto fail;
+		}
+	} else {
+		return wrong_kind(p, key_line, path, type_expectation(k->type), ev);
+	}
+	if (count < k->min_items && add_error(p, key_line, "%s: at least one element required", path) != 0)
+		goto fail;
+	free_strlist(k, base);
+	*(char ***)field(base, k->offset) = items;
+	*(size_t *)field(base, k->count_offset) = count;
+	return 0;
+fail:
+	for (size_t i = 0; i < count; i++)
+		roost_free(items[i]);
+	roost_free(items);
+	return -1;
+}
 
 /* A KEY_LIST value; ev is its first event. The list replaces the default. */
 static int parse_list(parse_state *p, const key_def *k, void *base, const char *path, int key_line,
@@ -885,6 +999,8 @@ static int parse_mapping(parse_state *p, const key_table *t, const char *prefix,
 			}
 		} else if (k->type == KEY_LIST) {
 			r = parse_list(p, k, base, path, key_line, &val);
+		} else if (k->type == KEY_STRLIST) {
+			r = parse_strlist(p, k, base, path, key_line, &val);
 		} else if (val.type == YAML_SCALAR_EVENT) {
 			r = set_scalar(p, k, base, path, &val);
 		} else {

@@ -17,6 +17,8 @@
 #include "roost/config.h"
 #include "roost/log.h"
 
+
+
 Suite *config_suite(void);
 
 #define NAME "test.yaml"
@@ -775,11 +777,101 @@ START_TEST(test_config_owns_its_strings)
 }
 END_TEST
 
+/* The hub connector's sections: Home Assistant's MQTT keys, hub, http. */
+START_TEST(test_connector_sections)
+{
+	roost_config *cfg = load_ok("mqtt:\n"
+	                            "  broker: 192.168.1.5\n"
+	                            "  port: 1884\n"
+	                            "  client_id: roost-hub\n"
+	                            "  keepalive: 30\n"
+	                            "  username: ha\n"
+	                            "  password: secret\n"
+	                            "  topics: [\"home-assistant/#\", \"zigbee2mqtt/+/state\"]\n"
+	                            "  event_type: my_event\n"
+	                            "hub:\n"
+	                            "  url: https://ha.local:8123\n"
+	                            "  token: TOKEN\n"
+	                            "  cafile: /etc/ssl/ca.pem\n"
+	                            "  verify_tls: false\n"
+	                            "  spool_max: 50\n"
+	                            "  retry_max: 5\n"
+	                            "  timeout: 3\n"
+	                            "http:\n"
+	                            "  port: 0\n"
+	                            "  bind: 0.0.0.0\n"
+	                            "  token: T2\n");
+	ck_assert_str_eq(cfg->mqtt.broker, "192.168.1.5");
+	ck_assert_int_eq(cfg->mqtt.port, 1884);
+	ck_assert_str_eq(cfg->mqtt.client_id, "roost-hub");
+	ck_assert_uint_eq(cfg->mqtt.keepalive, 30);
+	ck_assert_str_eq(cfg->mqtt.username, "ha");
+	ck_assert_str_eq(cfg->mqtt.password, "secret");
+	ck_assert_uint_eq(cfg->mqtt.n_topics, 2);
+	ck_assert_str_eq(cfg->mqtt.topics[0], "home-assistant/#");
+	ck_assert_str_eq(cfg->mqtt.topics[1], "zigbee2mqtt/+/state");
+	ck_assert_str_eq(cfg->mqtt.event_type, "my_event");
+	ck_assert_str_eq(cfg->hub.url, "https://ha.local:8123");
+	ck_assert_str_eq(cfg->hub.token, "TOKEN");
+	ck_assert_str_eq(cfg->hub.cafile, "/etc/ssl/ca.pem");
+	ck_assert(!cfg->hub.verify_tls);
+	ck_assert_uint_eq(cfg->hub.spool_max, 50);
+	ck_assert_uint_eq(cfg->hub.retry_max, 5);
+	ck_assert_uint_eq(cfg->hub.timeout, 3);
+	ck_assert_int_eq(cfg->http.port, 0);
+	ck_assert_str_eq(cfg->http.bind, "0.0.0.0");
+	ck_assert_str_eq(cfg->http.token, "T2");
+	roost_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_connector_defaults)
+{
+	roost_config *cfg = load_ok("");
+	ck_assert_ptr_null(cfg->mqtt.broker); /* embedded broker */
+	ck_assert_int_eq(cfg->mqtt.port, 1883);
+	ck_assert_ptr_null(cfg->mqtt.client_id);
+	ck_assert_uint_eq(cfg->mqtt.keepalive, 60);
+	ck_assert_uint_eq(cfg->mqtt.n_topics, 1);
+	ck_assert_str_eq(cfg->mqtt.topics[0], "home-assistant/#");
+	ck_assert_str_eq(cfg->mqtt.event_type, "mqtt_message_received");
+	ck_assert_ptr_null(cfg->hub.url);
+	ck_assert(cfg->hub.verify_tls);
+	ck_assert_uint_eq(cfg->hub.spool_max, 10000);
+	ck_assert_int_eq(cfg->http.port, 8124);
+	ck_assert_str_eq(cfg->http.bind, "127.0.0.1");
+	ck_assert_ptr_null(cfg->http.token);
+	roost_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_string_list_forms_and_errors)
+{
+	roost_config *cfg = load_ok("mqtt:\n  topics: one/#\n");
+	ck_assert_uint_eq(cfg->mqtt.n_topics, 1);
+	ck_assert_str_eq(cfg->mqtt.topics[0], "one/#");
+	roost_config_free(cfg);
+	cfg = load_ok("mqtt:\n  topics:\n    - a\n    - b\n    - c\n");
+	ck_assert_uint_eq(cfg->mqtt.n_topics, 3);
+	ck_assert_str_eq(cfg->mqtt.topics[2], "c");
+	roost_config_free(cfg);
+	expect_error("mqtt:\n  topics: []\n", 2, "mqtt.topics: at least one element required");
+	expect_error("mqtt:\n  topics:\n    - a\n    - {x: 1}\n", 4, "mqtt.topics: expected a string, got a mapping");
+	expect_error("mqtt:\n  topics: [a, \"\"]\n", 2, "mqtt.topics: elements must be non-empty strings without NUL");
+	expect_error("mqtt:\n  topics: {a: b}\n", 2,
+	             "mqtt.topics: expected a string or a sequence of strings, got a mapping");
+	expect_error("hub:\n  spool_max: 0\n", 2, "hub.spool_max: must be between 1 and 10000000, got 0");
+}
+END_TEST
+
 Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
 
 	TCase *tc = tcase_create("valid");
+	tcase_add_test(tc, test_connector_sections);
+	tcase_add_test(tc, test_connector_defaults);
+	tcase_add_test(tc, test_string_list_forms_and_errors);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_etc_roost_yaml_is_the_defaults);
 	tcase_add_test(tc, test_empty_inputs_are_the_defaults);

@@ -1,0 +1,121 @@
+/*
+ * config.h — roost's configuration: a table of keys parsed from YAML into an
+ * immutable struct.
+ *
+ * Every key is declared once in a table (config.c): its path, type, bounds,
+ * default and reload policy. The parser (libyaml) walks the document, checks
+ * each scalar against the table and collects *every* error with the file name
+ * and 1-based line number ("roost.yaml:12: limits.max_inflight_messages: must
+ * be between 1 and 65535"), so `roost --test-config` can print them all.
+ * Unknown keys are errors, with "did you mean 'max_inflight_messages'?" when a
+ * known key is close (edit distance).
+ *
+ * A parsed roost_config is never modified afterwards; a reload builds a new
+ * one and the broker swaps pointers. Strings inside are owned by the struct
+ * and released by roost_config_free().
+ */
+#ifndef ROOST_CONFIG_H
+#define ROOST_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "roost/error.h"
+
+typedef struct roost_listener_config {
+	char *bind;        /* address; default "0.0.0.0" */
+	int port;          /* 0..65535; 0 = ephemeral (tests) */
+} roost_listener_config;
+
+typedef struct roost_limits_config {
+	uint32_t max_packet_size;        /* bytes, default 268435455 (protocol max) */
+	uint32_t max_queued_messages;    /* per client, default 1000; 0 = unlimited */
+	uint64_t max_queued_bytes;       /* per client, default 0 = unlimited */
+	uint32_t max_inflight_messages;  /* per client, 1..65535, default 20 */
+	int32_t max_connections;         /* -1 = unlimited (default) */
+	uint32_t connect_timeout;        /* seconds to wait for CONNECT, default 10 */
+	uint32_t max_keepalive;          /* seconds, 0..65535, default 65535 */
+	uint32_t max_subscriptions;      /* per client, 0 = unlimited (default) */
+} roost_limits_config;
+
+/*
+ * mqtt: — Home Assistant's MQTT component keys, read by the hub connector.
+ * Without `broker` the connector subscribes inside the embedded broker; with
+ * it, it connects to that broker as an ordinary MQTT client.
+ */
+typedef struct roost_mqtt_config {
+	char *broker;              /* host of an external broker; NULL = embedded */
+	int port;                  /* 1..65535, default 1883 */
+	char *client_id;           /* NULL = random "roost-hub-<hex>" */
+	uint32_t keepalive;        /* seconds, 0..65535, default 60 */
+	char *username;            /* NULL = none */
+	char *password;            /* NULL = none */
+	char **topics;             /* filters, default ["home-assistant/#"] */
+	size_t n_topics;
+	char *event_type;          /* default "mqtt_message_received" */
+} roost_mqtt_config;
+
+/* hub: — where events go: Home Assistant's REST API. NULL url = no delivery. */
+typedef struct roost_hub_config {
+	char *url;                 /* http:// or https:// base URL; NULL = disabled */
+	char *token;               /* long-lived access token (Bearer) */
+	char *cafile;              /* PEM CA bundle for https; NULL = system default */
+	bool verify_tls;           /* default true */
+	uint32_t spool_max;        /* events held while HA is unreachable, default 10000 */
+	uint32_t retry_max;        /* seconds, the backoff ceiling, default 60 */
+	uint32_t timeout;          /* seconds per request, default 10 */
+} roost_hub_config;
+
+/* http: — roost's own HTTP API (HA-shaped REST, event stream). */
+typedef struct roost_http_config {
+	int port;                  /* 0..65535, default 8124; -1 = disabled */
+	char *bind;                /* default "127.0.0.1" */
+	char *token;               /* Bearer token; required unless bind is loopback */
+} roost_http_config;
+
+typedef struct roost_config {
+	char *path;                       /* file it came from, or NULL for defaults */
+	roost_listener_config *listeners; /* at least one */
+	size_t n_listeners;
+	bool allow_anonymous;             /* default true */
+	roost_limits_config limits;
+	int log_level;                    /* roost_log_level, default info */
+	roost_mqtt_config mqtt;
+	roost_hub_config hub;
+	roost_http_config http;
+} roost_config;
+
+/* One error found while parsing: "file:line: message". */
+typedef struct roost_config_error {
+	char *file;
+	int line;       /* 1-based; 0 when not tied to a line */
+	char *message;
+} roost_config_error;
+
+typedef struct roost_config_errors {
+	roost_config_error *items;
+	size_t count;
+} roost_config_errors;
+
+/* The embedded defaults: one listener on 0.0.0.0:1883, limits as documented. */
+roost_err roost_config_defaults(roost_config **out);
+
+/*
+ * Parse the file at path. On success *out is a new config and errs->count is
+ * 0. On failure returns ROOST_ERR_CONFIG (or IO/NOMEM) with every problem in
+ * *errs (caller frees with roost_config_errors_cleanup) and *out NULL.
+ */
+roost_err roost_config_load_file(const char *path, roost_config **out, roost_config_errors *errs);
+
+/* The same from a memory buffer; name is used in error messages. */
+roost_err roost_config_load_string(const char *name, const char *text, size_t len,
+                                   roost_config **out, roost_config_errors *errs);
+
+void roost_config_free(roost_config *cfg);
+void roost_config_errors_cleanup(roost_config_errors *errs);
+
+/* Write "file:line: message" lines for every error, one per line. */
+void roost_config_errors_print(const roost_config_errors *errs, void *FILE_stream);
+
+#endif
