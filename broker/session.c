@@ -15,6 +15,7 @@ typedef struct sub_entry {
 
 typedef struct queued {
 	roost_msg *msg;
+	uint64_t seq;
 	uint8_t qos;
 } queued;
 
@@ -43,7 +44,23 @@ struct roost_session {
 	roost_session_mark mark;
 	roost_session_sink_fn sink;
 	void *sink_ctx;
+	const roost_session_journal *journal;
+	void *journal_ctx;
+	uint64_t next_seq;
 };
+
+/* Journal helpers: a no-op unless a journal is set; QoS 0 is never journaled. */
+#define JOURNAL(s, fn, ...) \
+	do { \
+		if ((s)->journal && (s)->journal->fn) \
+			(s)->journal->fn((s)->journal_ctx, (s), __VA_ARGS__); \
+	} while (0)
+
+void roost_session_set_journal(roost_session *s, const roost_session_journal *j, void *ctx)
+{
+	s->journal = j;
+	s->journal_ctx = ctx;
+}
 
 roost_session *roost_session_new(const char *client_id, size_t len, bool clean)
 {
@@ -57,6 +74,7 @@ roost_session *roost_session_new(const char *client_id, size_t len, bool clean)
 	}
 	s->clean = clean;
 	s->next_pid = 1;
+	s->next_seq = 1;
 	return s;
 }
 
@@ -111,6 +129,7 @@ roost_err roost_session_sub_add(roost_session *s, const char *filter, size_t len
 		*existed = e != NULL;
 	if (e) {
 		e->options = options;
+		JOURNAL(s, sub, filter, len, options, true);
 		return ROOST_OK;
 	}
 	e = roost_malloc(sizeof *e + len + 1);
@@ -126,6 +145,7 @@ roost_err roost_session_sub_add(roost_session *s, const char *filter, size_t len
 		return ROOST_ERR_NOMEM;
 	}
 	s->n_subs++;
+	JOURNAL(s, sub, filter, len, options, true);
 	return ROOST_OK;
 }
 
@@ -138,6 +158,7 @@ roost_err roost_session_sub_remove(roost_session *s, const char *filter, size_t 
 	HASH_DEL(s->subs, e);
 	roost_free(e);
 	s->n_subs--;
+	JOURNAL(s, sub, filter, len, 0, false);
 	return ROOST_OK;
 }
 
@@ -192,9 +213,12 @@ roost_err roost_session_enqueue(roost_session *s, roost_msg *msg, uint8_t qos,
 		if (err)
 			return err;
 	}
-	s->q[(s->q_head + s->q_len) % s->q_cap] = (queued){roost_msg_ref(msg), qos};
+	uint64_t seq = s->next_seq++;
+	s->q[(s->q_head + s->q_len) % s->q_cap] = (queued){roost_msg_ref(msg), seq, qos};
 	s->q_len++;
 	s->q_bytes += size;
+	if (qos & ROOST_DELIVER_QOS_MASK)
+		JOURNAL(s, delivery_add, seq, msg, qos, 0, 0);
 	*result = ROOST_ENQUEUED;
 	return ROOST_OK;
 }
@@ -225,7 +249,8 @@ static uint16_t next_packet_id(roost_session *s)
 	}
 }
 
-static roost_err inflight_push(roost_session *s, roost_msg *msg_ref, uint8_t qos, uint16_t *packet_id)
+static roost_err inflight_push(roost_session *s, roost_msg *msg_ref, uint8_t qos, uint64_t seq,
+                               uint16_t *packet_id)
 {
 	uint8_t q = qos & ROOST_DELIVER_QOS_MASK;
 	assert(q == 1 || q == 2);
@@ -241,6 +266,8 @@ static roost_err inflight_push(roost_session *s, roost_msg *msg_ref, uint8_t qos
 	uint16_t pid = next_packet_id(s);
 	s->inf[s->inf_len++] = (roost_inflight){
 		.msg = msg_ref,
+		.seq = seq,
+		.store_id = msg_ref ? msg_ref->store_id : 0,
 		.packet_id = pid,
 		.qos = qos,
 		.state = q == 1 ? ROOST_INFLIGHT_WAIT_PUBACK : ROOST_INFLIGHT_WAIT_PUBREC,
@@ -258,10 +285,16 @@ bool roost_session_can_send_now(const roost_session *s, uint8_t qos, const roost
 
 roost_err roost_session_inflight_add(roost_session *s, roost_msg *msg, uint8_t qos, uint16_t *packet_id)
 {
-	roost_err err = inflight_push(s, msg, qos, packet_id);
-	if (!err)
-		roost_msg_ref(msg);
-	return err;
+	uint64_t seq = s->next_seq;
+	roost_err err = inflight_push(s, msg, qos, seq, packet_id);
+	if (err)
+		return err;
+	s->next_seq++;
+	roost_msg_ref(msg);
+	roost_inflight *f = &s->inf[s->inf_len - 1];
+	JOURNAL(s, delivery_add, seq, msg, qos, f->packet_id, f->state);
+	f->store_id = msg->store_id; /* the journal may have stored it just now */
+	return ROOST_OK;
 }
 
 bool roost_session_dequeue(roost_session *s, const roost_session_limits *lim, roost_msg **msg,
@@ -275,9 +308,10 @@ bool roost_session_dequeue(roost_session *s, const roost_session_limits *lim, ro
 			return false;
 		/* The queue's reference moves to the inflight slot; the caller
 		 * gets one more for the write. */
-		if (inflight_push(s, head->msg, head->qos, packet_id))
+		if (inflight_push(s, head->msg, head->qos, head->seq, packet_id))
 			return false;
 		roost_msg_ref(head->msg);
+		JOURNAL(s, delivery_update, head->seq, *packet_id, s->inf[s->inf_len - 1].state);
 	} else {
 		*packet_id = 0;
 	}
@@ -291,6 +325,7 @@ bool roost_session_dequeue(roost_session *s, const roost_session_limits *lim, ro
 
 static void inflight_remove(roost_session *s, size_t i)
 {
+	JOURNAL(s, delivery_remove, s->inf[i].seq, s->inf[i].store_id);
 	roost_msg_unref(s->inf[i].msg);
 	memmove(&s->inf[i], &s->inf[i + 1], (s->inf_len - i - 1) * sizeof s->inf[0]);
 	s->inf_len--;
@@ -319,6 +354,7 @@ roost_err roost_session_ack(roost_session *s, uint8_t type, uint16_t packet_id)
 			f->state = ROOST_INFLIGHT_WAIT_PUBCOMP;
 			roost_msg_unref(f->msg);
 			f->msg = NULL;
+			JOURNAL(s, delivery_update, f->seq, f->packet_id, f->state);
 		} else {
 			inflight_remove(s, i);
 		}
@@ -364,6 +400,7 @@ roost_err roost_session_qos2_in_add(roost_session *s, uint16_t packet_id, bool *
 		s->qos2_cap = cap;
 	}
 	s->qos2_in[s->qos2_len++] = packet_id;
+	JOURNAL(s, qos2_in, packet_id, true);
 	return ROOST_OK;
 }
 
@@ -372,6 +409,7 @@ roost_err roost_session_qos2_in_release(roost_session *s, uint16_t packet_id)
 	for (size_t i = 0; i < s->qos2_len; i++) {
 		if (s->qos2_in[i] == packet_id) {
 			s->qos2_in[i] = s->qos2_in[--s->qos2_len];
+			JOURNAL(s, qos2_in, packet_id, false);
 			return ROOST_OK;
 		}
 	}
@@ -379,3 +417,51 @@ roost_err roost_session_qos2_in_release(roost_session *s, uint16_t packet_id)
 }
 
 size_t roost_session_qos2_in_count(const roost_session *s) { return s->qos2_len; }
+
+/* ---- restore from a store ---- */
+
+roost_err roost_session_restore(roost_session *s, uint64_t seq, roost_msg *msg, uint8_t qos,
+                                uint16_t packet_id, uint8_t state, uint64_t store_id)
+{
+	assert(msg || state == ROOST_INFLIGHT_WAIT_PUBCOMP);
+	if (seq >= s->next_seq)
+		s->next_seq = seq + 1;
+	if (state == 0) {
+		if (s->q_len == s->q_cap && queue_grow(s) != ROOST_OK)
+			return ROOST_ERR_NOMEM;
+		s->q[(s->q_head + s->q_len) % s->q_cap] = (queued){roost_msg_ref(msg), seq, qos};
+		s->q_len++;
+		s->q_bytes += roost_msg_size(msg);
+		return ROOST_OK;
+	}
+	if (s->inf_len == s->inf_cap) {
+		size_t cap = s->inf_cap ? s->inf_cap * 2 : 4;
+		roost_inflight *n = roost_realloc(s->inf, cap * sizeof *n);
+		if (!n)
+			return ROOST_ERR_NOMEM;
+		s->inf = n;
+		s->inf_cap = cap;
+	}
+	s->inf[s->inf_len++] = (roost_inflight){
+		.msg = msg ? roost_msg_ref(msg) : NULL,
+		.seq = seq,
+		.store_id = store_id,
+		.packet_id = packet_id,
+		.qos = qos,
+		.state = state,
+	};
+	/* New ids continue after the restored ones. */
+	if (packet_id >= s->next_pid)
+		s->next_pid = packet_id == UINT16_MAX ? 1 : (uint16_t)(packet_id + 1);
+	return ROOST_OK;
+}
+
+roost_err roost_session_restore_qos2(roost_session *s, uint16_t packet_id)
+{
+	const roost_session_journal *j = s->journal;
+	s->journal = NULL;
+	bool dup;
+	roost_err err = roost_session_qos2_in_add(s, packet_id, &dup);
+	s->journal = j;
+	return err;
+}

@@ -318,6 +318,117 @@ START_TEST(test_session_alloc_failures_leave_it_consistent)
 }
 END_TEST
 
+
+/* The journal mirrors every durable change, in order, with stable seqs. */
+typedef struct jlog {
+	char buf[1024];
+} jlog;
+
+static void jl(jlog *j, const char *fmt, unsigned long long a, unsigned long long b, unsigned long long c)
+{
+	size_t n = strlen(j->buf);
+	snprintf(j->buf + n, sizeof j->buf - n, fmt, a, b, c);
+}
+
+static void j_add(void *ctx, roost_session *s, uint64_t seq, roost_msg *msg, uint8_t qos, uint16_t pid,
+                  uint8_t state)
+{
+	(void)s;
+	msg->store_id = 100 + seq; /* what a store does: remember where it put the message */
+	jl(ctx, "add%llu/%llu/%llu;", seq, qos, (unsigned long long)pid * 10 + state);
+}
+
+static void j_upd(void *ctx, roost_session *s, uint64_t seq, uint16_t pid, uint8_t state)
+{
+	(void)s;
+	jl(ctx, "upd%llu/%llu/%llu;", seq, pid, state);
+}
+
+static void j_rm(void *ctx, roost_session *s, uint64_t seq, uint64_t store_id)
+{
+	(void)s;
+	jl(ctx, "rm%llu/%llu%.0llu;", seq, store_id, 0);
+}
+
+static void j_sub(void *ctx, roost_session *s, const char *f, size_t len, uint8_t o, bool added)
+{
+	(void)s;
+	(void)len;
+	jl(ctx, "sub/%llu/%llu/%llu;", (unsigned long long)f[0], o, added);
+}
+
+static void j_q2(void *ctx, roost_session *s, uint16_t pid, bool added)
+{
+	(void)s;
+	jl(ctx, "q2/%llu/%llu%.0llu;", pid, added, 0);
+}
+
+static const roost_session_journal journal = {j_add, j_upd, j_rm, j_sub, j_q2};
+
+START_TEST(test_session_journal_mirrors_durable_changes)
+{
+	roost_session *s = roost_session_new("c", 1, false);
+	jlog j = {""};
+	roost_session_set_journal(s, &journal, &j);
+	roost_session_limits lim = {.max_inflight = 1};
+	roost_msg *m1 = msg("1"), *m2 = msg("2"), *m0 = msg("0");
+	uint16_t pid;
+	roost_enqueue_result r;
+	roost_session_sub_add(s, "x", 1, 1, NULL);
+	ck_assert_int_eq(roost_session_inflight_add(s, m1, 2, &pid), ROOST_OK); /* seq 1, pid 1 */
+	ck_assert_int_eq(roost_session_enqueue(s, m0, 0, &lim, &r), ROOST_OK);  /* seq 2: QoS 0, silent */
+	ck_assert_int_eq(roost_session_enqueue(s, m2, 1, &lim, &r), ROOST_OK);  /* seq 3 */
+	ck_assert_int_eq(roost_session_ack(s, ROOST_MQTT_PUBREC, 1), ROOST_OK);
+	ck_assert_int_eq(roost_session_ack(s, ROOST_MQTT_PUBCOMP, 1), ROOST_OK);
+	roost_msg *o;
+	uint8_t q;
+	while (roost_session_dequeue(s, &lim, &o, &q, &pid))
+		roost_msg_unref(o);
+	ck_assert_int_eq(roost_session_ack(s, ROOST_MQTT_PUBACK, 2), ROOST_OK);
+	bool dup;
+	roost_session_qos2_in_add(s, 9, &dup);
+	roost_session_qos2_in_release(s, 9);
+	roost_session_sub_remove(s, "x", 1);
+	ck_assert_str_eq(j.buf, "sub/120/1/1;add1/2/12;add3/1/0;upd1/1/3;rm1/101;upd3/2/1;rm3/103;"
+	                        "q2/9/1;q2/9/0;sub/120/0/0;");
+	roost_msg_unref(m0);
+	roost_msg_unref(m1);
+	roost_msg_unref(m2);
+	roost_session_free(s);
+}
+END_TEST
+
+/* Restored deliveries keep their seqs, ids and states; new ones follow. */
+START_TEST(test_session_restore_continues_seq_and_ids)
+{
+	roost_session *s = roost_session_new("c", 1, false);
+	roost_msg *m = msg("x");
+	ck_assert_int_eq(roost_session_restore(s, 5, m, 1, 40, ROOST_INFLIGHT_WAIT_PUBACK, 7), ROOST_OK);
+	ck_assert_int_eq(roost_session_restore(s, 6, NULL, 2, 41, ROOST_INFLIGHT_WAIT_PUBCOMP, 8), ROOST_OK);
+	ck_assert_int_eq(roost_session_restore(s, 9, m, 1, 0, 0, 7), ROOST_OK);
+	ck_assert_int_eq(roost_session_restore_qos2(s, 3), ROOST_OK);
+	ck_assert_uint_eq(roost_session_inflight_len(s), 2);
+	ck_assert_uint_eq(roost_session_queue_len(s), 1);
+	ck_assert_uint_eq(roost_session_qos2_in_count(s), 1);
+	jlog j = {""};
+	roost_session_set_journal(s, &journal, &j);
+	roost_session_limits lim = {.max_inflight = 10};
+	roost_msg *o;
+	uint8_t q;
+	uint16_t pid;
+	ck_assert(roost_session_dequeue(s, &lim, &o, &q, &pid));
+	roost_msg_unref(o);
+	ck_assert_uint_eq(pid, 42); /* after the restored ids */
+	roost_enqueue_result r;
+	roost_session_enqueue(s, m, 1, &lim, &r);
+	ck_assert_str_eq(j.buf, "upd9/42/1;add10/1/0;");
+	ck_assert_int_eq(roost_session_ack(s, ROOST_MQTT_PUBCOMP, 41), ROOST_OK);
+	ck_assert(strstr(j.buf, "rm6/8;") != NULL);
+	roost_msg_unref(m);
+	roost_session_free(s);
+}
+END_TEST
+
 Suite *session_suite(void);
 Suite *session_suite(void)
 {
@@ -331,6 +442,8 @@ Suite *session_suite(void)
 	tcase_add_test(valid, test_MQTT_4_4_0_1_inflight_kept_for_resend);
 	tcase_add_test(valid, test_MQTT_4_3_3_2_inbound_qos2_ids);
 	tcase_add_test(valid, test_MQTT_3_1_2_24_keepalive_one_and_a_half);
+	tcase_add_test(valid, test_session_journal_mirrors_durable_changes);
+	tcase_add_test(valid, test_session_restore_continues_seq_and_ids);
 	suite_add_tcase(s, valid);
 	TCase *limits = tcase_create("limits");
 	tcase_add_test(limits, test_MQTT_2_3_1_2_packet_ids_unique_and_nonzero);

@@ -56,6 +56,8 @@ typedef enum roost_inflight_state {
 
 typedef struct roost_inflight {
 	roost_msg *msg;          /* reference held; NULL once PUBREC came (payload no longer needed) */
+	uint64_t seq;            /* the session's sequence number of this delivery */
+	uint64_t store_id;       /* msg->store_id when it went inflight (kept after PUBREC) */
 	uint16_t packet_id;
 	uint8_t qos;             /* QoS of this delivery (after downgrade), plus ROOST_DELIVER_RETAIN */
 	uint8_t state;           /* roost_inflight_state */
@@ -106,6 +108,44 @@ typedef void (*roost_session_sink_fn)(void *ctx, roost_msg *msg, uint8_t qos);
 void roost_session_set_sink(roost_session *s, roost_session_sink_fn fn, void *ctx);
 /* Returns the sink function (NULL for ordinary sessions) and its ctx. */
 roost_session_sink_fn roost_session_sink(const roost_session *s, void **ctx);
+
+/*
+ * The journal: every change to a session's durable state, reported as it
+ * happens so a store can mirror it (the broker sets one on persistent
+ * sessions when persistence is on). Deliveries are identified by a
+ * per-session sequence number that only grows. QoS 0 deliveries are not
+ * journaled: they are never kept across a restart.
+ *
+ * delivery_add     a QoS 1/2 delivery was queued (packet_id 0, state 0) or
+ *                  went straight inflight (packet_id, state).
+ * delivery_update  it moved into the inflight window, or PUBREC arrived.
+ * delivery_remove  it is finished (PUBACK/PUBCOMP) or the session dropped it;
+ *                  store_id is the message's, for releasing it in the store.
+ * sub              subscription added/replaced (added true) or removed.
+ * qos2_in          an inbound QoS 2 packet id recorded (added) or released.
+ */
+typedef struct roost_session_journal {
+	void (*delivery_add)(void *ctx, roost_session *s, uint64_t seq, roost_msg *msg, uint8_t qos,
+	                     uint16_t packet_id, uint8_t state);
+	void (*delivery_update)(void *ctx, roost_session *s, uint64_t seq, uint16_t packet_id, uint8_t state);
+	void (*delivery_remove)(void *ctx, roost_session *s, uint64_t seq, uint64_t store_id);
+	void (*sub)(void *ctx, roost_session *s, const char *filter, size_t len, uint8_t options, bool added);
+	void (*qos2_in)(void *ctx, roost_session *s, uint16_t packet_id, bool added);
+} roost_session_journal;
+
+/* Set (or clear, with NULL) the journal; it is borrowed. */
+void roost_session_set_journal(roost_session *s, const roost_session_journal *j, void *ctx);
+
+/*
+ * Restore one delivery loaded from a store, with its original sequence
+ * number: state 0 puts it at the queue tail, an inflight state into the
+ * window with its packet id. Call in ascending seq order. Takes a new
+ * reference on msg (NULL allowed only for state WAIT_PUBCOMP). Not journaled.
+ */
+roost_err roost_session_restore(roost_session *s, uint64_t seq, roost_msg *msg, uint8_t qos,
+                                uint16_t packet_id, uint8_t state, uint64_t store_id);
+/* Restore an inbound QoS 2 packet id; not journaled. */
+roost_err roost_session_restore_qos2(roost_session *s, uint16_t packet_id);
 
 /* ---- subscriptions ---- */
 /* Add or replace; *existed (may be NULL) says whether it was a replacement. */
