@@ -52,6 +52,227 @@ START_TEST(test_type_names)
 }
 END_TEST
 
+/* Spec §2.2.3 table 2.4: the boundaries of each remaining-length size. */
+static const struct {
+	uint32_t value;
+	uint8_t bytes[4];
+	size_t n;
+} varint_table[] = {
+	{ 0, { 0x00 }, 1 },
+	{ 127, { 0x7F }, 1 },
+	{ 128, { 0x80, 0x01 }, 2 },
+	{ 16383, { 0xFF, 0x7F }, 2 },
+	{ 16384, { 0x80, 0x80, 0x01 }, 3 },
+	{ 2097151, { 0xFF, 0xFF, 0x7F }, 3 },
+	{ 2097152, { 0x80, 0x80, 0x80, 0x01 }, 4 },
+	{ 268435455, { 0xFF, 0xFF, 0xFF, 0x7F }, 4 },
+};
+
+START_TEST(test_MQTT_2_2_3_varint_spec_table_encode)
+{
+	uint8_t out[8];
+
+	for (size_t i = 0; i < sizeof varint_table / sizeof varint_table[0]; i++) {
+		memset(out, 0xAA, sizeof out);
+		ck_assert_uint_eq(roost_varint_size(varint_table[i].value), varint_table[i].n);
+		ck_assert_uint_eq(roost_varint_encode(out, varint_table[i].value), varint_table[i].n);
+		ck_assert_mem_eq(out, varint_table[i].bytes, varint_table[i].n);
+		ck_assert_uint_eq(out[varint_table[i].n], 0xAA); /* nothing written past it */
+	}
+	ck_assert_uint_eq(roost_varint_size(ROOST_MQTT_MAX_REMAINING + 1), 0);
+	ck_assert_uint_eq(roost_varint_encode(out, ROOST_MQTT_MAX_REMAINING + 1), 0);
+	ck_assert_uint_eq(roost_varint_size(UINT32_MAX), 0);
+}
+END_TEST
+
+START_TEST(test_MQTT_2_2_3_varint_spec_table_frame_peek)
+{
+	for (size_t i = 0; i < sizeof varint_table / sizeof varint_table[0]; i++) {
+		uint8_t buf[5] = { 0x30 };
+		roost_frame f;
+		size_t n = varint_table[i].n;
+
+		memcpy(buf + 1, varint_table[i].bytes, n);
+		roost_err want = varint_table[i].value == 0 ? ROOST_OK : ROOST_ERR_NEED_MORE;
+		ck_assert_int_eq(peek(buf, 1 + n, 0, ROOST_MQTT_V311, &f), want);
+		ck_assert_uint_eq(f.type, ROOST_MQTT_PUBLISH);
+		ck_assert_uint_eq(f.flags, 0);
+		ck_assert_uint_eq(f.header_len, 1 + n);
+		ck_assert_uint_eq(f.remaining_len, varint_table[i].value);
+		ck_assert_uint_eq(f.total_len, 1 + n + varint_table[i].value);
+	}
+}
+END_TEST
+
+START_TEST(test_MQTT_2_2_3_five_byte_length_malformed)
+{
+	roost_frame f;
+
+	ck_assert_int_eq(peek(BL(0x30, 0x80, 0x80, 0x80, 0x80, 0x01), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0x30, 0xFF, 0xFF, 0xFF, 0xFF), 0, 4, &f), ROOST_ERR_MALFORMED);
+	/* the fifth byte need not have arrived: four continuation bits are enough */
+	ck_assert_int_eq(peek(BL(0x30, 0xFF, 0xFF, 0xFF, 0x80), 0, 5, &f), ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(f.total_len, 0);
+	/* a whole packet with such a length is refused by the decoders too */
+	roost_ack a;
+	roost_codec_error e;
+	ck_assert_int_eq(roost_decode_ack(BL(0x40, 0x82, 0x80, 0x80, 0x80, 0x00, 0x00, 0x01), 4, &a, &e),
+	                 ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_frame_non_minimal_length_accepted)
+{
+	roost_frame f;
+
+	/* 3.1.1 does not forbid a non-minimal encoding: 80 00 is zero */
+	ck_assert_int_eq(peek(BL(0xC0, 0x80, 0x00), 0, 4, &f), ROOST_OK);
+	ck_assert_uint_eq(f.header_len, 3);
+	ck_assert_uint_eq(f.remaining_len, 0);
+	ck_assert_uint_eq(f.total_len, 3);
+}
+END_TEST
+
+START_TEST(test_frame_too_large_as_soon_as_length_known)
+{
+	roost_frame f;
+
+	/* 268435455 announced; only the header has arrived */
+	ck_assert_int_eq(peek(BL(0x30, 0xFF, 0xFF, 0xFF, 0x7F), 1000, 4, &f), ROOST_ERR_TOO_LARGE);
+	/* total_len 12 against 11 / 12 */
+	ck_assert_int_eq(peek(BL(0x30, 0x0A), 11, 4, &f), ROOST_ERR_TOO_LARGE);
+	ck_assert_int_eq(peek(BL(0x30, 0x0A), 12, 4, &f), ROOST_ERR_NEED_MORE);
+	ck_assert_uint_eq(f.total_len, 12);
+	/* a prefix of the length cannot be judged yet */
+	ck_assert_int_eq(peek(BL(0x30, 0xFF, 0xFF), 10, 4, &f), ROOST_ERR_NEED_MORE);
+	ck_assert_uint_eq(f.total_len, 0);
+	/* max_packet 0 means only the protocol's limit */
+	ck_assert_int_eq(peek(BL(0x30, 0xFF, 0xFF, 0xFF, 0x7F), 0, 4, &f), ROOST_ERR_NEED_MORE);
+	ck_assert_uint_eq(f.total_len, 5 + ROOST_MQTT_MAX_REMAINING);
+}
+END_TEST
+
+START_TEST(test_frame_need_more_for_every_prefix)
+{
+	/* PUBLISH QoS 0, topic "a/b", 200-byte payload: remaining 205 = CD 01 */
+	uint8_t pkt[3 + 205];
+	roost_frame f;
+
+	pkt[0] = 0x30;
+	pkt[1] = 0xCD;
+	pkt[2] = 0x01;
+	pkt[3] = 0x00;
+	pkt[4] = 0x03;
+	memcpy(pkt + 5, "a/b", 3);
+	memset(pkt + 8, 'x', 200);
+	for (size_t len = 0; len < sizeof pkt; len++) {
+		ck_assert_int_eq(peek(pkt, len, 0, 4, &f), ROOST_ERR_NEED_MORE);
+		if (len >= 3) {
+			ck_assert_uint_eq(f.header_len, 3);
+			ck_assert_uint_eq(f.remaining_len, 205);
+			ck_assert_uint_eq(f.total_len, sizeof pkt);
+		} else {
+			ck_assert_uint_eq(f.total_len, 0);
+		}
+	}
+	ck_assert_int_eq(peek(pkt, sizeof pkt, 0, 4, &f), ROOST_OK);
+	ck_assert_uint_eq(f.total_len, sizeof pkt);
+	/* bytes of the next packet behind it do not matter */
+	uint8_t two[] = { 0xC0, 0x00, 0xD0 };
+	ck_assert_int_eq(peek(two, sizeof two, 0, 4, &f), ROOST_OK);
+	ck_assert_uint_eq(f.total_len, 2);
+}
+END_TEST
+
+START_TEST(test_MQTT_2_2_2_1_reserved_flags_malformed)
+{
+	roost_frame f;
+
+	/* SUBSCRIBE, UNSUBSCRIBE, PUBREL must carry 0010 */
+	ck_assert_int_eq(peek(BL(0x80, 0x00), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0xA0, 0x00), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0x60, 0x02), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0x8A, 0x00), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0x82, 0x00), 0, 4, &f), ROOST_OK);
+	ck_assert_int_eq(peek(BL(0x62, 0x00), 0, 5, &f), ROOST_OK);
+	/* every other type: 0000 */
+	ck_assert_int_eq(peek(BL(0x42, 0x02), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0xC1, 0x00), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0x21, 0x02), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0xE8, 0x00), 0, 5, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0x18, 0x00), 0, 0, &f), ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_MQTT_2_2_2_2_decoders_check_flags_too)
+{
+	roost_ack a;
+	roost_subscribe s;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_ack(BL(0x60, 0x02, 0x00, 0x0A), 4, &a, &e), ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(e.offset, 0);
+	ck_assert_int_eq(roost_decode_ack(BL(0x42, 0x02, 0x00, 0x0A), 4, &a, &e), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x00), 4, &s, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_unsubscribe(BL(0xA0, 0x05, 0x00, 0x01, 0x00, 0x01, 'a'), 4, &s, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_empty(BL(0xC1, 0x00), &e), ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_v31_allows_dup_on_subscribe)
+{
+	roost_frame f;
+	roost_subscribe s;
+	roost_codec_error e;
+
+	/* MQTT 3.1 sent SUBSCRIBE/UNSUBSCRIBE/PUBREL as QoS 1 and allowed DUP */
+	ck_assert_int_eq(peek(BL(0x8A, 0x00), 0, 3, &f), ROOST_OK);
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x8A, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x00), 3, &s, &e),
+	                 ROOST_OK);
+	ck_assert_int_eq(peek(BL(0x80, 0x00), 0, 3, &f), ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_3_1_4_publish_qos3_malformed)
+{
+	roost_frame f;
+	roost_publish p;
+	roost_codec_error e;
+
+	ck_assert_int_eq(peek(BL(0x36, 0x00), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0x3F, 0x00), 0, 5, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_publish(BL(0x36, 0x05, 0x00, 0x01, 'a', 0x00, 0x01), 4, &p, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_ptr_nonnull(e.why);
+	ck_assert_ptr_nonnull(strstr(e.why, "MQTT-3.3.1-4"));
+	/* QoS 0..2 with any retain bit, DUP only from QoS 1 [MQTT-3.3.1-2] */
+	ck_assert_int_eq(peek(BL(0x31, 0x00), 0, 4, &f), ROOST_OK);
+	ck_assert_int_eq(peek(BL(0x3B, 0x00), 0, 4, &f), ROOST_OK);
+	ck_assert_int_eq(peek(BL(0x35, 0x00), 0, 4, &f), ROOST_OK);
+	ck_assert_int_eq(peek(BL(0x38, 0x00), 0, 4, &f), ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_frame_reserved_types)
+{
+	roost_frame f;
+
+	ck_assert_int_eq(peek(BL(0x00, 0x00), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0x00, 0x00), 0, 5, &f), ROOST_ERR_MALFORMED);
+	/* type 15 (AUTH) only in MQTT 5; unknown version (0) refuses it */
+	ck_assert_int_eq(peek(BL(0xF0, 0x00), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0xF0, 0x00), 0, 3, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0xF0, 0x00), 0, 0, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0xF0, 0x00), 0, 5, &f), ROOST_OK);
+	ck_assert_uint_eq(f.type, ROOST_MQTT_AUTH);
+	/* the type byte alone is already judged */
+	ck_assert_int_eq(peek(BL(0x00), 0, 4, &f), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(peek(BL(0x10), 0, 0, &f), ROOST_ERR_NEED_MORE);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 Suite *codec_suite(void)
@@ -61,12 +282,23 @@ Suite *codec_suite(void)
 
 	tc = tcase_create("valid");
 	tcase_add_test(tc, test_type_names);
+	tcase_add_test(tc, test_MQTT_2_2_3_varint_spec_table_encode);
+	tcase_add_test(tc, test_MQTT_2_2_3_varint_spec_table_frame_peek);
+	tcase_add_test(tc, test_frame_non_minimal_length_accepted);
+	tcase_add_test(tc, test_v31_allows_dup_on_subscribe);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
+	tcase_add_test(tc, test_MQTT_2_2_3_five_byte_length_malformed);
+	tcase_add_test(tc, test_MQTT_2_2_2_1_reserved_flags_malformed);
+	tcase_add_test(tc, test_MQTT_2_2_2_2_decoders_check_flags_too);
+	tcase_add_test(tc, test_MQTT_3_3_1_4_publish_qos3_malformed);
+	tcase_add_test(tc, test_frame_reserved_types);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
+	tcase_add_test(tc, test_frame_too_large_as_soon_as_length_known);
+	tcase_add_test(tc, test_frame_need_more_for_every_prefix);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("roundtrip");
