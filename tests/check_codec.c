@@ -273,6 +273,253 @@ START_TEST(test_frame_reserved_types)
 }
 END_TEST
 
+/* ---- group 2: CONNECT -------------------------------------------------- */
+
+/*
+ * 3.1.1 §3.1.2.10 example: protocol name "MQTT", level 4, flags CE (user
+ * name, password, will QoS 1, will flag, clean session), keep alive 10;
+ * then the payload fields in the order of §3.1.3.
+ */
+static const uint8_t connect_example[] = {
+	0x10, 0x23,                               /* CONNECT, remaining 35 */
+	0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0xCE, 0x00, 0x0A, /* variable header */
+	0x00, 0x03, 'c', 'i', 'd',                /* client identifier */
+	0x00, 0x03, 'a', '/', 'b',                /* will topic */
+	0x00, 0x03, 'b', 'y', 'e',                /* will message */
+	0x00, 0x04, 'u', 's', 'e', 'r',           /* user name */
+	0x00, 0x02, 'p', 'w',                     /* password */
+};
+
+/* Decode a CONNECT, expect err, and return the error for further checks. */
+static roost_codec_error connect_expect(const uint8_t *pkt, size_t len, roost_err want, roost_connect *c)
+{
+	roost_codec_error e = { 0 };
+
+	ck_assert_int_eq(roost_decode_connect(pkt, len, c, &e), want);
+	ck_assert_int_eq(e.err, want);
+	if (want != ROOST_OK)
+		ck_assert_ptr_nonnull(e.why);
+	return e;
+}
+
+START_TEST(test_MQTT_3_1_2_10_connect_spec_example)
+{
+	roost_connect c;
+	uint8_t out[64];
+
+	connect_expect(connect_example, sizeof connect_example, ROOST_OK, &c);
+	ck_assert(bytes_is(c.protocol_name, "MQTT"));
+	ck_assert_uint_eq(c.protocol_level, 4);
+	ck_assert(c.clean_start);
+	ck_assert(c.will_flag);
+	ck_assert_uint_eq(c.will_qos, 1);
+	ck_assert(!c.will_retain);
+	ck_assert(c.username_flag);
+	ck_assert(c.password_flag);
+	ck_assert_uint_eq(c.keepalive, 10);
+	ck_assert_uint_eq(c.props.len, 0);
+	ck_assert_uint_eq(c.will_props.len, 0);
+	ck_assert(bytes_is(c.client_id, "cid"));
+	ck_assert(bytes_is(c.will_topic, "a/b"));
+	ck_assert(bytes_is(c.will_payload, "bye"));
+	ck_assert(bytes_is(c.username, "user"));
+	ck_assert(bytes_is(c.password, "pw"));
+	/* views point into the caller's buffer */
+	ck_assert_ptr_eq(c.client_id.ptr, connect_example + 14);
+	/* and the encoder writes the same bytes back */
+	ck_assert_uint_eq(roost_encode_connect(out, sizeof out, 4, &c), sizeof connect_example);
+	ck_assert_mem_eq(out, connect_example, sizeof connect_example);
+}
+END_TEST
+
+START_TEST(test_connect_mqisdp_level3)
+{
+	roost_connect c;
+	uint8_t out[32];
+	static const uint8_t pkt[] = { 0x10, 0x10, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p',
+		                       0x03, 0x02, 0x00, 0x3C, 0x00, 0x02, 'c', '1' };
+
+	connect_expect(pkt, sizeof pkt, ROOST_OK, &c);
+	ck_assert(bytes_is(c.protocol_name, "MQIsdp"));
+	ck_assert_uint_eq(c.protocol_level, ROOST_MQTT_V31);
+	ck_assert(c.clean_start);
+	ck_assert(!c.will_flag && !c.username_flag && !c.password_flag);
+	ck_assert_uint_eq(c.keepalive, 60);
+	ck_assert(bytes_is(c.client_id, "c1"));
+	ck_assert_uint_eq(roost_encode_connect(out, sizeof out, 3, &c), sizeof pkt);
+	ck_assert_mem_eq(out, pkt, sizeof pkt);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_1_2_2_unsupported_level)
+{
+	roost_connect c;
+	roost_codec_error e;
+
+	/* "MQTT" level 3 and 6 */
+	e = connect_expect(BL(0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x03, 0x02, 0x00, 0x3C, 0x00, 0x00),
+	                   ROOST_ERR_UNSUPPORTED, &c);
+	ck_assert_uint_eq(c.protocol_level, 3);
+	ck_assert_uint_eq(e.offset, 8);
+	connect_expect(BL(0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x06, 0x02, 0x00, 0x3C, 0x00, 0x00),
+	               ROOST_ERR_UNSUPPORTED, &c);
+	ck_assert_uint_eq(c.protocol_level, 6);
+	/* "MQIsdp" only goes with level 3 */
+	connect_expect(BL(0x10, 0x0E, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x04, 0x02, 0x00, 0x3C, 0x00,
+	                  0x00),
+	               ROOST_ERR_UNSUPPORTED, &c);
+	ck_assert_uint_eq(c.protocol_level, 4);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_1_2_1_bad_protocol_name)
+{
+	roost_connect c;
+	roost_codec_error e;
+
+	e = connect_expect(BL(0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'X', 0x04, 0x02, 0x00, 0x3C, 0x00, 0x00),
+	                   ROOST_ERR_MALFORMED, &c);
+	ck_assert_uint_eq(e.offset, 2);
+	/* lower case is another name */
+	connect_expect(BL(0x10, 0x0C, 0x00, 0x04, 'm', 'q', 't', 't', 0x04, 0x02, 0x00, 0x3C, 0x00, 0x00),
+	               ROOST_ERR_MALFORMED, &c);
+	/* name length overruns the packet */
+	connect_expect(BL(0x10, 0x04, 0x00, 0x04, 'M', 'Q'), ROOST_ERR_MALFORMED, &c);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_1_2_3_reserved_connect_flag)
+{
+	roost_connect c;
+	roost_codec_error e;
+
+	e = connect_expect(BL(0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x03, 0x00, 0x3C, 0x00, 0x00),
+	                   ROOST_ERR_MALFORMED, &c);
+	ck_assert_uint_eq(e.offset, 9);
+	ck_assert_ptr_nonnull(strstr(e.why, "MQTT-3.1.2-3"));
+	connect_expect(BL(0x10, 0x0D, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x01, 0x00, 0x3C, 0x00, 0x00,
+	                  0x00),
+	               ROOST_ERR_MALFORMED, &c);
+	/* MQTT 3.1 did not define the bit */
+	connect_expect(BL(0x10, 0x0E, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x03, 0x03, 0x00, 0x3C, 0x00,
+	                  0x00),
+	               ROOST_OK, &c);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_1_2_11_will_qos_or_retain_without_will_flag)
+{
+	roost_connect c;
+	roost_codec_error e;
+
+	/* [MQTT-3.1.2-13] will QoS 1 (flags 0A) and 2 (12) without the will flag */
+	e = connect_expect(BL(0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x0A, 0x00, 0x3C, 0x00, 0x00),
+	                   ROOST_ERR_MALFORMED, &c);
+	ck_assert_ptr_nonnull(strstr(e.why, "MQTT-3.1.2-13"));
+	connect_expect(BL(0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x12, 0x00, 0x3C, 0x00, 0x00),
+	               ROOST_ERR_MALFORMED, &c);
+	/* [MQTT-3.1.2-15] will retain (flags 22) without the will flag */
+	e = connect_expect(BL(0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x22, 0x00, 0x3C, 0x00, 0x00),
+	                   ROOST_ERR_MALFORMED, &c);
+	ck_assert_ptr_nonnull(strstr(e.why, "MQTT-3.1.2-15"));
+}
+END_TEST
+
+START_TEST(test_MQTT_3_1_2_14_will_qos3)
+{
+	roost_connect c;
+
+	/* flags 1E: will QoS 3, will flag, clean session */
+	connect_expect(BL(0x10, 0x13, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x1E, 0x00, 0x3C, 0x00, 0x00,
+	                  0x00, 0x01, 't', 0x00, 0x00),
+	               ROOST_ERR_MALFORMED, &c);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_1_2_22_password_without_username)
+{
+	roost_connect c;
+	roost_codec_error e;
+
+	/* flags 42: password, clean session; 3.1.1 refuses it */
+	e = connect_expect(BL(0x10, 0x10, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x42, 0x00, 0x3C, 0x00, 0x00,
+	                      0x00, 0x02, 'p', 'w'),
+	                   ROOST_ERR_MALFORMED, &c);
+	ck_assert_ptr_nonnull(strstr(e.why, "MQTT-3.1.2-22"));
+	/* v5 allows it (property length 0 after keep alive) */
+	connect_expect(BL(0x10, 0x11, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x42, 0x00, 0x3C, 0x00, 0x00, 0x00,
+	                  0x00, 0x02, 'p', 'w'),
+	               ROOST_OK, &c);
+	ck_assert(c.password_flag && !c.username_flag);
+	ck_assert(bytes_is(c.password, "pw"));
+	ck_assert_uint_eq(c.username.len, 0);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_1_3_1_connect_trailing_bytes)
+{
+	roost_connect c;
+	roost_codec_error e;
+
+	e = connect_expect(BL(0x10, 0x0D, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3C, 0x00, 0x00,
+	                      0xFF),
+	                   ROOST_ERR_MALFORMED, &c);
+	ck_assert_uint_eq(e.offset, 14);
+	/* a flagged field that is missing: user name flag, nothing after the id */
+	connect_expect(BL(0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x82, 0x00, 0x3C, 0x00, 0x00),
+	               ROOST_ERR_MALFORMED, &c);
+}
+END_TEST
+
+START_TEST(test_MQTT_1_5_3_1_connect_client_id_bad_utf8)
+{
+	roost_connect c;
+	roost_codec_error e;
+
+	/* C0 80: overlong U+0000 */
+	e = connect_expect(BL(0x10, 0x0E, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3C, 0x00, 0x02,
+	                      0xC0, 0x80),
+	                   ROOST_ERR_BAD_UTF8, &c);
+	ck_assert_uint_eq(e.offset, 14);
+	/* [MQTT-1.5.3-2] U+0000 itself */
+	e = connect_expect(BL(0x10, 0x0E, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3C, 0x00, 0x02,
+	                      'a', 0x00),
+	                   ROOST_ERR_BAD_UTF8, &c);
+	ck_assert_uint_eq(e.offset, 15);
+	/* user name too: ED A0 80 is the surrogate U+D800 */
+	connect_expect(BL(0x10, 0x11, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x82, 0x00, 0x3C, 0x00, 0x00, 0x00,
+	                  0x03, 0xED, 0xA0, 0x80),
+	               ROOST_ERR_BAD_UTF8, &c);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_3_2_2_connect_will_topic_wildcard)
+{
+	roost_connect c;
+	roost_codec_error e;
+
+	/* flags 06: will flag, clean session; will topic "a/#", empty message */
+	e = connect_expect(BL(0x10, 0x13, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x06, 0x00, 0x3C, 0x00, 0x00,
+	                      0x00, 0x03, 'a', '/', '#', 0x00, 0x00),
+	                   ROOST_ERR_BAD_TOPIC, &c);
+	ck_assert_uint_eq(e.offset, 14);
+	connect_expect(BL(0x10, 0x13, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x06, 0x00, 0x3C, 0x00, 0x00, 0x00,
+	                  0x03, '+', '/', 'b', 0x00, 0x00),
+	               ROOST_ERR_BAD_TOPIC, &c);
+	/* [MQTT-4.7.3-1] empty will topic */
+	connect_expect(BL(0x10, 0x10, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x06, 0x00, 0x3C, 0x00, 0x00, 0x00,
+	                  0x00, 0x00, 0x00),
+	               ROOST_ERR_BAD_TOPIC, &c);
+	/* the same with "a/b" is fine, and QoS 2 retained */
+	connect_expect(BL(0x10, 0x13, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x36, 0x00, 0x3C, 0x00, 0x00, 0x00,
+	                  0x03, 'a', '/', 'b', 0x00, 0x00),
+	               ROOST_OK, &c);
+	ck_assert_uint_eq(c.will_qos, 2);
+	ck_assert(c.will_retain);
+	ck_assert_uint_eq(c.will_payload.len, 0);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 Suite *codec_suite(void)
@@ -286,6 +533,8 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_MQTT_2_2_3_varint_spec_table_frame_peek);
 	tcase_add_test(tc, test_frame_non_minimal_length_accepted);
 	tcase_add_test(tc, test_v31_allows_dup_on_subscribe);
+	tcase_add_test(tc, test_MQTT_3_1_2_10_connect_spec_example);
+	tcase_add_test(tc, test_connect_mqisdp_level3);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
@@ -294,6 +543,15 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_MQTT_2_2_2_2_decoders_check_flags_too);
 	tcase_add_test(tc, test_MQTT_3_3_1_4_publish_qos3_malformed);
 	tcase_add_test(tc, test_frame_reserved_types);
+	tcase_add_test(tc, test_MQTT_3_1_2_2_unsupported_level);
+	tcase_add_test(tc, test_MQTT_3_1_2_1_bad_protocol_name);
+	tcase_add_test(tc, test_MQTT_3_1_2_3_reserved_connect_flag);
+	tcase_add_test(tc, test_MQTT_3_1_2_11_will_qos_or_retain_without_will_flag);
+	tcase_add_test(tc, test_MQTT_3_1_2_14_will_qos3);
+	tcase_add_test(tc, test_MQTT_3_1_2_22_password_without_username);
+	tcase_add_test(tc, test_MQTT_3_1_3_1_connect_trailing_bytes);
+	tcase_add_test(tc, test_MQTT_1_5_3_1_connect_client_id_bad_utf8);
+	tcase_add_test(tc, test_MQTT_3_3_2_2_connect_will_topic_wildcard);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
