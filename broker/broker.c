@@ -56,6 +56,7 @@ void roost_broker_free(roost_broker *b)
 		roost_broker_unsubscribe(b, b->component_subs);
 	while (b->services)
 		roost_broker_service_remove(b, b->services->name);
+	broker_store_close(b);
 	roost_bus_free(b->bus);
 	session_entry *e, *tmp;
 	HASH_ITER(hh, b->sessions, e, tmp) {
@@ -150,6 +151,7 @@ void broker_session_destroy(roost_broker *b, roost_session *s)
 	}
 	void *args[2] = {b->tree, s};
 	roost_session_sub_foreach(s, unsubscribe_visit, args);
+	broker_store_session_removed(b, s);
 	roost_session_free(s);
 }
 
@@ -260,6 +262,8 @@ static void retain_store(roost_broker *b, roost_msg *msg)
 	if (err && err != ROOST_ERR_NOT_FOUND)
 		roost_log_error(b->log, "retained message on %s not stored: %s", msg->topic,
 		                roost_err_str(err));
+	else
+		broker_store_retain(b, msg);
 	roost_msg_unref(old);
 }
 

@@ -60,6 +60,7 @@ typedef enum key_type {
 	KEY_LOGLEVEL, /* int holding a roost_log_level */
 	KEY_LIST,     /* sequence of mappings, each parsed with `items` */
 	KEY_STRLIST,  /* char ** + size_t count: a sequence of strings, or one string */
+	KEY_ENUM,     /* int: index of the value in enum_names */
 } key_type;
 
 typedef struct key_table key_table;
@@ -78,7 +79,8 @@ typedef struct key_def {
 	size_t count_offset;         /* KEY_LIST, KEY_STRLIST: offsetof the size_t count */
 	size_t item_size;            /* KEY_LIST: sizeof one element */
 	size_t min_items;            /* KEY_LIST: at least this many */
-	const char *item_name;       /* KEY_LIST: "listener", for messages */
+	const char *item_name;       /* KEY_LIST: "listener"; KEY_ENUM: "one of a, b" */
+	const char *const *enum_names; /* KEY_ENUM: NULL-terminated accepted words */
 } key_def;
 
 struct key_table {
@@ -109,6 +111,10 @@ struct key_table {
 #define DEF_STRLIST(T, p, m, count, d, rl) \
 	{ .path = p, .type = KEY_STRLIST, .reload = rl, .offset = offsetof(T, m), \
 	  .count_offset = offsetof(T, count), .def_str = d, .min_items = 1 }
+
+#define DEF_ENUM(T, p, m, names, expect, d, rl) \
+	{ .path = p, .type = KEY_ENUM, .reload = rl, .offset = offsetof(T, m), .def = d, \
+	  .enum_names = names, .item_name = expect }
 
 #define LIVE ROOST_RELOAD_LIVE
 #define RESTART ROOST_RELOAD_RESTART
@@ -146,6 +152,8 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  * Only the listening sockets need a restart; every other key applies to new
  * connections and packets once a reload swaps the config in.
  */
+static const char *const sync_names[] = {"normal", "full", NULL};
+
 static const key_def config_keys[] = {
 	DEF_LIST(roost_config, "listeners", listeners, n_listeners, roost_listener_config, listener_table, 1,
 	         "listener", RESTART),
@@ -160,6 +168,9 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "limits.max_keepalive",         limits.max_keepalive,          0,  65535,     65535,     LIVE),
 	DEF_INT(roost_config, "limits.max_subscriptions",     limits.max_subscriptions,      0,  10000000,  0,         LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
+	/* persistence: the durable store; no path = in memory only. */
+	DEF_STRING(roost_config, "persistence.path", persistence.path, NULL, RESTART),
+	DEF_ENUM(roost_config, "persistence.sync", persistence.sync, sync_names, "one of normal, full", 0, RESTART),
 	/* mqtt: Home Assistant's MQTT component keys, for the hub connector. */
 	DEF_STRING(roost_config, "mqtt.broker", mqtt.broker, NULL, RESTART),
 	DEF_INT(roost_config, "mqtt.port", mqtt.port, 1, 65535, 1883, RESTART),
@@ -547,6 +558,7 @@ static int apply_defaults(const key_table *t, void *base)
 			store_int(dst, k, k->def);
 			break;
 		case KEY_LOGLEVEL:
+		case KEY_ENUM:
 			*(int *)dst = (int)k->def;
 			break;
 		case KEY_STRING:
@@ -632,15 +644,16 @@ static bool word_is(const char *s, size_t n, const char *w)
 	return true;
 }
 
-static const char *type_expectation(key_type t)
+static const char *type_expectation(const key_def *k)
 {
-	switch (t) {
+	switch (k->type) {
 	case KEY_BOOL: return "true or false";
 	case KEY_INT: return "an integer";
 	case KEY_STRING: return "a string";
 	case KEY_LOGLEVEL: return "one of error, warning, notice, info, debug";
 	case KEY_LIST: return "a sequence of mappings";
 	case KEY_STRLIST: return "a string or a sequence of strings";
+	case KEY_ENUM: return k->item_name;
 	}
 	return "?";
 }
@@ -671,7 +684,7 @@ static int set_scalar(parse_state *p, const key_def *k, void *base, const char *
 	void *dst = field(base, k->offset);
 
 	if (is_null(ev))
-		return add_error(p, line, "%s: missing value, expected %s", path, type_expectation(k->type));
+		return add_error(p, line, "%s: missing value, expected %s", path, type_expectation(k));
 	switch (k->type) {
 	case KEY_BOOL:
 		if (word_is(s, n, "true") || word_is(s, n, "yes") || word_is(s, n, "on"))
@@ -717,11 +730,19 @@ static int set_scalar(parse_state *p, const key_def *k, void *base, const char *
 				level = roost_log_level_parse(low);
 		}
 		if (level < 0)
-			return add_error(p, line, "%s: expected %s, got '%s'", path, type_expectation(k->type),
+			return add_error(p, line, "%s: expected %s, got '%s'", path, type_expectation(k),
 			                 quote(q, sizeof q, s, n));
 		*(int *)dst = level;
 		return 0;
 	}
+	case KEY_ENUM:
+		for (int i = 0; k->enum_names[i]; i++) {
+			if (word_is(s, n, k->enum_names[i])) {
+				*(int *)dst = i;
+				return 0;
+			}
+		}
+		return add_error(p, line, "%s: expected %s, got '%s'", path, k->item_name, quote(q, sizeof q, s, n));
 	case KEY_LIST:
 	case KEY_STRLIST:
 		break;
@@ -839,7 +860,7 @@ static int parse_strlist(parse_state *p, const key_def *k, void *base, const cha
 				goto fail;
 		}
 	} else {
-		return wrong_kind(p, key_line, path, type_expectation(k->type), ev);
+		return wrong_kind(p, key_line, path, type_expectation(k), ev);
 	}
 	if (count < k->min_items && add_error(p, key_line, "%s: at least one element required", path) != 0)
 		goto fail;
@@ -859,7 +880,7 @@ static int parse_list(parse_state *p, const key_def *k, void *base, const char *
                       const yaml_event_t *ev)
 {
 	if (ev->type != YAML_SEQUENCE_START_EVENT && !is_null(ev))
-		return wrong_kind(p, key_line, path, type_expectation(k->type), ev);
+		return wrong_kind(p, key_line, path, type_expectation(k), ev);
 	char *items = NULL;
 	size_t count = 0;  /* elements stored in items */
 	size_t index = 0;  /* elements seen, for "listeners[index]" in messages */
@@ -1004,7 +1025,7 @@ static int parse_mapping(parse_state *p, const key_table *t, const char *prefix,
 		} else if (val.type == YAML_SCALAR_EVENT) {
 			r = set_scalar(p, k, base, path, &val);
 		} else {
-			r = wrong_kind(p, key_line, path, type_expectation(k->type), &val);
+			r = wrong_kind(p, key_line, path, type_expectation(k), &val);
 		}
 		yaml_event_delete(&val);
 		if (r != 0)

@@ -107,7 +107,7 @@ void conn_send(roost_conn *c, const void *data, size_t len)
 {
 	if (c->state == CONN_DEAD)
 		return;
-	evbuffer_add(bufferevent_get_output(c->bev), data, len);
+	evbuffer_add(conn_out(c), data, len);
 }
 
 bool conn_is_slow(const roost_conn *c)
@@ -126,7 +126,7 @@ void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t pack
 {
 	if (c->state == CONN_DEAD)
 		return;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = conn_out(c);
 	roost_publish p = {
 		.qos = qos & ROOST_DELIVER_QOS_MASK,
 		.dup = dup,
@@ -195,6 +195,7 @@ static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_l
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	event_del(c->timer);
 	conn_unlink(c);
+	broker_store_unhold(b, c);
 
 	roost_msg *will = c->will;
 	c->will = NULL;
@@ -385,7 +386,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 		c->last_rx_ms = roost_clock_now(&b->clock);
+		b->dispatch_conn = c;
+		b->dispatch_mark = b->store ? roost_persist_writes(b->store) : 0;
 		dispatch(c, f.type, pkt, f.total_len);
+		b->dispatch_conn = NULL;
 		evbuffer_drain(in, f.total_len);
 	}
 }

@@ -113,6 +113,7 @@ static bool connect_apply(roost_conn *c, const roost_connect *req, bool *session
 			refuse(c, req->protocol_level, 0x03, "out of memory creating the session");
 			return false;
 		}
+		broker_store_session_added(b, s);
 	}
 	if (req->will_flag) {
 		/* [MQTT-3.1.2-9] store the will with the connection. */

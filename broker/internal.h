@@ -15,6 +15,7 @@
 
 #include "roost/broker.h"
 #include "roost/codec.h"
+#include "roost/persist.h"
 #include "roost/session.h"
 #include "roost/topic.h"
 #include "roost/uthash_cfg.h"
@@ -45,6 +46,8 @@ struct roost_conn {
 	roost_conn *next, *prev;  /* broker's list of open connections */
 	roost_conn *reap_next;    /* broker's list of connections to free */
 	struct event *timer;      /* connect timeout, then keepalive */
+	struct evbuffer *hold;    /* output held until the store commits; NULL when not holding */
+	roost_conn *hold_next;    /* broker's list of holding connections */
 	roost_msg *will;          /* reference held; NULL when none */
 	uint64_t last_rx_ms;      /* clock time of the last complete packet */
 	uint16_t keepalive;       /* seconds; 0 = disabled */
@@ -89,6 +92,11 @@ struct roost_broker {
 	uint64_t generated_ids;
 
 	roost_bus *bus;
+	roost_persist *store;             /* NULL: persistence off */
+	struct event *commit_ev;          /* group commit, lowest priority */
+	roost_conn *holding;              /* connections whose output waits for the commit */
+	roost_conn *dispatch_conn;        /* the connection whose packet is being handled */
+	uint64_t dispatch_mark;           /* store writes when that packet's handling began */
 	struct service *services;         /* named component interfaces */
 	roost_broker_sub *component_subs; /* freed with the broker */
 	uint64_t component_ids;
@@ -120,7 +128,21 @@ void broker_send_retained(roost_broker *b, roost_session *s, const char *filter,
 void broker_schedule_reap(roost_broker *b, roost_conn *c);
 void broker_conn_free(roost_conn *c);
 
+/* ---- store.c: the broker's side of the durable store ---- */
+/* Open cfg->persistence.path (if set) and load it into the broker. */
+roost_err broker_store_open(roost_broker *b);
+void broker_store_close(roost_broker *b);
+/* A persistent session was created / is being destroyed. */
+void broker_store_session_added(roost_broker *b, roost_session *s);
+void broker_store_session_removed(roost_broker *b, roost_session *s);
+void broker_store_retain(roost_broker *b, const roost_msg *msg);
+/* Connection c stops holding (closed): forget its held output. */
+void broker_store_unhold(roost_broker *b, roost_conn *c);
+
 /* ---- connection.c ---- */
+/* Where output for c goes now: its held buffer when its acknowledgements
+ * must wait for the store, else the socket's output buffer. */
+struct evbuffer *conn_out(roost_conn *c);
 roost_conn *conn_new(roost_broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen);
 /* Close now: publish the will if publish_will, detach the session, schedule free. */
 void conn_close(roost_conn *c, bool publish_will, const char *fmt, ...)

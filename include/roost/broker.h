@@ -33,6 +33,14 @@ roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
                                const roost_log *log, roost_clock clock);
 void roost_broker_free(roost_broker *b);
 
+/*
+ * Open the durable store configured in persistence.path (nothing when it is
+ * unset) and load it: retained messages, persistent sessions with their
+ * subscriptions and queued messages. Call before roost_broker_listen. Fails
+ * only when no database can be created at all; a corrupt one is moved aside.
+ */
+roost_err roost_broker_open_store(roost_broker *b);
+
 /* Open every configured listener; logs "listening on ADDR:PORT" for each. */
 roost_err roost_broker_listen(roost_broker *b);
 

@@ -74,6 +74,12 @@ typedef struct roost_http_config {
 	char *token;               /* Bearer token; required unless bind is loopback */
 } roost_http_config;
 
+/* persistence: — the durable store (SQLite). */
+typedef struct roost_persistence_config {
+	char *path;                /* database file; NULL = no persistence (memory only) */
+	int sync;                  /* 0 normal (survives kill -9), 1 full (survives power loss) */
+} roost_persistence_config;
+
 typedef struct roost_config {
 	char *path;                       /* file it came from, or NULL for defaults */
 	roost_listener_config *listeners; /* at least one */
@@ -81,6 +87,7 @@ typedef struct roost_config {
 	bool allow_anonymous;             /* default true */
 	roost_limits_config limits;
 	int log_level;                    /* roost_log_level, default info */
+	roost_persistence_config persistence;
 	roost_mqtt_config mqtt;
 	roost_hub_config hub;
 	roost_http_config http;

@@ -1,0 +1,265 @@
+/*
+ * store.c — the broker's side of the durable store.
+ *
+ * - The session journal of every persistent session writes through to the
+ *   store; retained changes do too.
+ * - Group commit: the first write after a commit activates commit_ev, an
+ *   event at the lowest priority, so it runs once the loop has handled every
+ *   ready connection in this pass. Then one COMMIT covers them all.
+ * - Acknowledgements wait for the commit: when a packet's handling wrote to
+ *   the store, everything written to that connection from then on is held
+ *   in conn->hold and released, in order, after the commit. If the commit
+ *   fails, those connections are closed instead: nothing un-stored is ever
+ *   acknowledged, and the clients will send again.
+ * - At startup, retained messages, sessions, subscriptions, queued and
+ *   inflight deliveries and QoS 2 ids are loaded before the listeners open.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "roost/alloc.h"
+
+/* ---- journal: session changes -> store ---- */
+
+static void j_delivery_add(void *ctx, roost_session *s, uint64_t seq, roost_msg *msg, uint8_t qos,
+                           uint16_t packet_id, uint8_t state)
+{
+	roost_broker *b = ctx;
+	roost_persist_delivery_add(b->store, roost_session_client_id(s), seq, msg,
+	                           qos & ROOST_DELIVER_QOS_MASK, packet_id, state);
+}
+
+static void j_delivery_update(void *ctx, roost_session *s, uint64_t seq, uint16_t packet_id, uint8_t state)
+{
+	roost_broker *b = ctx;
+	roost_persist_delivery_update(b->store, roost_session_client_id(s), seq, packet_id, state);
+}
+
+static void j_delivery_remove(void *ctx, roost_session *s, uint64_t seq, uint64_t store_id)
+{
+	roost_broker *b = ctx;
+	roost_persist_delivery_remove(b->store, roost_session_client_id(s), seq, store_id);
+}
+
+static void j_sub(void *ctx, roost_session *s, const char *filter, size_t len, uint8_t options, bool added)
+{
+	roost_broker *b = ctx;
+	if (added)
+		roost_persist_sub_set(b->store, roost_session_client_id(s), filter, len, options);
+	else
+		roost_persist_sub_remove(b->store, roost_session_client_id(s), filter, len);
+}
+
+static void j_qos2(void *ctx, roost_session *s, uint16_t packet_id, bool added)
+{
+	roost_broker *b = ctx;
+	roost_persist_qos2_set(b->store, roost_session_client_id(s), packet_id, added);
+}
+
+static const roost_session_journal journal = {
+	.delivery_add = j_delivery_add,
+	.delivery_update = j_delivery_update,
+	.delivery_remove = j_delivery_remove,
+	.sub = j_sub,
+	.qos2_in = j_qos2,
+};
+
+void broker_store_session_added(roost_broker *b, roost_session *s)
+{
+	if (!b->store || roost_session_clean(s))
+		return;
+	roost_persist_session_add(b->store, roost_session_client_id(s));
+	roost_session_set_journal(s, &journal, b);
+}
+
+void broker_store_session_removed(roost_broker *b, roost_session *s)
+{
+	if (!b->store || roost_session_clean(s))
+		return;
+	roost_session_set_journal(s, NULL, NULL);
+	roost_persist_session_remove(b->store, roost_session_client_id(s));
+}
+
+void broker_store_retain(roost_broker *b, const roost_msg *msg)
+{
+	if (b->store)
+		roost_persist_retain_set(b->store, msg);
+}
+
+/* ---- group commit ---- */
+
+static void hold_release(roost_broker *b, bool committed)
+{
+	while (b->holding) {
+		roost_conn *c = b->holding;
+		b->holding = c->hold_next;
+		c->hold_next = NULL;
+		struct evbuffer *held = c->hold;
+		c->hold = NULL;
+		if (committed)
+			evbuffer_add_buffer(bufferevent_get_output(c->bev), held);
+		evbuffer_free(held);
+		if (!committed)
+			conn_close(c, false, "the store could not commit; acknowledgements withheld");
+	}
+}
+
+static void commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	roost_broker *b = arg;
+	roost_err err = roost_persist_commit(b->store);
+	if (err)
+		roost_log_error(b->log, "store commit failed: nothing of this batch is acknowledged");
+	hold_release(b, err == ROOST_OK);
+}
+
+/*
+ * A write opened a transaction: activate the commit. event_active appends it
+ * to the loop's active queue, behind every connection already ready in this
+ * pass, so their writes share the one commit.
+ */
+static void schedule_commit(void *ctx)
+{
+	roost_broker *b = ctx;
+	event_active(b->commit_ev, 0, 0);
+}
+
+void broker_store_unhold(roost_broker *b, roost_conn *c)
+{
+	if (!c->hold)
+		return;
+	for (roost_conn **pp = &b->holding; *pp; pp = &(*pp)->hold_next) {
+		if (*pp == c) {
+			*pp = c->hold_next;
+			break;
+		}
+	}
+	c->hold_next = NULL;
+	evbuffer_free(c->hold);
+	c->hold = NULL;
+}
+
+struct evbuffer *conn_out(roost_conn *c)
+{
+	roost_broker *b = c->b;
+	if (!c->hold && b->store && c == b->dispatch_conn &&
+	    roost_persist_writes(b->store) != b->dispatch_mark) {
+		/* This packet's handling wrote to the store: what we send it from
+		 * now on (its acknowledgement first) waits for the commit. */
+		c->hold = evbuffer_new();
+		if (c->hold) {
+			c->hold_next = b->holding;
+			b->holding = c;
+		}
+	}
+	return c->hold ? c->hold : bufferevent_get_output(c->bev);
+}
+
+/* ---- load ---- */
+
+static void load_retained(void *ctx, roost_msg *msg)
+{
+	roost_broker *b = ctx;
+	void *old = NULL;
+	if (roost_topic_tree_retain_set(b->tree, msg->topic, msg->topic_len, msg, &old) != ROOST_OK)
+		roost_msg_unref(msg);
+	roost_msg_unref(old);
+}
+
+static void load_session(void *ctx, const char *client_id)
+{
+	roost_broker *b = ctx;
+	roost_session *s = roost_session_new(client_id, strlen(client_id), false);
+	if (!s || broker_session_add(b, s) != ROOST_OK) {
+		roost_log_error(b->log, "store: out of memory restoring session %s", client_id);
+		roost_session_free(s);
+	}
+}
+
+static roost_session *loaded(roost_broker *b, const char *client_id)
+{
+	roost_session *s = broker_session_find(b, client_id, strlen(client_id));
+	if (!s)
+		roost_log_error(b->log, "store: a row refers to unknown session %s; ignored", client_id);
+	return s;
+}
+
+static void load_sub(void *ctx, const char *client_id, const char *filter, uint8_t options)
+{
+	roost_broker *b = ctx;
+	roost_session *s = loaded(b, client_id);
+	size_t len = strlen(filter);
+	if (s && (roost_topic_tree_subscribe(b->tree, filter, len, s, options, NULL) != ROOST_OK ||
+	          roost_session_sub_add(s, filter, len, options, NULL) != ROOST_OK))
+		roost_log_error(b->log, "store: cannot restore subscription %s of %s", filter, client_id);
+}
+
+static void load_delivery(void *ctx, const char *client_id, uint64_t seq, roost_msg *msg, uint8_t qos,
+                          uint16_t packet_id, uint8_t state, uint64_t store_id)
+{
+	roost_broker *b = ctx;
+	roost_session *s = loaded(b, client_id);
+	if (s && roost_session_restore(s, seq, msg, qos, packet_id, state, store_id) != ROOST_OK)
+		roost_log_error(b->log, "store: cannot restore a delivery of %s", client_id);
+}
+
+static void load_qos2(void *ctx, const char *client_id, uint16_t packet_id)
+{
+	roost_broker *b = ctx;
+	roost_session *s = loaded(b, client_id);
+	if (s)
+		roost_session_restore_qos2(s, packet_id);
+}
+
+roost_err broker_store_open(roost_broker *b)
+{
+	const roost_persistence_config *pc = &b->cfg->persistence;
+	if (!pc->path)
+		return ROOST_OK;
+	roost_err err = roost_persist_open(pc->path, pc->sync ? ROOST_PERSIST_SYNC_FULL : ROOST_PERSIST_SYNC_NORMAL,
+	                                   b->log, &b->store);
+	if (err)
+		return err;
+	b->commit_ev = event_new(b->base, -1, 0, commit_cb, b);
+	if (!b->commit_ev)
+		return ROOST_ERR_NOMEM;
+	roost_persist_set_on_dirty(b->store, schedule_commit, b);
+	static const roost_persist_visitor v = {
+		.retained = load_retained,
+		.session = load_session,
+		.sub = load_sub,
+		.delivery = load_delivery,
+		.qos2 = load_qos2,
+	};
+	err = roost_persist_load(b->store, &v, b);
+	if (err)
+		roost_log_error(b->log, "store %s: loading stopped early (%s); what loaded is kept", pc->path,
+		                roost_err_str(err));
+	size_t n_sessions = 0;
+	for (session_entry *e = b->sessions; e; e = e->hh.next, n_sessions++)
+		roost_session_set_journal(e->s, &journal, b);
+	roost_log_notice(b->log, "store %s: loaded %zu retained messages, %zu persistent sessions (sync %s)",
+	                 pc->path, roost_topic_tree_retained_count(b->tree), n_sessions,
+	                 pc->sync ? "full" : "normal");
+	return ROOST_OK;
+}
+
+void broker_store_close(roost_broker *b)
+{
+	if (b->commit_ev) {
+		event_free(b->commit_ev);
+		b->commit_ev = NULL;
+	}
+	if (b->store) {
+		hold_release(b, roost_persist_commit(b->store) == ROOST_OK);
+		roost_persist_close(b->store);
+		b->store = NULL;
+	}
+}
+
+roost_err roost_broker_open_store(roost_broker *b)
+{
+	return broker_store_open(b);
+}
