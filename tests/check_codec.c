@@ -520,6 +520,176 @@ START_TEST(test_MQTT_3_3_2_2_connect_will_topic_wildcard)
 }
 END_TEST
 
+/* ---- group 3: the other packets ------------------------------------------ */
+
+#define ENC_EQ(call, vec)                                                  \
+	do {                                                               \
+		uint8_t out_[64];                                          \
+		memset(out_, 0xAA, sizeof out_);                           \
+		ck_assert_uint_eq((call), sizeof(vec));                    \
+		ck_assert_mem_eq(out_, (vec), sizeof(vec));                \
+	} while (0)
+#define OUT out_, sizeof out_
+
+START_TEST(test_publish_vectors)
+{
+	static const uint8_t q1[] = { 0x32, 0x09, 0x00, 0x03, 'a', '/', 'b', 0x00, 0x0A, 'h', 'i' };
+	static const uint8_t q0r[] = { 0x31, 0x07, 0x00, 0x03, 'a', '/', 'b', 'h', 'i' };
+	static const uint8_t q2d[] = { 0x3C, 0x07, 0x00, 0x03, 'a', '/', 'b', 0x12, 0x34 };
+	roost_publish p;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_publish(q1, sizeof q1, 4, &p, &e), ROOST_OK);
+	ck_assert_uint_eq(p.qos, 1);
+	ck_assert(!p.dup && !p.retain);
+	ck_assert_uint_eq(p.packet_id, 10);
+	ck_assert(bytes_is(p.topic, "a/b"));
+	ck_assert(bytes_is(p.payload, "hi"));
+	ENC_EQ(roost_encode_publish(OUT, 4, &p), q1);
+
+	ck_assert_int_eq(roost_decode_publish(q0r, sizeof q0r, 4, &p, &e), ROOST_OK);
+	ck_assert_uint_eq(p.qos, 0);
+	ck_assert(p.retain);
+	ck_assert_uint_eq(p.packet_id, 0);
+	ck_assert(bytes_is(p.payload, "hi"));
+	ENC_EQ(roost_encode_publish(OUT, 4, &p), q0r);
+
+	/* QoS 2, DUP, empty payload */
+	ck_assert_int_eq(roost_decode_publish(q2d, sizeof q2d, 3, &p, &e), ROOST_OK);
+	ck_assert_uint_eq(p.qos, 2);
+	ck_assert(p.dup);
+	ck_assert_uint_eq(p.packet_id, 0x1234);
+	ck_assert_uint_eq(p.payload.len, 0);
+	ENC_EQ(roost_encode_publish(OUT, 3, &p), q2d);
+}
+END_TEST
+
+START_TEST(test_ack_vectors)
+{
+	static const uint8_t puback[] = { 0x40, 0x02, 0x00, 0x0A };
+	static const uint8_t pubrec[] = { 0x50, 0x02, 0x00, 0x0A };
+	static const uint8_t pubrel[] = { 0x62, 0x02, 0x00, 0x0A };
+	static const uint8_t pubcomp[] = { 0x70, 0x02, 0x00, 0x0A };
+	const uint8_t *vec[] = { puback, pubrec, pubrel, pubcomp };
+	roost_ack a;
+	roost_codec_error e;
+
+	for (uint8_t v = 3; v <= 5; v++) {
+		for (size_t i = 0; i < 4; i++) {
+			ck_assert_int_eq(roost_decode_ack(vec[i], 4, v, &a, &e), ROOST_OK);
+			ck_assert_uint_eq(a.packet_id, 10);
+			ck_assert_uint_eq(a.reason, 0);
+			ck_assert_uint_eq(a.props.len, 0);
+		}
+		ENC_EQ(roost_encode_ack(OUT, v, ROOST_MQTT_PUBACK, &a), puback);
+		ENC_EQ(roost_encode_ack(OUT, v, ROOST_MQTT_PUBREC, &a), pubrec);
+		ENC_EQ(roost_encode_ack(OUT, v, ROOST_MQTT_PUBREL, &a), pubrel);
+		ENC_EQ(roost_encode_ack(OUT, v, ROOST_MQTT_PUBCOMP, &a), pubcomp);
+	}
+	/* v5 with a reason code (0x10 no matching subscribers), no properties */
+	ck_assert_int_eq(roost_decode_ack(BL(0x40, 0x03, 0x00, 0x0A, 0x10), 5, &a, &e), ROOST_OK);
+	ck_assert_uint_eq(a.reason, 0x10);
+	ENC_EQ(roost_encode_ack(OUT, 5, ROOST_MQTT_PUBACK, &a), B(0x40, 0x03, 0x00, 0x0A, 0x10));
+	/* a reason byte is an error before v5 */
+	ck_assert_int_eq(roost_decode_ack(BL(0x40, 0x03, 0x00, 0x0A, 0x10), 4, &a, &e), ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_subscribe_vectors)
+{
+	static const uint8_t sub[] = { 0x82, 0x0E, 0x00, 0x0A, 0x00, 0x03, 'a', '/', 'b', 0x01,
+		                       0x00, 0x03, 'c', '/', 'd', 0x02 };
+	static const uint8_t unsub[] = { 0xA2, 0x0C, 0x00, 0x0A, 0x00, 0x03, 'a', '/', 'b',
+		                         0x00, 0x03, 'c', '/', 'd' };
+	roost_subscribe s;
+	roost_sub_iter it;
+	roost_sub_entry ent[3];
+	roost_codec_error e;
+	size_t n = 0;
+
+	ck_assert_int_eq(roost_decode_subscribe(sub, sizeof sub, 4, &s, &e), ROOST_OK);
+	ck_assert_uint_eq(s.packet_id, 10);
+	ck_assert_uint_eq(s.count, 2);
+	roost_sub_iter_init(&it, &s, true);
+	while (n < 3 && roost_sub_next(&it, &ent[n]))
+		n++;
+	ck_assert_uint_eq(n, 2);
+	ck_assert(bytes_is(ent[0].filter, "a/b"));
+	ck_assert_uint_eq(ent[0].options, 1);
+	ck_assert(bytes_is(ent[1].filter, "c/d"));
+	ck_assert_uint_eq(ent[1].options, 2);
+	ENC_EQ(roost_encode_subscribe(OUT, 4, s.packet_id, ent, n), sub);
+
+	ck_assert_int_eq(roost_decode_unsubscribe(unsub, sizeof unsub, 4, &s, &e), ROOST_OK);
+	ck_assert_uint_eq(s.count, 2);
+	roost_sub_iter_init(&it, &s, false);
+	for (n = 0; n < 3 && roost_sub_next(&it, &ent[n]); n++)
+		ck_assert_uint_eq(ent[n].options, 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(bytes_is(ent[1].filter, "c/d"));
+	ENC_EQ(roost_encode_unsubscribe(OUT, 4, s.packet_id, ent, n), unsub);
+}
+END_TEST
+
+START_TEST(test_suback_unsuback_vectors)
+{
+	static const uint8_t suback[] = { 0x90, 0x03, 0x00, 0x0A, 0x01 };
+	static const uint8_t unsuback[] = { 0xB0, 0x02, 0x00, 0x0A };
+	roost_suback s;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_suback(suback, sizeof suback, 4, &s, &e), ROOST_OK);
+	ck_assert_uint_eq(s.packet_id, 10);
+	ck_assert_uint_eq(s.codes.len, 1);
+	ck_assert_uint_eq(s.codes.ptr[0], 0x01);
+	ENC_EQ(roost_encode_suback(OUT, 4, &s), suback);
+	/* 0x80 failure is a valid 3.1.1 return code */
+	ck_assert_int_eq(roost_decode_suback(BL(0x90, 0x04, 0x00, 0x0A, 0x80, 0x02), 4, &s, &e), ROOST_OK);
+	ck_assert_uint_eq(s.codes.len, 2);
+
+	ck_assert_int_eq(roost_decode_unsuback(unsuback, sizeof unsuback, 4, &s, &e), ROOST_OK);
+	ck_assert_uint_eq(s.packet_id, 10);
+	ck_assert_uint_eq(s.codes.len, 0);
+	ENC_EQ(roost_encode_unsuback(OUT, 4, &s), unsuback);
+	roost_ack a = { .packet_id = 10 };
+	ENC_EQ(roost_encode_ack(OUT, 4, ROOST_MQTT_UNSUBACK, &a), unsuback);
+}
+END_TEST
+
+START_TEST(test_empty_and_connack_vectors)
+{
+	static const uint8_t pingreq[] = { 0xC0, 0x00 };
+	static const uint8_t pingresp[] = { 0xD0, 0x00 };
+	static const uint8_t disconnect[] = { 0xE0, 0x00 };
+	static const uint8_t connack[] = { 0x20, 0x02, 0x01, 0x00 };
+	roost_codec_error e;
+	roost_disconnect d;
+	roost_connack c;
+
+	ck_assert_int_eq(roost_decode_empty(pingreq, 2, &e), ROOST_OK);
+	ck_assert_int_eq(roost_decode_empty(pingresp, 2, &e), ROOST_OK);
+	ck_assert_int_eq(roost_decode_empty(disconnect, 2, &e), ROOST_OK);
+	ENC_EQ(roost_encode_empty(OUT, ROOST_MQTT_PINGREQ), pingreq);
+	ENC_EQ(roost_encode_empty(OUT, ROOST_MQTT_PINGRESP), pingresp);
+	for (uint8_t v = 3; v <= 5; v++) {
+		ck_assert_int_eq(roost_decode_disconnect(disconnect, 2, v, &d, &e), ROOST_OK);
+		ck_assert_uint_eq(d.reason, 0);
+		ENC_EQ(roost_encode_disconnect(OUT, v, &d), disconnect);
+	}
+	uint8_t buf[2];
+	ck_assert_uint_eq(roost_encode_empty(buf, sizeof buf, ROOST_MQTT_CONNECT), 0);
+
+	ck_assert_int_eq(roost_decode_connack(connack, sizeof connack, 4, &c, &e), ROOST_OK);
+	ck_assert(c.session_present);
+	ck_assert_uint_eq(c.code, 0);
+	ENC_EQ(roost_encode_connack(OUT, 4, &c), connack);
+	/* 3.1.1 return code 5 (not authorised) without session present */
+	ck_assert_int_eq(roost_decode_connack(BL(0x20, 0x02, 0x00, 0x05), 4, &c, &e), ROOST_OK);
+	ck_assert_uint_eq(c.code, 5);
+	ck_assert(!c.session_present);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 Suite *codec_suite(void)
@@ -535,6 +705,11 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_v31_allows_dup_on_subscribe);
 	tcase_add_test(tc, test_MQTT_3_1_2_10_connect_spec_example);
 	tcase_add_test(tc, test_connect_mqisdp_level3);
+	tcase_add_test(tc, test_publish_vectors);
+	tcase_add_test(tc, test_ack_vectors);
+	tcase_add_test(tc, test_subscribe_vectors);
+	tcase_add_test(tc, test_suback_unsuback_vectors);
+	tcase_add_test(tc, test_empty_and_connack_vectors);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
