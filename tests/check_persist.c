@@ -1,0 +1,387 @@
+/* check_persist.c — the durable store: round trips through SQLite, group
+ * commit, message garbage collection and every kind of bad file. */
+#include <check.h>
+#include <stdarg.h>
+#include <dirent.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "roost/alloc.h"
+#include "roost/persist.h"
+
+static const roost_log quiet = {.level = ROOST_LOG_ERROR, .write = NULL};
+
+typedef struct loaded {
+	char log[2048];
+	roost_msg *msgs[16];
+	int n_msgs;
+} loaded;
+
+static void addf(loaded *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void addf(loaded *l, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	size_t n = strlen(l->log);
+	vsnprintf(l->log + n, sizeof l->log - n, fmt, ap);
+	va_end(ap);
+}
+
+static void v_retained(void *ctx, roost_msg *m)
+{
+	addf(ctx, "R %s=%.*s q%u;", m->topic, (int)m->payload_len, (const char *)m->payload, m->qos);
+	roost_msg_unref(m);
+}
+static void v_session(void *ctx, const char *id) { addf(ctx, "S %s;", id); }
+static void v_sub(void *ctx, const char *id, const char *f, uint8_t o) { addf(ctx, "F %s %s %u;", id, f, o); }
+static void v_delivery(void *ctx, const char *id, uint64_t seq, roost_msg *m, uint8_t qos, uint16_t pid,
+                       uint8_t state, uint64_t store_id)
+{
+	addf(ctx, "D %s #%llu %s q%u p%u s%u%s;", id, (unsigned long long)seq, m ? m->topic : "-", qos, pid, state,
+	     m && m->store_id == store_id ? "" : (m ? " BADID" : ""));
+}
+static void v_qos2(void *ctx, const char *id, uint16_t pid) { addf(ctx, "Q %s %u;", id, pid); }
+static void v_spool(void *ctx, uint64_t seq, const char *body, size_t len)
+{
+	addf(ctx, "P %llu %.*s;", (unsigned long long)seq, (int)len, body);
+}
+
+static const roost_persist_visitor visitor = {v_retained, v_session, v_sub, v_delivery, v_qos2, v_spool};
+
+static void load_all(roost_persist *p, loaded *l)
+{
+	memset(l, 0, sizeof *l);
+	ck_assert_int_eq(roost_persist_load(p, &visitor, l), ROOST_OK);
+}
+
+static roost_msg *msg(const char *topic, const char *payload, uint8_t qos, bool retain)
+{
+	return roost_msg_new(topic, strlen(topic), (const uint8_t *)payload, strlen(payload), qos, retain);
+}
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/roost-persist-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+	DIR *d = opendir(tmpdir);
+	if (!d)
+		return;
+	struct dirent *e;
+	char path[512];
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(tmpdir);
+}
+
+static int count_files(const char *prefix)
+{
+	DIR *d = opendir(tmpdir);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+START_TEST(test_persist_round_trip)
+{
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(":memory:", ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	roost_msg *r1 = msg("home/a", "on", 1, true), *r2 = msg("home/a", "off", 0, true);
+	roost_msg *r3 = msg("home/b", "x", 2, true), *del = msg("home/b", "", 0, true);
+	roost_persist_retain_set(p, r1);
+	roost_persist_retain_set(p, r2); /* replaces */
+	roost_persist_retain_set(p, r3);
+	roost_persist_retain_set(p, del); /* [MQTT-3.3.1-10] zero length removes */
+	roost_persist_session_add(p, "dev1");
+	roost_persist_sub_set(p, "dev1", "home/#", 6, 1);
+	roost_persist_sub_set(p, "dev1", "x/+", 3, 2);
+	roost_persist_sub_set(p, "dev1", "x/+", 3, 0); /* replaces */
+	roost_msg *m = msg("home/c", "1", 1, false);
+	roost_persist_delivery_add(p, "dev1", 4, m, 1, 0, 0);
+	ck_assert_uint_ne(m->store_id, 0);
+	roost_persist_delivery_add(p, "dev1", 2, m, 1, 7, 1);
+	roost_persist_delivery_update(p, "dev1", 4, 8, 1);
+	roost_persist_qos2_set(p, "dev1", 33, true);
+	roost_persist_spool_push(p, 2, "{\"b\":2}", 7);
+	roost_persist_spool_push(p, 1, "{\"a\":1}", 7);
+	ck_assert(roost_persist_dirty(p));
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+	ck_assert(!roost_persist_dirty(p));
+	loaded l;
+	load_all(p, &l);
+	ck_assert_str_eq(l.log, "R home/a=off q0;S dev1;F dev1 home/# 1;F dev1 x/+ 0;"
+	                        "D dev1 #2 home/c q1 p7 s1;D dev1 #4 home/c q1 p8 s1;Q dev1 33;"
+	                        "P 1 {\"a\":1};P 2 {\"b\":2};");
+	roost_msg_unref(r1);
+	roost_msg_unref(r2);
+	roost_msg_unref(r3);
+	roost_msg_unref(del);
+	roost_msg_unref(m);
+	roost_persist_close(p);
+}
+END_TEST
+
+static int on_dirty_calls;
+static void count_dirty(void *ctx)
+{
+	(void)ctx;
+	on_dirty_calls++;
+}
+
+/* Group commit: one transaction per batch, announced once. */
+START_TEST(test_persist_group_commit_batches)
+{
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(":memory:", ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	on_dirty_calls = 0;
+	roost_persist_set_on_dirty(p, count_dirty, NULL);
+	uint64_t w0 = roost_persist_writes(p);
+	for (int i = 0; i < 100; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "c%d", i);
+		roost_persist_session_add(p, id);
+	}
+	ck_assert_int_eq(on_dirty_calls, 1);
+	ck_assert_uint_eq(roost_persist_writes(p) - w0, 100);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+	ck_assert_uint_eq(roost_persist_stats_get(p)->commits, 1);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK); /* nothing open: no-op */
+	ck_assert_uint_eq(roost_persist_stats_get(p)->commits, 1);
+	roost_persist_session_add(p, "again");
+	ck_assert_int_eq(on_dirty_calls, 2);
+	roost_persist_close(p); /* commits what is pending */
+}
+END_TEST
+
+/* A message row lives as long as a delivery refers to it. */
+START_TEST(test_persist_message_rows_released_with_last_delivery)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/r.db", tmpdir);
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	roost_msg *m = msg("t", "payload", 1, false);
+	roost_persist_session_add(p, "a");
+	roost_persist_session_add(p, "b");
+	roost_persist_delivery_add(p, "a", 1, m, 1, 0, 0);
+	roost_persist_delivery_add(p, "b", 1, m, 1, 0, 0); /* stored once, referenced twice */
+	roost_persist_delivery_remove(p, "a", 1, m->store_id);
+	roost_persist_commit(p);
+	sqlite3 *db;
+	sqlite3_open(path, &db);
+	sqlite3_stmt *st;
+	sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &st, NULL);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+	sqlite3_reset(st);
+	roost_persist_delivery_remove(p, "b", 1, m->store_id);
+	roost_persist_commit(p);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 0);
+	sqlite3_finalize(st);
+	/* The message can be stored again under its id (another delivery later). */
+	roost_persist_delivery_add(p, "a", 2, m, 1, 0, 0);
+	roost_persist_session_remove(p, "b");
+	roost_persist_commit(p);
+	loaded l;
+	load_all(p, &l);
+	ck_assert_str_eq(l.log, "S a;D a #2 t q1 p0 s0;");
+	sqlite3_close(db);
+	roost_msg_unref(m);
+	roost_persist_close(p);
+	remove_tmpdir();
+}
+END_TEST
+
+/* What was committed survives closing and reopening the file. */
+START_TEST(test_persist_survives_reopen)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/s.db", tmpdir);
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_FULL, &quiet, &p), ROOST_OK);
+	roost_msg *r = msg("keep", "me", 1, true);
+	roost_persist_retain_set(p, r);
+	roost_persist_counter_set(p, "lost", 3);
+	roost_persist_close(p);
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	loaded l;
+	load_all(p, &l);
+	ck_assert_str_eq(l.log, "R keep=me q1;");
+	ck_assert_uint_eq(roost_persist_counter_get(p, "lost"), 3);
+	ck_assert_uint_eq(roost_persist_counter_get(p, "absent"), 0);
+	ck_assert_uint_eq(roost_persist_stats_get(p)->moved_aside, 0);
+	roost_persist_close(p);
+	roost_msg_unref(r);
+	remove_tmpdir();
+}
+END_TEST
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+/* Open a bad file: the broker must still get a working, empty store, the
+ * bad file kept aside, and the loss counted. */
+static void expect_moved_aside(const char *path)
+{
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	ck_assert_uint_eq(roost_persist_stats_get(p)->moved_aside, 1);
+	ck_assert_int_eq(count_files("bad.db.corrupt-"), 1);
+	loaded l;
+	load_all(p, &l);
+	ck_assert_str_eq(l.log, "");
+	roost_msg *r = msg("new", "ok", 0, true); /* and it works */
+	ck_assert_int_eq(roost_persist_retain_set(p, r), ROOST_OK);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+	roost_msg_unref(r);
+	roost_persist_close(p);
+}
+
+START_TEST(test_persist_garbage_file_moved_aside)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/bad.db", tmpdir);
+	char garbage[8192];
+	for (size_t i = 0; i < sizeof garbage; i++)
+		garbage[i] = (char)(i * 7 + 3);
+	write_file(path, garbage, sizeof garbage);
+	expect_moved_aside(path);
+	remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_persist_truncated_file_moved_aside)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/bad.db", tmpdir);
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	char big[4000];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	for (int i = 0; i < 50; i++) {
+		char t[16];
+		snprintf(t, sizeof t, "t/%d", i);
+		roost_msg *r = msg(t, big, 0, true);
+		roost_persist_retain_set(p, r);
+		roost_msg_unref(r);
+	}
+	roost_persist_close(p); /* checkpointed into the main file */
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(truncate(path, st.st_size / 3), 0);
+	expect_moved_aside(path);
+	remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_persist_newer_schema_moved_aside)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/bad.db", tmpdir);
+	sqlite3 *db;
+	sqlite3_open(path, &db);
+	sqlite3_exec(db, "CREATE TABLE future(x); PRAGMA user_version = 99;", NULL, NULL, NULL);
+	sqlite3_close(db);
+	expect_moved_aside(path);
+	remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_persist_foreign_database_moved_aside)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/bad.db", tmpdir);
+	sqlite3 *db;
+	sqlite3_open(path, &db);
+	sqlite3_exec(db, "CREATE TABLE photos(id, blob);", NULL, NULL, NULL);
+	sqlite3_close(db);
+	expect_moved_aside(path);
+	remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_persist_two_bad_starts_keep_both_files)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/bad.db", tmpdir);
+	for (int i = 0; i < 2; i++) {
+		write_file(path, "not a database, not at all, no", 30);
+		roost_persist *p;
+		ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+		roost_persist_close(p);
+	}
+	ck_assert_int_eq(count_files("bad.db.corrupt-"), 2);
+	remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_persist_unusable_directory_is_an_error)
+{
+	roost_persist *p = NULL;
+	ck_assert_int_eq(roost_persist_open("/nonexistent-dir/sub/roost.db", ROOST_PERSIST_SYNC_NORMAL, &quiet, &p),
+	                 ROOST_ERR_IO);
+	ck_assert_ptr_null(p);
+}
+END_TEST
+
+Suite *persist_suite(void);
+Suite *persist_suite(void)
+{
+	Suite *s = suite_create("persist");
+	TCase *valid = tcase_create("valid");
+	tcase_add_test(valid, test_persist_round_trip);
+	tcase_add_test(valid, test_persist_group_commit_batches);
+	tcase_add_test(valid, test_persist_message_rows_released_with_last_delivery);
+	tcase_add_test(valid, test_persist_survives_reopen);
+	suite_add_tcase(s, valid);
+	TCase *bad = tcase_create("malformed");
+	tcase_add_test(bad, test_persist_garbage_file_moved_aside);
+	tcase_add_test(bad, test_persist_truncated_file_moved_aside);
+	tcase_add_test(bad, test_persist_newer_schema_moved_aside);
+	tcase_add_test(bad, test_persist_foreign_database_moved_aside);
+	tcase_add_test(bad, test_persist_two_bad_starts_keep_both_files);
+	tcase_add_test(bad, test_persist_unusable_directory_is_an_error);
+	suite_add_tcase(s, bad);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(persist_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
