@@ -690,6 +690,223 @@ START_TEST(test_empty_and_connack_vectors)
 }
 END_TEST
 
+START_TEST(test_MQTT_3_3_2_2_wildcard_in_topic_rejected)
+{
+	roost_publish p;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x05, 0x00, 0x03, 'a', '/', '#'), 4, &p, &e),
+	                 ROOST_ERR_BAD_TOPIC);
+	ck_assert_uint_eq(e.offset, 6);
+	ck_assert_ptr_nonnull(strstr(e.why, "MQTT-3.3.2-2"));
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x05, 0x00, 0x03, '+', '/', 'b'), 4, &p, &e),
+	                 ROOST_ERR_BAD_TOPIC);
+	ck_assert_uint_eq(e.offset, 4);
+	/* past the 8-byte fast path too */
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x0C, 0x00, 0x0A, 's', 'p', 'o', 'r', 't', '/', 't',
+	                                         'e', 'n', '+'),
+	                                      4, &p, &e),
+	                 ROOST_ERR_BAD_TOPIC);
+	ck_assert_uint_eq(e.offset, 13);
+	/* the payload may contain anything */
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x05, 0x00, 0x01, 'a', '#', 0x00), 4, &p, &e), ROOST_OK);
+}
+END_TEST
+
+START_TEST(test_MQTT_4_7_3_1_empty_topic_rejected)
+{
+	roost_publish p;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x02, 0x00, 0x00), 4, &p, &e), ROOST_ERR_BAD_TOPIC);
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x02, 0x00, 0x00), 3, &p, &e), ROOST_ERR_BAD_TOPIC);
+	/* v5: only with a Topic Alias (23 00 01) */
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x03, 0x00, 0x00, 0x00), 5, &p, &e), ROOST_ERR_BAD_TOPIC);
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01), 5, &p, &e),
+	                 ROOST_OK);
+	ck_assert_uint_eq(p.topic.len, 0);
+	ck_assert_uint_eq(p.props.len, 3);
+}
+END_TEST
+
+START_TEST(test_MQTT_2_3_1_1_packet_id_zero_rejected)
+{
+	roost_publish p;
+	roost_subscribe s;
+	roost_ack a;
+	roost_suback sa;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_publish(BL(0x32, 0x05, 0x00, 0x01, 'a', 0x00, 0x00), 4, &p, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(e.offset, 5);
+	ck_assert_ptr_nonnull(strstr(e.why, "MQTT-2.3.1-1"));
+	ck_assert_int_eq(roost_decode_publish(BL(0x34, 0x05, 0x00, 0x01, 'a', 0x00, 0x00), 4, &p, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x06, 0x00, 0x00, 0x00, 0x01, 'a', 0x00), 4, &s, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(e.offset, 2);
+	ck_assert_int_eq(roost_decode_unsubscribe(BL(0xA2, 0x05, 0x00, 0x00, 0x00, 0x01, 'a'), 4, &s, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_ack(BL(0x40, 0x02, 0x00, 0x00), 4, &a, &e), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_ack(BL(0x62, 0x02, 0x00, 0x00), 5, &a, &e), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_suback(BL(0x90, 0x03, 0x00, 0x00, 0x00), 4, &sa, &e), ROOST_ERR_MALFORMED);
+	/* QoS 0 has no packet id: the two bytes are payload */
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x05, 0x00, 0x01, 'a', 0x00, 0x00), 4, &p, &e), ROOST_OK);
+	ck_assert_uint_eq(p.payload.len, 2);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_8_3_3_subscribe_without_filters)
+{
+	roost_subscribe s;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x02, 0x00, 0x0A), 4, &s, &e), ROOST_ERR_MALFORMED);
+	ck_assert_ptr_nonnull(strstr(e.why, "MQTT-3.8.3-3"));
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x03, 0x00, 0x0A, 0x00), 5, &s, &e), ROOST_ERR_MALFORMED);
+	/* the encoder refuses to build one */
+	uint8_t out[16];
+	ck_assert_uint_eq(roost_encode_subscribe(out, sizeof out, 4, 10, NULL, 0), 0);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_8_3_4_requested_qos3_or_reserved_bits)
+{
+	roost_subscribe s;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x06, 0x00, 0x0A, 0x00, 0x01, 'a', 0x03), 4, &s, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(e.offset, 7);
+	ck_assert_ptr_nonnull(strstr(e.why, "MQTT-3-8.3-4"));
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x06, 0x00, 0x0A, 0x00, 0x01, 'a', 0x04), 4, &s, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x06, 0x00, 0x0A, 0x00, 0x01, 'a', 0x80), 3, &s, &e),
+	                 ROOST_ERR_MALFORMED);
+	/* v5: bits 2-5 are options; QoS 3 is a Protocol Error, bits 6-7 malformed */
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x07, 0x00, 0x0A, 0x00, 0x00, 0x01, 'a', 0x2E), 5, &s, &e),
+	                 ROOST_OK);
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x07, 0x00, 0x0A, 0x00, 0x00, 0x01, 'a', 0x03), 5, &s, &e),
+	                 ROOST_ERR_PROTOCOL);
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x07, 0x00, 0x0A, 0x00, 0x00, 0x01, 'a', 0x30), 5, &s, &e),
+	                 ROOST_ERR_PROTOCOL);
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x07, 0x00, 0x0A, 0x00, 0x00, 0x01, 'a', 0x40), 5, &s, &e),
+	                 ROOST_ERR_MALFORMED);
+	/* options byte missing */
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x05, 0x00, 0x0A, 0x00, 0x01, 'a'), 4, &s, &e),
+	                 ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_10_3_2_unsubscribe_without_filters)
+{
+	roost_subscribe s;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_unsubscribe(BL(0xA2, 0x02, 0x00, 0x0A), 4, &s, &e), ROOST_ERR_MALFORMED);
+	ck_assert_ptr_nonnull(strstr(e.why, "MQTT-3.10.3-2"));
+	/* a filter length that overruns */
+	ck_assert_int_eq(roost_decode_unsubscribe(BL(0xA2, 0x05, 0x00, 0x0A, 0x00, 0x02, 'a'), 4, &s, &e),
+	                 ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_subscribe_filter_syntax_left_to_broker)
+{
+	roost_subscribe s;
+	roost_sub_iter it;
+	roost_sub_entry ent;
+	roost_codec_error e;
+
+	/* "a/#/b" breaks [MQTT-4.7.1-2] but is well encoded: SUBACK 0x80 is the broker's
+	 * (a static array: views must outlive the assertion macro's block) */
+	static const uint8_t pkt[] = { 0x82, 0x0A, 0x00, 0x0A, 0x00, 0x05, 'a', '/', '#', '/', 'b', 0x00 };
+
+	ck_assert_int_eq(roost_decode_subscribe(pkt, sizeof pkt, 4, &s, &e), ROOST_OK);
+	roost_sub_iter_init(&it, &s, true);
+	ck_assert(roost_sub_next(&it, &ent));
+	ck_assert(bytes_is(ent.filter, "a/#/b"));
+	ck_assert(!roost_topic_filter_valid(ent.filter.ptr, ent.filter.len));
+	ck_assert(!roost_sub_next(&it, &ent));
+	/* an empty filter and "sport+" likewise, in UNSUBSCRIBE too */
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x05, 0x00, 0x0A, 0x00, 0x00, 0x00), 4, &s, &e), ROOST_OK);
+	ck_assert_int_eq(roost_decode_unsubscribe(BL(0xA2, 0x0A, 0x00, 0x0A, 0x00, 0x06, 's', 'p', 'o', 'r', 't',
+	                                             '+'),
+	                                          4, &s, &e),
+	                 ROOST_OK);
+	/* but the encoding is checked: bad UTF-8 in a filter */
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x07, 0x00, 0x0A, 0x00, 0x02, 0xC0, 0x80, 0x00), 4, &s, &e),
+	                 ROOST_ERR_BAD_UTF8);
+	ck_assert_uint_eq(e.offset, 6);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_12_pingreq_with_body)
+{
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_empty(BL(0xC0, 0x01, 0x00), &e), ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(e.offset, 2);
+	ck_assert_int_eq(roost_decode_empty(BL(0xD0, 0x01, 0x00), &e), ROOST_ERR_MALFORMED);
+	/* remaining length says 0, one byte more was handed over */
+	ck_assert_int_eq(roost_decode_empty(BL(0xC0, 0x00, 0x00), &e), ROOST_ERR_MALFORMED);
+	/* not a PING */
+	ck_assert_int_eq(roost_decode_empty(BL(0x40, 0x00), &e), ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_14_disconnect_v311_with_body)
+{
+	roost_disconnect d;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_disconnect(BL(0xE0, 0x01, 0x00), 4, &d, &e), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_disconnect(BL(0xE0, 0x01, 0x00), 3, &d, &e), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_empty(BL(0xE0, 0x01, 0x00), &e), ROOST_ERR_MALFORMED);
+	/* v5: a reason code (0x04 disconnect with will) */
+	ck_assert_int_eq(roost_decode_disconnect(BL(0xE0, 0x01, 0x04), 5, &d, &e), ROOST_OK);
+	ck_assert_uint_eq(d.reason, 0x04);
+	ck_assert_int_eq(roost_decode_disconnect(BL(0xE0, 0x01, 0x05), 5, &d, &e), ROOST_ERR_PROTOCOL);
+}
+END_TEST
+
+START_TEST(test_MQTT_3_2_2_1_connack_reserved_bits)
+{
+	roost_connack c;
+	roost_codec_error e;
+
+	ck_assert_int_eq(roost_decode_connack(BL(0x20, 0x02, 0x02, 0x00), 4, &c, &e), ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(e.offset, 2);
+	ck_assert_int_eq(roost_decode_connack(BL(0x20, 0x02, 0x80, 0x00), 4, &c, &e), ROOST_ERR_MALFORMED);
+	/* MQTT 3.1 did not use the byte */
+	ck_assert_int_eq(roost_decode_connack(BL(0x20, 0x02, 0x80, 0x00), 3, &c, &e), ROOST_OK);
+	ck_assert(!c.session_present);
+	/* [MQTT-3.2.2-4] session present with a refusal; reserved return code 6 */
+	ck_assert_int_eq(roost_decode_connack(BL(0x20, 0x02, 0x01, 0x05), 4, &c, &e), ROOST_ERR_PROTOCOL);
+	ck_assert_int_eq(roost_decode_connack(BL(0x20, 0x02, 0x00, 0x06), 4, &c, &e), ROOST_ERR_PROTOCOL);
+	ck_assert_int_eq(roost_decode_connack(BL(0x20, 0x03, 0x00, 0x00, 0x00), 4, &c, &e), ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_acks_lists_malformed)
+{
+	roost_suback s;
+	roost_ack a;
+	roost_codec_error e;
+
+	/* [MQTT-3.9.3-2] reserved SUBACK return code, SUBACK without codes */
+	ck_assert_int_eq(roost_decode_suback(BL(0x90, 0x03, 0x00, 0x0A, 0x03), 4, &s, &e), ROOST_ERR_PROTOCOL);
+	ck_assert_int_eq(roost_decode_suback(BL(0x90, 0x02, 0x00, 0x0A), 4, &s, &e), ROOST_ERR_MALFORMED);
+	/* 3.1.1 UNSUBACK is two bytes */
+	ck_assert_int_eq(roost_decode_unsuback(BL(0xB0, 0x03, 0x00, 0x0A, 0x00), 4, &s, &e), ROOST_ERR_MALFORMED);
+	/* wrong decoder for the type; unknown version */
+	ck_assert_int_eq(roost_decode_ack(BL(0xC0, 0x00), 4, &a, &e), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_ack(BL(0x40, 0x02, 0x00, 0x0A), 0, &a, &e), ROOST_ERR_INVALID);
+	ck_assert_int_eq(roost_decode_ack(BL(0x40, 0x02, 0x00, 0x0A), 6, &a, &e), ROOST_ERR_INVALID);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 Suite *codec_suite(void)
@@ -710,6 +927,7 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_subscribe_vectors);
 	tcase_add_test(tc, test_suback_unsuback_vectors);
 	tcase_add_test(tc, test_empty_and_connack_vectors);
+	tcase_add_test(tc, test_subscribe_filter_syntax_left_to_broker);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
@@ -727,6 +945,16 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_MQTT_3_1_3_1_connect_trailing_bytes);
 	tcase_add_test(tc, test_MQTT_1_5_3_1_connect_client_id_bad_utf8);
 	tcase_add_test(tc, test_MQTT_3_3_2_2_connect_will_topic_wildcard);
+	tcase_add_test(tc, test_MQTT_3_3_2_2_wildcard_in_topic_rejected);
+	tcase_add_test(tc, test_MQTT_4_7_3_1_empty_topic_rejected);
+	tcase_add_test(tc, test_MQTT_2_3_1_1_packet_id_zero_rejected);
+	tcase_add_test(tc, test_MQTT_3_8_3_3_subscribe_without_filters);
+	tcase_add_test(tc, test_MQTT_3_8_3_4_requested_qos3_or_reserved_bits);
+	tcase_add_test(tc, test_MQTT_3_10_3_2_unsubscribe_without_filters);
+	tcase_add_test(tc, test_MQTT_3_12_pingreq_with_body);
+	tcase_add_test(tc, test_MQTT_3_14_disconnect_v311_with_body);
+	tcase_add_test(tc, test_MQTT_3_2_2_1_connack_reserved_bits);
+	tcase_add_test(tc, test_acks_lists_malformed);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
