@@ -907,6 +907,143 @@ START_TEST(test_acks_lists_malformed)
 }
 END_TEST
 
+/* ---- group 4: UTF-8 and topics ---------------------------------------- */
+
+START_TEST(test_MQTT_1_5_3_1_utf8_ill_formed_rejected)
+{
+	static const struct {
+		uint8_t b[5];
+		size_t n;
+	} bad[] = {
+		{ { 0xC0, 0x80 }, 2 },             /* overlong U+0000 */
+		{ { 0xC1, 0xBF }, 2 },             /* overlong U+007F */
+		{ { 0xE0, 0x80, 0x80 }, 3 },       /* overlong 3-byte */
+		{ { 0xE0, 0x9F, 0xBF }, 3 },       /* overlong U+07FF */
+		{ { 0xF0, 0x80, 0x80, 0x80 }, 4 }, /* overlong 4-byte */
+		{ { 0xF0, 0x8F, 0xBF, 0xBF }, 4 }, /* overlong U+FFFF */
+		{ { 0xED, 0xA0, 0x80 }, 3 },       /* surrogate U+D800 */
+		{ { 0xED, 0xBF, 0xBF }, 3 },       /* surrogate U+DFFF */
+		{ { 0xF4, 0x90, 0x80, 0x80 }, 4 }, /* U+110000 > U+10FFFF */
+		{ { 0xF5, 0x80, 0x80, 0x80 }, 4 },
+		{ { 0xF8, 0x88, 0x80, 0x80, 0x80 }, 5 }, /* old 5-byte form */
+		{ { 0xFC }, 1 },
+		{ { 0xFE }, 1 },
+		{ { 0xFF }, 1 },
+		{ { 0x80 }, 1 },                   /* stray continuation */
+		{ { 0xC3 }, 1 },                   /* truncated 2-byte */
+		{ { 0xE2, 0x82 }, 2 },             /* truncated 3-byte */
+		{ { 0xF0, 0x9F, 0x98 }, 3 },       /* truncated 4-byte */
+		{ { 0xC3, 0x41 }, 2 },             /* continuation missing */
+		{ { 0xE2, 0x82, 0xC0 }, 3 },
+		{ { 0x00 }, 1 },                   /* [MQTT-1.5.3-2] U+0000 */
+	};
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_msg(!roost_utf8_valid(bad[i].b, bad[i].n), "case %zu accepted", i);
+		/* the same after 8 ASCII bytes (past the word-at-a-time path) and before one */
+		uint8_t buf[32];
+		memcpy(buf, "abcdefghi", 9);
+		memcpy(buf + 9, bad[i].b, bad[i].n);
+		buf[9 + bad[i].n] = 'z';
+		ck_assert_msg(!roost_utf8_valid(buf, 9 + bad[i].n), "case %zu accepted at the end", i);
+		ck_assert_msg(!roost_utf8_valid(buf, 10 + bad[i].n), "case %zu accepted inside", i);
+	}
+	/* U+0000 in the middle of a long ASCII run */
+	ck_assert(!roost_utf8_valid((const uint8_t *)"abcdefgh\0abcdefgh", 17));
+	ck_assert(!roost_utf8_valid((const uint8_t *)"abcdefghijklmno\0", 16));
+}
+END_TEST
+
+START_TEST(test_MQTT_1_5_3_1_utf8_well_formed_accepted)
+{
+	ck_assert(roost_utf8_valid(NULL, 0));
+	ck_assert(roost_utf8_valid(S("plain ascii, longer than eight bytes")));
+	ck_assert(roost_utf8_valid(BL(0x7F)));
+	ck_assert(roost_utf8_valid(BL(0xC2, 0x80)));             /* U+0080 */
+	ck_assert(roost_utf8_valid(BL(0xC3, 0xA9)));             /* é */
+	ck_assert(roost_utf8_valid(BL(0xDF, 0xBF)));             /* U+07FF */
+	ck_assert(roost_utf8_valid(BL(0xE0, 0xA0, 0x80)));       /* U+0800 */
+	ck_assert(roost_utf8_valid(BL(0xE2, 0x82, 0xAC)));       /* € */
+	ck_assert(roost_utf8_valid(BL(0xED, 0x9F, 0xBF)));       /* U+D7FF */
+	ck_assert(roost_utf8_valid(BL(0xEE, 0x80, 0x80)));       /* U+E000 */
+	ck_assert(roost_utf8_valid(BL(0xEF, 0xBF, 0xBF)));       /* U+FFFF */
+	ck_assert(roost_utf8_valid(BL(0xF0, 0x90, 0x80, 0x80))); /* U+10000 */
+	ck_assert(roost_utf8_valid(BL(0xF0, 0x9F, 0x98, 0x80))); /* 😀 */
+	ck_assert(roost_utf8_valid(BL(0xF4, 0x8F, 0xBF, 0xBF))); /* U+10FFFF */
+	/* [MQTT-1.5.3-3] U+FEFF is not stripped and is valid */
+	ck_assert(roost_utf8_valid(BL(0xEF, 0xBB, 0xBF, 'a')));
+	/* mixed, crossing an 8-byte boundary */
+	ck_assert(roost_utf8_valid(S("sport/t\xc3\xa9nnis/\xe2\x82\xac/\xf0\x9f\x98\x80")));
+}
+END_TEST
+
+START_TEST(test_MQTT_4_7_topic_filter_spec_examples)
+{
+	/* §4.7.1.2 multi-level wildcard */
+	ck_assert(roost_topic_filter_valid(S("sport/tennis/player1/#")));
+	ck_assert(roost_topic_filter_valid(S("sport/tennis/#")));
+	ck_assert(roost_topic_filter_valid(S("sport/#")));
+	ck_assert(roost_topic_filter_valid(S("#")));
+	ck_assert(!roost_topic_filter_valid(S("sport/tennis#")));
+	ck_assert(!roost_topic_filter_valid(S("sport/tennis/#/ranking")));
+	ck_assert(!roost_topic_filter_valid(S("##")));
+	ck_assert(!roost_topic_filter_valid(S("/#/")));
+	/* §4.7.1.3 single-level wildcard */
+	ck_assert(roost_topic_filter_valid(S("+")));
+	ck_assert(roost_topic_filter_valid(S("+/tennis/#")));
+	ck_assert(roost_topic_filter_valid(S("sport/+/player1")));
+	ck_assert(roost_topic_filter_valid(S("/+")));
+	ck_assert(roost_topic_filter_valid(S("+/+")));
+	ck_assert(!roost_topic_filter_valid(S("sport+")));
+	ck_assert(!roost_topic_filter_valid(S("+sport")));
+	ck_assert(!roost_topic_filter_valid(S("sport/+a/b")));
+	ck_assert(!roost_topic_filter_valid(S("++")));
+	/* §4.7.3 */
+	ck_assert(roost_topic_filter_valid(S("/")));
+	ck_assert(roost_topic_filter_valid(S("//")));
+	ck_assert(roost_topic_filter_valid(S("$SYS/#")));
+	ck_assert(!roost_topic_filter_valid(S("")));
+	ck_assert(!roost_topic_filter_valid(BL('a', 0x00)));
+	ck_assert(!roost_topic_filter_valid(BL('a', '/', 0xC0, 0x80)));
+}
+END_TEST
+
+START_TEST(test_MQTT_4_7_3_1_topic_name_rules)
+{
+	ck_assert(roost_topic_name_valid(S("sport/tennis/player1")));
+	ck_assert(roost_topic_name_valid(S("/")));
+	ck_assert(roost_topic_name_valid(S("/finance")));
+	ck_assert(roost_topic_name_valid(S("$SYS/broker/uptime")));
+	ck_assert(roost_topic_name_valid(S("a b")));
+	ck_assert(roost_topic_name_valid(S("t\xc3\xa9")));
+	/* [MQTT-4.7.3-1] */
+	ck_assert(!roost_topic_name_valid(S("")));
+	/* [MQTT-3.3.2-2] no wildcards anywhere, including long names */
+	ck_assert(!roost_topic_name_valid(S("#")));
+	ck_assert(!roost_topic_name_valid(S("+")));
+	ck_assert(!roost_topic_name_valid(S("sport/tennis/#")));
+	ck_assert(!roost_topic_name_valid(S("sport+")));
+	ck_assert(!roost_topic_name_valid(S("abcdefgh/abcdefgh/abcdefgh+")));
+	ck_assert(!roost_topic_name_valid(S("abcdefgh/abcd#fgh/abcdefgh")));
+	/* [MQTT-4.7.3-2] U+0000, bad UTF-8 */
+	ck_assert(!roost_topic_name_valid(BL('a', 0x00, 'b')));
+	ck_assert(!roost_topic_name_valid(BL('a', 0xED, 0xA0, 0x80)));
+}
+END_TEST
+
+START_TEST(test_topic_length_limit)
+{
+	static uint8_t big[65536];
+
+	memset(big, 'a', sizeof big);
+	ck_assert(roost_topic_name_valid(big, 65535));
+	ck_assert(roost_topic_filter_valid(big, 65535));
+	ck_assert(!roost_topic_name_valid(big, 65536));
+	ck_assert(!roost_topic_filter_valid(big, 65536));
+	ck_assert(roost_utf8_valid(big, sizeof big));
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 Suite *codec_suite(void)
@@ -928,6 +1065,9 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_suback_unsuback_vectors);
 	tcase_add_test(tc, test_empty_and_connack_vectors);
 	tcase_add_test(tc, test_subscribe_filter_syntax_left_to_broker);
+	tcase_add_test(tc, test_MQTT_1_5_3_1_utf8_well_formed_accepted);
+	tcase_add_test(tc, test_MQTT_4_7_topic_filter_spec_examples);
+	tcase_add_test(tc, test_MQTT_4_7_3_1_topic_name_rules);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
@@ -955,11 +1095,13 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_MQTT_3_14_disconnect_v311_with_body);
 	tcase_add_test(tc, test_MQTT_3_2_2_1_connack_reserved_bits);
 	tcase_add_test(tc, test_acks_lists_malformed);
+	tcase_add_test(tc, test_MQTT_1_5_3_1_utf8_ill_formed_rejected);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
 	tcase_add_test(tc, test_frame_too_large_as_soon_as_length_known);
 	tcase_add_test(tc, test_frame_need_more_for_every_prefix);
+	tcase_add_test(tc, test_topic_length_limit);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("roundtrip");
