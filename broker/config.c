@@ -169,7 +169,8 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "limits.max_subscriptions",     limits.max_subscriptions,      0,  10000000,  0,         LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
 	/* persistence: the durable store; no path = in memory only. */
-	DEF_STRING(roost_config, "persistence.path", persistence.path, NULL, RESTART),
+	DEF_BOOL(roost_config, "persistence.enabled", persistence.enabled, true, RESTART),
+	DEF_STRING(roost_config, "persistence.path", persistence.path, "roost.db", RESTART),
 	DEF_ENUM(roost_config, "persistence.sync", persistence.sync, sync_names, "one of normal, full", 0, RESTART),
 	/* mqtt: Home Assistant's MQTT component keys, for the hub connector. */
 	DEF_STRING(roost_config, "mqtt.broker", mqtt.broker, NULL, RESTART),

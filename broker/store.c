@@ -216,8 +216,11 @@ static void load_qos2(void *ctx, const char *client_id, uint16_t packet_id)
 roost_err broker_store_open(roost_broker *b)
 {
 	const roost_persistence_config *pc = &b->cfg->persistence;
-	if (!pc->path)
+	if (!pc->enabled) {
+		roost_log_warn(b->log, "persistence is off (persistence.enabled: false): retained messages and "
+		                       "persistent sessions live in memory only and are lost on restart");
 		return ROOST_OK;
+	}
 	roost_err err = roost_persist_open(pc->path, pc->sync ? ROOST_PERSIST_SYNC_FULL : ROOST_PERSIST_SYNC_NORMAL,
 	                                   b->log, &b->store);
 	if (err)

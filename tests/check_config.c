@@ -88,7 +88,23 @@ static void check_defaults(const roost_config *cfg)
 	ck_assert_uint_eq(cfg->limits.max_keepalive, 65535);
 	ck_assert_uint_eq(cfg->limits.max_subscriptions, 0);
 	ck_assert_int_eq(cfg->log_level, ROOST_LOG_INFO);
+	ck_assert(cfg->persistence.enabled);
+	ck_assert_str_eq(cfg->persistence.path, "roost.db");
+	ck_assert_int_eq(cfg->persistence.sync, 0);
 }
+
+START_TEST(test_persistence_keys)
+{
+	roost_config *cfg = load_ok("persistence:\n  path: /var/lib/roost/roost.db\n  sync: FULL\n");
+	ck_assert_str_eq(cfg->persistence.path, "/var/lib/roost/roost.db");
+	ck_assert_int_eq(cfg->persistence.sync, 1);
+	roost_config_free(cfg);
+	cfg = load_ok("persistence:\n  enabled: false\n");
+	ck_assert(!cfg->persistence.enabled);
+	roost_config_free(cfg);
+	expect_error("persistence:\n  sync: fast\n", 2, "persistence.sync: expected one of normal, full, got 'fast'");
+}
+END_TEST
 
 static void check_defaults_of(const char *yaml)
 {
@@ -870,6 +886,7 @@ Suite *config_suite(void)
 
 	TCase *tc = tcase_create("valid");
 	tcase_add_test(tc, test_connector_sections);
+	tcase_add_test(tc, test_persistence_keys);
 	tcase_add_test(tc, test_connector_defaults);
 	tcase_add_test(tc, test_string_list_forms_and_errors);
 	tcase_add_test(tc, test_defaults);

@@ -76,7 +76,8 @@ typedef struct roost_http_config {
 
 /* persistence: — the durable store (SQLite). */
 typedef struct roost_persistence_config {
-	char *path;                /* database file; NULL = no persistence (memory only) */
+	bool enabled;              /* default true; false = memory only */
+	char *path;                /* database file, default "roost.db" (relative to the working dir) */
 	int sync;                  /* 0 normal (survives kill -9), 1 full (survives power loss) */
 } roost_persistence_config;
 

@@ -1,0 +1,175 @@
+"""Durable store, end to end: kill -9 at random moments loses nothing that
+was acknowledged; retained messages and subscriptions survive restarts; a
+corrupt database never stops the broker from starting.
+
+The crash test follows the issue: a publisher sends numbered QoS 1 messages
+to a persistent subscriber that is online only part of the time; the broker
+is killed with SIGKILL at random moments and restarted; every message whose
+PUBACK the publisher received must reach the subscriber in the end.
+"""
+import os
+import random
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import unittest
+
+import roostlib
+from roostlib import Broker, Closed, PacketTimeout, PUBREC, pubrel_packet, publish_packet
+
+ROUNDS = int(os.environ.get("ROOST_CRASH_ROUNDS", "8"))
+SEED = int(os.environ.get("ROOST_CRASH_SEED", str(int(time.time()))))
+
+
+def store_yaml(db, sync="normal"):
+    return ("listeners:\n  - port: 0\n    bind: 127.0.0.1\n"
+            "persistence:\n  path: %s\n  sync: %s\n"
+            "limits:\n  max_queued_messages: 100000\n  max_inflight_messages: 50\n"
+            "http:\n  port: -1\n"
+            "log:\n  level: info\n" % (db, sync))
+
+
+class StoreTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="roost-store-")
+        self.db = os.path.join(self.dir, "roost.db")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def start(self, sync="normal"):
+        b = Broker(config_text=store_yaml(self.db, sync))
+        b.start()
+        self.addCleanup(lambda: b.stop(check=False) if b.alive() else None)
+        return b
+
+    def kill9(self, b):
+        b.stop(sig=signal.SIGKILL, check=False)
+
+    def run_crash_rounds(self, sync):
+        rng = random.Random(SEED)
+        acked = set()
+        received = set()
+        b = self.start(sync)
+        sub = b.client("crash-sub", clean=False)
+        self.assertEqual(sub.subscribe([("crash/#", 1)]), [1])
+        sub.disconnect()
+        p = b.client("crash-setup")
+        p.publish("crash/retained", b"R", qos=1, retain=True)
+        p.disconnect()
+        seq = 0
+        for rnd in range(ROUNDS):
+            if rnd:
+                b = self.start(sync)
+            # Retained messages and subscriptions are intact after each restart.
+            check = b.client("crash-check-%d" % rnd)
+            check.subscribe([("crash/retained", 0)])
+            check.expect_publish(topic="crash/retained", payload=b"R", retain=True)
+            check.disconnect()
+            online = rnd % 2 == 1
+            stop = threading.Event()
+            sub_thread = None
+            if online:
+                sub = b.client("crash-sub", clean=False, expect_sp=1)
+
+                def consume(c=sub):
+                    while not stop.is_set():
+                        try:
+                            m = c.recv_publish(timeout=0.2)
+                        except PacketTimeout:
+                            continue
+                        except (Closed, OSError, AssertionError):
+                            return
+                        if m.topic.startswith("crash/n/"):
+                            received.add(int(m.payload))
+                sub_thread = threading.Thread(target=consume, daemon=True)
+                sub_thread.start()
+            pub = b.client("crash-pub-%d" % rnd)
+            killer = threading.Timer(rng.uniform(0.15, 0.9), self.kill9, args=(b,))
+            killer.start()
+            deadline = time.monotonic() + 10
+            try:
+                while time.monotonic() < deadline:
+                    seq += 1
+                    pub.publish("crash/n/%d" % (seq % 7), str(seq).encode(), qos=1, timeout=3)
+                    acked.add(seq)       # PUBACK received: the broker owes delivery
+            except (Closed, PacketTimeout, OSError, AssertionError):
+                pass                     # killed mid-flight: not acknowledged
+            killer.join()
+            stop.set()
+            if sub_thread:
+                sub_thread.join(timeout=5)
+        self.assertGreater(len(acked), ROUNDS, "the publisher got almost no PUBACKs")
+        b = self.start(sync)
+        sub = b.client("crash-sub", clean=False, expect_sp=1)
+        for m in sub.drain_publishes(idle=1.0, limit=10 ** 6):
+            if m.topic.startswith("crash/n/"):
+                received.add(int(m.payload))
+        lost = sorted(acked - received)
+        self.assertEqual(lost, [], "seed %d: %d acknowledged messages never delivered: %s"
+                         % (SEED, len(lost), lost[:20]))
+        b.stop()
+
+    def test_kill9_loses_no_acknowledged_qos1_message_sync_normal(self):
+        self.run_crash_rounds("normal")
+
+    def test_kill9_loses_no_acknowledged_qos1_message_sync_full(self):
+        self.run_crash_rounds("full")
+
+    def test_MQTT_4_3_3_2_qos2_id_survives_restart_no_duplicate(self):
+        """A PUBREC'd QoS 2 message re-sent after a crash is not delivered again."""
+        b = self.start()
+        sub = b.client("q2-sub", clean=False)
+        sub.subscribe([("q2/#", 2)])
+        sub.disconnect()
+        pub = b.client("q2-pub", clean=False)
+        pub.send(publish_packet("q2/x", b"once", qos=2, pid=77))
+        pub.expect_ack(PUBREC, 77)
+        self.kill9(b)
+        b = self.start()
+        pub = b.client("q2-pub", clean=False, expect_sp=1)
+        pub.send(publish_packet("q2/x", b"once", qos=2, pid=77, dup=True))
+        pub.expect_ack(PUBREC, 77)
+        pub.send(pubrel_packet(77))
+        pub.expect_ack(roostlib.PUBCOMP, 77)
+        sub = b.client("q2-sub", clean=False, expect_sp=1)
+        got = sub.drain_publishes(idle=0.7)
+        self.assertEqual([m.payload for m in got], [b"once"])
+        b.stop()
+
+    def test_offline_queue_order_survives_restart(self):
+        b = self.start()
+        sub = b.client("order-sub", clean=False)
+        sub.subscribe([("o/#", 1)])
+        sub.disconnect()
+        pub = b.client("order-pub")
+        for i in range(200):
+            pub.publish("o/t", str(i).encode(), qos=1)
+        b.stop()
+        b = self.start()
+        sub = b.client("order-sub", clean=False, expect_sp=1)
+        got = [int(m.payload) for m in sub.drain_publishes(idle=0.7)]
+        self.assertEqual(got, list(range(200)))
+        b.stop()
+
+    def test_corrupt_database_moved_aside_and_broker_starts(self):
+        with open(self.db, "wb") as f:
+            f.write(os.urandom(10000))
+        b = self.start()
+        b.wait_for_log(r"STORE LOST: .*moved it to .*corrupt", timeout=5)
+        aside = [n for n in os.listdir(self.dir) if ".corrupt-" in n]
+        self.assertEqual(len(aside), 1)
+        c = b.client("after-corruption")   # and it serves clients
+        c.publish("x", b"1", qos=1, retain=True)
+        c.disconnect()
+        b.stop()
+        b = self.start()                   # the new database is sound
+        self.assertIsNone(b.find_log(r"STORE LOST"))
+        c = b.client("reader")
+        c.subscribe([("x", 0)])
+        c.expect_publish(topic="x", payload=b"1", retain=True)
+        b.stop()
+
+
+if __name__ == "__main__":
+    roostlib.main()
