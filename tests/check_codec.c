@@ -1044,6 +1044,253 @@ START_TEST(test_topic_length_limit)
 }
 END_TEST
 
+/* ---- group 5: round trip and truncation over every packet type ---------- */
+
+/* Property blocks live at file scope: a view must outlive the block that sets it. */
+#define PROPS(a) ((roost_bytes){ (a), sizeof(a) })
+static const uint8_t P_CONNECT[] = { 0x11, 0, 0, 0, 60, 0x26, 0, 1, 'k', 0, 1, 'v' };
+static const uint8_t P_WILL[] = { 0x18, 0, 0, 0, 5, 0x01, 0x01 };
+static const uint8_t P_CONNACK[] = { 0x11, 0, 0, 0, 60, 0x22, 0, 10, 0x1F, 0, 2, 'o', 'k' };
+static const uint8_t P_PUBLISH[] = { 0x23, 0, 5, 0x26, 0, 1, 'k', 0, 1, 'v' };
+static const uint8_t P_ALIAS[] = { 0x23, 0, 5 };
+static const uint8_t P_ACK[] = { 0x1F, 0, 4, 'w', 'h', 'y', '!', 0x26, 0, 1, 'k', 0, 0 };
+static const uint8_t P_SUBACK[] = { 0x1F, 0, 1, '?' };
+static const uint8_t P_DISCONNECT[] = { 0x11, 0, 0, 0, 0, 0x1F, 0, 3, 'b', 'y', 'e' };
+static const uint8_t P_AUTH[] = { 0x15, 0, 5, 'S', 'C', 'R', 'A', 'M', 0x16, 0, 2, 'x', 'y' };
+static const uint8_t NO_SUB[] = { 0x11 }; /* v5 UNSUBACK: no subscription existed */
+#define STR(s) ((roost_bytes){ (const uint8_t *)(s), sizeof(s) - 1 })
+
+struct pkt {
+	uint8_t version;
+	uint8_t buf[160];
+	size_t len;
+	size_t min_ok; /* a truncation to a shorter remaining length may decode from here on */
+};
+
+struct table {
+	struct pkt p[80];
+	size_t n;
+};
+
+/* Append the packet just encoded into the next slot; min_ok 0 means "strict". */
+static void add(struct table *t, uint8_t version, size_t len, size_t min_ok)
+{
+	struct pkt *p = &t->p[t->n];
+	roost_frame f;
+
+	ck_assert_uint_gt(len, 0);
+	ck_assert_uint_le(len, sizeof p->buf);
+	ck_assert_int_eq(peek(p->buf, len, 0, version, &f), ROOST_OK);
+	ck_assert_uint_eq(f.total_len, len);
+	p->version = version;
+	p->len = len;
+	p->min_ok = min_ok ? min_ok : f.remaining_len;
+	t->n++;
+	ck_assert_uint_lt(t->n, sizeof t->p / sizeof t->p[0]);
+}
+
+#define SLOT(t) (t)->p[(t)->n].buf, sizeof (t)->p[0].buf
+
+static void build_table(struct table *t)
+{
+	roost_sub_entry two[] = { { STR("a/+"), 1 }, { STR("c/#"), 2 } };
+	static const uint8_t codes[] = { 0x00, 0x02, 0x80 };
+
+	t->n = 0;
+	for (uint8_t v = 3; v <= 5; v++) {
+		bool v5 = v == 5;
+		roost_connect c = { .clean_start = true, .keepalive = 30, .client_id = STR("client-1") };
+		add(t, v, roost_encode_connect(SLOT(t), v, &c), 0);
+		c.will_flag = c.username_flag = c.password_flag = c.will_retain = true;
+		c.will_qos = 2;
+		c.will_topic = STR("will/topic");
+		c.will_payload = STR("gone");
+		c.username = STR("user");
+		c.password = STR("\x00\xff");
+		if (v5) { /* session expiry 60, user property k=v; will delay 5 */
+			c.props = PROPS(P_CONNECT);
+			c.will_props = PROPS(P_WILL);
+		}
+		add(t, v, roost_encode_connect(SLOT(t), v, &c), 0);
+
+		roost_connack ca = { .session_present = v != 3, .code = 0 };
+		if (v5) /* session expiry, topic alias maximum 10, reason string */
+			ca.props = PROPS(P_CONNACK);
+		add(t, v, roost_encode_connack(SLOT(t), v, &ca), 0);
+
+		for (uint8_t q = 0; q <= 2; q++) {
+			roost_publish p = { .qos = q, .retain = q == 2, .dup = q == 1, .packet_id = q ? 7 : 0,
+				            .topic = STR("sensors/temp"), .payload = STR("21.5") };
+			if (v5) /* topic alias 5, user property */
+				p.props = PROPS(P_PUBLISH);
+			size_t head = roost_encode_publish_header(NULL, 0, v, &p);
+			size_t len = roost_encode_publish(SLOT(t), v, &p);
+			add(t, v, len, head - 2);
+		}
+		if (v5) { /* empty topic with a Topic Alias */
+			roost_publish p = { .props = PROPS(P_ALIAS), .payload = STR("x") };
+			add(t, v, roost_encode_publish(SLOT(t), v, &p), 2 + 1 + 3);
+		}
+
+		for (uint8_t type = ROOST_MQTT_PUBACK; type <= ROOST_MQTT_PUBCOMP; type++) {
+			roost_ack a = { .packet_id = 0xBEEF };
+			add(t, v, roost_encode_ack(SLOT(t), v, type, &a), 0);
+			if (!v5)
+				continue;
+			a.reason = type <= ROOST_MQTT_PUBREC ? 0x10 : 0x92;
+			add(t, v, roost_encode_ack(SLOT(t), v, type, &a), 2);
+			a.props = PROPS(P_ACK);
+			add(t, v, roost_encode_ack(SLOT(t), v, type, &a), 2);
+		}
+
+		add(t, v, roost_encode_subscribe(SLOT(t), v, 1, two, 1), 0);
+		add(t, v, roost_encode_subscribe(SLOT(t), v, 2, two, 2), 2 + v5 + 5 + 1);
+		add(t, v, roost_encode_unsubscribe(SLOT(t), v, 3, two, 1), 0);
+		add(t, v, roost_encode_unsubscribe(SLOT(t), v, 4, two, 2), 2 + v5 + 5);
+
+		roost_suback sa = { .packet_id = 9, .codes = { codes, 3 } };
+		if (v5)
+			sa.props = PROPS(P_SUBACK);
+		add(t, v, roost_encode_suback(SLOT(t), v, &sa), 2 + (v5 ? 5 : 0) + 1);
+		sa.codes.len = 1;
+		if (v5)
+			sa.codes.ptr = NO_SUB;
+		add(t, v, roost_encode_unsuback(SLOT(t), v, &sa), 0);
+
+		add(t, v, roost_encode_empty(SLOT(t), ROOST_MQTT_PINGREQ), 0);
+		add(t, v, roost_encode_empty(SLOT(t), ROOST_MQTT_PINGRESP), 0);
+		roost_disconnect d = { 0 };
+		add(t, v, roost_encode_disconnect(SLOT(t), v, &d), 0);
+		if (v5) {
+			d.reason = 0x04;
+			d.props = PROPS(P_DISCONNECT);
+			add(t, v, roost_encode_disconnect(SLOT(t), v, &d), 1);
+			roost_auth au = { .reason = 0x18,
+				          .props = PROPS(P_AUTH) };
+			add(t, v, roost_encode_auth(SLOT(t), v, &au), 1);
+		}
+	}
+}
+
+/*
+ * Decode pkt with the decoder its type calls for, then encode what was
+ * decoded into out. Returns the decoder's verdict; *n the encoded size.
+ */
+static roost_err reencode(uint8_t v, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap, size_t *n)
+{
+	roost_codec_error e;
+	roost_err err;
+	uint8_t type = len ? pkt[0] >> 4 : 0;
+
+	*n = 0;
+	switch (type) {
+	case ROOST_MQTT_CONNECT: {
+		roost_connect c;
+		if (!(err = roost_decode_connect(pkt, len, &c, &e)))
+			*n = roost_encode_connect(out, cap, c.protocol_level, &c);
+		break;
+	}
+	case ROOST_MQTT_CONNACK: {
+		roost_connack c;
+		if (!(err = roost_decode_connack(pkt, len, v, &c, &e)))
+			*n = roost_encode_connack(out, cap, v, &c);
+		break;
+	}
+	case ROOST_MQTT_PUBLISH: {
+		roost_publish p;
+		if (!(err = roost_decode_publish(pkt, len, v, &p, &e)))
+			*n = roost_encode_publish(out, cap, v, &p);
+		break;
+	}
+	case ROOST_MQTT_PUBACK:
+	case ROOST_MQTT_PUBREC:
+	case ROOST_MQTT_PUBREL:
+	case ROOST_MQTT_PUBCOMP: {
+		roost_ack a;
+		if (!(err = roost_decode_ack(pkt, len, v, &a, &e)))
+			*n = roost_encode_ack(out, cap, v, type, &a);
+		break;
+	}
+	case ROOST_MQTT_SUBSCRIBE:
+	case ROOST_MQTT_UNSUBSCRIBE: {
+		bool sub = type == ROOST_MQTT_SUBSCRIBE;
+		roost_subscribe s;
+		roost_sub_iter it;
+		roost_sub_entry ent[16];
+		size_t k = 0;
+		err = sub ? roost_decode_subscribe(pkt, len, v, &s, &e) : roost_decode_unsubscribe(pkt, len, v, &s, &e);
+		if (err)
+			break;
+		roost_sub_iter_init(&it, &s, sub);
+		while (k < 16 && roost_sub_next(&it, &ent[k]))
+			k++;
+		ck_assert_uint_eq(k, s.count);
+		*n = sub ? roost_encode_subscribe(out, cap, v, s.packet_id, ent, k)
+		         : roost_encode_unsubscribe(out, cap, v, s.packet_id, ent, k);
+		break;
+	}
+	case ROOST_MQTT_SUBACK:
+	case ROOST_MQTT_UNSUBACK: {
+		roost_suback s;
+		bool sub = type == ROOST_MQTT_SUBACK;
+		err = sub ? roost_decode_suback(pkt, len, v, &s, &e) : roost_decode_unsuback(pkt, len, v, &s, &e);
+		if (!err)
+			*n = sub ? roost_encode_suback(out, cap, v, &s) : roost_encode_unsuback(out, cap, v, &s);
+		break;
+	}
+	case ROOST_MQTT_PINGREQ:
+	case ROOST_MQTT_PINGRESP:
+		if (!(err = roost_decode_empty(pkt, len, &e)))
+			*n = roost_encode_empty(out, cap, type);
+		break;
+	case ROOST_MQTT_DISCONNECT: {
+		roost_disconnect d;
+		if (!(err = roost_decode_disconnect(pkt, len, v, &d, &e)))
+			*n = roost_encode_disconnect(out, cap, v, &d);
+		break;
+	}
+	case ROOST_MQTT_AUTH: {
+		roost_auth a;
+		if (!(err = roost_decode_auth(pkt, len, v, &a, &e)))
+			*n = roost_encode_auth(out, cap, v, &a);
+		break;
+	}
+	default:
+		return ROOST_ERR_MALFORMED;
+	}
+	ck_assert_int_eq(e.err, err);
+	if (err)
+		ck_assert_uint_le(e.offset, len);
+	return err;
+}
+
+START_TEST(test_roundtrip_every_type_and_version)
+{
+	static struct table t;
+	unsigned seen[3][16] = { { 0 } };
+
+	build_table(&t);
+	ck_assert_uint_gt(t.n, 60);
+	for (size_t i = 0; i < t.n; i++) {
+		const struct pkt *p = &t.p[i];
+		uint8_t out[sizeof p->buf];
+		size_t n;
+
+		ck_assert_msg(reencode(p->version, p->buf, p->len, out, sizeof out, &n) == ROOST_OK,
+		              "entry %zu (%s v%u) does not decode", i, roost_mqtt_type_name(p->buf[0] >> 4),
+		              p->version);
+		ck_assert_uint_eq(n, p->len);
+		ck_assert_mem_eq(out, p->buf, n);
+		seen[p->version - 3][p->buf[0] >> 4]++;
+	}
+	for (unsigned type = 1; type <= 15; type++) {
+		ck_assert_msg(seen[2][type] > 0, "v5 %s missing", roost_mqtt_type_name((uint8_t)type));
+		if (type != ROOST_MQTT_AUTH)
+			ck_assert_msg(seen[0][type] && seen[1][type], "%s missing", roost_mqtt_type_name((uint8_t)type));
+	}
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 Suite *codec_suite(void)
@@ -1105,6 +1352,7 @@ Suite *codec_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("roundtrip");
+	tcase_add_test(tc, test_roundtrip_every_type_and_version);
 	suite_add_tcase(s, tc);
 	return s;
 }
