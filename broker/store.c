@@ -240,6 +240,20 @@ roost_err broker_store_open(roost_broker *b)
 	if (err)
 		roost_log_error(b->log, "store %s: loading stopped early (%s); what loaded is kept", pc->path,
 		                roost_err_str(err));
+	/* The count of databases lost to corruption survives restarts, and is
+	 * visible to any client as a retained $SYS message. */
+	uint64_t moved = roost_persist_stats_get(b->store)->moved_aside;
+	uint64_t total = roost_persist_counter_get(b->store, "store_moved_aside") + moved;
+	if (moved)
+		roost_persist_counter_set(b->store, "store_moved_aside", total);
+	char text[24];
+	int n = snprintf(text, sizeof text, "%llu", (unsigned long long)total);
+	static const char topic[] = "$SYS/broker/store/moved_aside";
+	roost_msg *m = roost_msg_new(topic, sizeof topic - 1, (const uint8_t *)text, (size_t)n, 0, true);
+	if (m) {
+		broker_publish(b, m);
+		roost_msg_unref(m);
+	}
 	size_t n_sessions = 0;
 	for (session_entry *e = b->sessions; e; e = e->hh.next, n_sessions++)
 		roost_session_set_journal(e->s, &journal, b);

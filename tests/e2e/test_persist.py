@@ -160,6 +160,8 @@ class StoreTest(unittest.TestCase):
         aside = [n for n in os.listdir(self.dir) if ".corrupt-" in n]
         self.assertEqual(len(aside), 1)
         c = b.client("after-corruption")   # and it serves clients
+        c.subscribe([("$SYS/broker/store/moved_aside", 0)])
+        c.expect_publish(topic="$SYS/broker/store/moved_aside", payload=b"1", retain=True)
         c.publish("x", b"1", qos=1, retain=True)
         c.disconnect()
         b.stop()
@@ -168,6 +170,8 @@ class StoreTest(unittest.TestCase):
         c = b.client("reader")
         c.subscribe([("x", 0)])
         c.expect_publish(topic="x", payload=b"1", retain=True)
+        c.subscribe([("$SYS/broker/store/moved_aside", 0)])   # the count is kept
+        c.expect_publish(topic="$SYS/broker/store/moved_aside", payload=b"1", retain=True)
         b.stop()
 
 
