@@ -1072,7 +1072,9 @@ struct table {
 	size_t n;
 };
 
-/* Append the packet just encoded into the next slot; min_ok 0 means "strict". */
+#define STRICT SIZE_MAX
+
+/* Append the packet just encoded into the next slot; STRICT: no shorter form is valid. */
 static void add(struct table *t, uint8_t version, size_t len, size_t min_ok)
 {
 	struct pkt *p = &t->p[t->n];
@@ -1084,7 +1086,7 @@ static void add(struct table *t, uint8_t version, size_t len, size_t min_ok)
 	ck_assert_uint_eq(f.total_len, len);
 	p->version = version;
 	p->len = len;
-	p->min_ok = min_ok ? min_ok : f.remaining_len;
+	p->min_ok = min_ok == STRICT ? f.remaining_len : min_ok;
 	t->n++;
 	ck_assert_uint_lt(t->n, sizeof t->p / sizeof t->p[0]);
 }
@@ -1100,7 +1102,7 @@ static void build_table(struct table *t)
 	for (uint8_t v = 3; v <= 5; v++) {
 		bool v5 = v == 5;
 		roost_connect c = { .clean_start = true, .keepalive = 30, .client_id = STR("client-1") };
-		add(t, v, roost_encode_connect(SLOT(t), v, &c), 0);
+		add(t, v, roost_encode_connect(SLOT(t), v, &c), STRICT);
 		c.will_flag = c.username_flag = c.password_flag = c.will_retain = true;
 		c.will_qos = 2;
 		c.will_topic = STR("will/topic");
@@ -1111,12 +1113,12 @@ static void build_table(struct table *t)
 			c.props = PROPS(P_CONNECT);
 			c.will_props = PROPS(P_WILL);
 		}
-		add(t, v, roost_encode_connect(SLOT(t), v, &c), 0);
+		add(t, v, roost_encode_connect(SLOT(t), v, &c), STRICT);
 
 		roost_connack ca = { .session_present = v != 3, .code = 0 };
 		if (v5) /* session expiry, topic alias maximum 10, reason string */
 			ca.props = PROPS(P_CONNACK);
-		add(t, v, roost_encode_connack(SLOT(t), v, &ca), 0);
+		add(t, v, roost_encode_connack(SLOT(t), v, &ca), STRICT);
 
 		for (uint8_t q = 0; q <= 2; q++) {
 			roost_publish p = { .qos = q, .retain = q == 2, .dup = q == 1, .packet_id = q ? 7 : 0,
@@ -1134,7 +1136,7 @@ static void build_table(struct table *t)
 
 		for (uint8_t type = ROOST_MQTT_PUBACK; type <= ROOST_MQTT_PUBCOMP; type++) {
 			roost_ack a = { .packet_id = 0xBEEF };
-			add(t, v, roost_encode_ack(SLOT(t), v, type, &a), 0);
+			add(t, v, roost_encode_ack(SLOT(t), v, type, &a), STRICT);
 			if (!v5)
 				continue;
 			a.reason = type <= ROOST_MQTT_PUBREC ? 0x10 : 0x92;
@@ -1143,9 +1145,9 @@ static void build_table(struct table *t)
 			add(t, v, roost_encode_ack(SLOT(t), v, type, &a), 2);
 		}
 
-		add(t, v, roost_encode_subscribe(SLOT(t), v, 1, two, 1), 0);
+		add(t, v, roost_encode_subscribe(SLOT(t), v, 1, two, 1), STRICT);
 		add(t, v, roost_encode_subscribe(SLOT(t), v, 2, two, 2), 2 + v5 + 5 + 1);
-		add(t, v, roost_encode_unsubscribe(SLOT(t), v, 3, two, 1), 0);
+		add(t, v, roost_encode_unsubscribe(SLOT(t), v, 3, two, 1), STRICT);
 		add(t, v, roost_encode_unsubscribe(SLOT(t), v, 4, two, 2), 2 + v5 + 5);
 
 		roost_suback sa = { .packet_id = 9, .codes = { codes, 3 } };
@@ -1155,19 +1157,19 @@ static void build_table(struct table *t)
 		sa.codes.len = 1;
 		if (v5)
 			sa.codes.ptr = NO_SUB;
-		add(t, v, roost_encode_unsuback(SLOT(t), v, &sa), 0);
+		add(t, v, roost_encode_unsuback(SLOT(t), v, &sa), STRICT);
 
-		add(t, v, roost_encode_empty(SLOT(t), ROOST_MQTT_PINGREQ), 0);
-		add(t, v, roost_encode_empty(SLOT(t), ROOST_MQTT_PINGRESP), 0);
+		add(t, v, roost_encode_empty(SLOT(t), ROOST_MQTT_PINGREQ), STRICT);
+		add(t, v, roost_encode_empty(SLOT(t), ROOST_MQTT_PINGRESP), STRICT);
 		roost_disconnect d = { 0 };
-		add(t, v, roost_encode_disconnect(SLOT(t), v, &d), 0);
+		add(t, v, roost_encode_disconnect(SLOT(t), v, &d), STRICT);
 		if (v5) {
 			d.reason = 0x04;
 			d.props = PROPS(P_DISCONNECT);
-			add(t, v, roost_encode_disconnect(SLOT(t), v, &d), 1);
+			add(t, v, roost_encode_disconnect(SLOT(t), v, &d), 0);
 			roost_auth au = { .reason = 0x18,
 				          .props = PROPS(P_AUTH) };
-			add(t, v, roost_encode_auth(SLOT(t), v, &au), 1);
+			add(t, v, roost_encode_auth(SLOT(t), v, &au), 0);
 		}
 	}
 }
@@ -1291,6 +1293,176 @@ START_TEST(test_roundtrip_every_type_and_version)
 }
 END_TEST
 
+/* A heap copy of exactly n bytes, so ASan sees any read past the packet. */
+static uint8_t *exact(const uint8_t *src, size_t n)
+{
+	uint8_t *p = malloc(n ? n : 1);
+
+	ck_assert_ptr_nonnull(p);
+	if (n)
+		memcpy(p, src, n);
+	return p;
+}
+
+START_TEST(test_truncated_remaining_length_fails_or_is_a_shorter_packet)
+{
+	static struct table t;
+
+	build_table(&t);
+	for (size_t i = 0; i < t.n; i++) {
+		const struct pkt *p = &t.p[i];
+		roost_frame f;
+
+		ck_assert_int_eq(peek(p->buf, p->len, 0, p->version, &f), ROOST_OK);
+		for (size_t r = 0; r < f.remaining_len; r++) {
+			uint8_t tmp[sizeof p->buf], out[sizeof p->buf];
+			size_t hl = 1 + roost_varint_encode(tmp + 1, (uint32_t)r), n;
+
+			tmp[0] = p->buf[0];
+			memcpy(tmp + hl, p->buf + f.header_len, r);
+			uint8_t *pkt = exact(tmp, hl + r);
+			roost_err err = reencode(p->version, pkt, hl + r, out, sizeof out, &n);
+			if (r < p->min_ok) {
+				ck_assert_msg(err != ROOST_OK, "entry %zu (%s v%u) accepted with remaining length %zu",
+				              i, roost_mqtt_type_name(p->buf[0] >> 4), p->version, r);
+			} else if (err == ROOST_OK) {
+				/* a shorter packet that is valid in its own right re-encodes to itself */
+				ck_assert_uint_eq(n, hl + r);
+				ck_assert_mem_eq(out, pkt, n);
+			}
+			free(pkt);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_truncated_buffer_needs_more_and_fails_to_decode)
+{
+	static struct table t;
+
+	build_table(&t);
+	for (size_t i = 0; i < t.n; i++) {
+		const struct pkt *p = &t.p[i];
+
+		for (size_t k = 0; k < p->len; k++) {
+			uint8_t *pkt = exact(p->buf, k), out[sizeof p->buf];
+			roost_frame f;
+			size_t n;
+
+			ck_assert_int_eq(peek(pkt, k, 0, p->version, &f), ROOST_ERR_NEED_MORE);
+			if (k > 0)
+				ck_assert_int_ne(reencode(p->version, pkt, k, out, sizeof out, &n), ROOST_OK);
+			free(pkt);
+		}
+		/* one byte too many is a framing mistake, not a longer packet */
+		uint8_t longer[sizeof p->buf + 1], out[sizeof p->buf + 1];
+		size_t n;
+		memcpy(longer, p->buf, p->len);
+		longer[p->len] = 0;
+		ck_assert_int_ne(reencode(p->version, longer, p->len + 1, out, sizeof out, &n), ROOST_OK);
+	}
+}
+END_TEST
+
+START_TEST(test_encoders_snprintf_contract)
+{
+	static struct table t;
+
+	build_table(&t);
+	for (size_t i = 0; i < t.n; i++) {
+		const struct pkt *p = &t.p[i];
+
+		for (size_t cap = 0; cap <= p->len; cap++) {
+			uint8_t *out = malloc(cap ? cap : 1), *fill = malloc(cap ? cap : 1);
+			size_t n;
+
+			ck_assert_ptr_nonnull(out);
+			ck_assert_ptr_nonnull(fill);
+			memset(out, 0xAA, cap ? cap : 1);
+			memset(fill, 0xAA, cap ? cap : 1);
+			ck_assert_int_eq(reencode(p->version, p->buf, p->len, out, cap, &n), ROOST_OK);
+			/* too small: the needed size and nothing written; exact: the packet */
+			ck_assert_uint_eq(n, p->len);
+			if (cap < p->len)
+				ck_assert_mem_eq(out, fill, cap ? cap : 1);
+			else
+				ck_assert_mem_eq(out, p->buf, p->len);
+			free(out);
+			free(fill);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_encode_publish_header_accounts_for_payload)
+{
+	/* QoS 1, id 7, "a/b", 200-byte payload not given: remaining 2+3+2+200 = 207 = CF 01 */
+	static const uint8_t want4[] = { 0x32, 0xCF, 0x01, 0x00, 0x03, 'a', '/', 'b', 0x00, 0x07 };
+	/* v5 with Topic Alias 5: remaining 207 + 1 + 3 = 211 = D3 01 */
+	static const uint8_t want5[] = { 0x32, 0xD3, 0x01, 0x00, 0x03, 'a', '/', 'b',
+		                         0x00, 0x07, 0x03, 0x23, 0x00, 0x05 };
+	roost_publish p = { .qos = 1, .packet_id = 7, .topic = STR("a/b"), .payload = { NULL, 200 } };
+	uint8_t out[32], full[300], payload[200];
+	roost_codec_error e;
+	roost_publish d;
+
+	memset(out, 0xAA, sizeof out);
+	ck_assert_uint_eq(roost_encode_publish_header(out, 9, 4, &p), sizeof want4);
+	ck_assert_uint_eq(out[0], 0xAA); /* too small: nothing written */
+	ck_assert_uint_eq(roost_encode_publish_header(out, sizeof out, 4, &p), sizeof want4);
+	ck_assert_mem_eq(out, want4, sizeof want4);
+	p.props = PROPS(P_ALIAS);
+	ck_assert_uint_eq(roost_encode_publish_header(out, sizeof out, 5, &p), sizeof want5);
+	ck_assert_mem_eq(out, want5, sizeof want5);
+
+	/* header + payload is exactly roost_encode_publish, and decodes */
+	memset(payload, 'x', sizeof payload);
+	p.payload.ptr = payload;
+	ck_assert_uint_eq(roost_encode_publish(full, sizeof full, 5, &p), sizeof want5 + 200);
+	ck_assert_mem_eq(full, want5, sizeof want5);
+	ck_assert_int_eq(roost_decode_publish(full, sizeof want5 + 200, 5, &d, &e), ROOST_OK);
+	ck_assert_uint_eq(d.payload.len, 200);
+	ck_assert_ptr_eq(d.payload.ptr, full + sizeof want5);
+
+	/* the payload moves the remaining length across a varint boundary (127 / 128) */
+	p.props.len = 0;
+	p.payload.len = 120;
+	ck_assert_uint_eq(roost_encode_publish_header(out, sizeof out, 4, &p), 2 + 7);
+	p.payload.len = 121;
+	ck_assert_uint_eq(roost_encode_publish_header(out, sizeof out, 4, &p), 3 + 7);
+	ck_assert_mem_eq(out, B(0x32, 0x80, 0x01), 3);
+}
+END_TEST
+
+START_TEST(test_encoders_refuse_what_cannot_be_encoded)
+{
+	static uint8_t big[65536];
+	uint8_t out[16];
+	roost_publish p = { .topic = { big, 65536 } };
+	roost_connect c = { .client_id = { big, 65536 } };
+	roost_sub_entry ent = { { big, 65536 }, 0 };
+	roost_auth a = { 0 };
+	roost_ack k = { .packet_id = 1 };
+
+	ck_assert_uint_eq(roost_encode_publish(out, sizeof out, 4, &p), 0);
+	ck_assert_uint_eq(roost_encode_connect(out, sizeof out, 4, &c), 0);
+	ck_assert_uint_eq(roost_encode_subscribe(out, sizeof out, 4, 1, &ent, 1), 0);
+	/* payload beyond the largest remaining length */
+	p.topic.len = 1;
+	p.payload.len = ROOST_MQTT_MAX_REMAINING;
+	ck_assert_uint_eq(roost_encode_publish(out, sizeof out, 4, &p), 0);
+	ck_assert_uint_eq(roost_encode_publish_header(out, sizeof out, 4, &p), 0);
+	/* the largest that fits: 2 + 1 + payload = max */
+	p.payload.len = ROOST_MQTT_MAX_REMAINING - 3;
+	ck_assert_uint_eq(roost_encode_publish_header(out, sizeof out, 4, &p), 1 + 4 + 3);
+	/* AUTH before v5, UNSUBACK through the ack encoder in v5, non-ack types */
+	ck_assert_uint_eq(roost_encode_auth(out, sizeof out, 4, &a), 0);
+	ck_assert_uint_eq(roost_encode_ack(out, sizeof out, 5, ROOST_MQTT_UNSUBACK, &k), 0);
+	ck_assert_uint_eq(roost_encode_ack(out, sizeof out, 4, ROOST_MQTT_SUBACK, &k), 0);
+	ck_assert_uint_eq(roost_encode_ack(out, sizeof out, 4, ROOST_MQTT_CONNACK, &k), 0);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 Suite *codec_suite(void)
@@ -1349,10 +1521,15 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_frame_too_large_as_soon_as_length_known);
 	tcase_add_test(tc, test_frame_need_more_for_every_prefix);
 	tcase_add_test(tc, test_topic_length_limit);
+	tcase_add_test(tc, test_encode_publish_header_accounts_for_payload);
+	tcase_add_test(tc, test_encoders_refuse_what_cannot_be_encoded);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("roundtrip");
 	tcase_add_test(tc, test_roundtrip_every_type_and_version);
+	tcase_add_test(tc, test_truncated_remaining_length_fails_or_is_a_shorter_packet);
+	tcase_add_test(tc, test_truncated_buffer_needs_more_and_fails_to_decode);
+	tcase_add_test(tc, test_encoders_snprintf_contract);
 	suite_add_tcase(s, tc);
 	return s;
 }
