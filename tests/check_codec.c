@@ -1463,6 +1463,219 @@ START_TEST(test_encoders_refuse_what_cannot_be_encoded)
 }
 END_TEST
 
+/* ---- group 6: v5 property rules ----------------------------------------- */
+
+enum { PUB5_PROPS = 6, CONNECT5_PROPS = 13, ACK5_PROPS = 6 }; /* offset of the first property */
+
+/*
+ * Frame a v5 packet around a property block (< 127 bytes) and decode it:
+ * PUBLISH QoS 0 to "a", CONNECT with client id "", PUBACK id 10 reason 0.
+ */
+static roost_err with_props(uint8_t type, const uint8_t *props, size_t n, roost_codec_error *e)
+{
+	static const uint8_t connect_vh[] = { 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02, 0x00, 0x3C };
+	uint8_t tmp[160];
+	size_t len = 2;
+	roost_err err;
+
+	ck_assert_uint_lt(n, 120);
+	tmp[0] = (uint8_t)(type << 4);
+	if (type == ROOST_MQTT_PUBLISH) {
+		memcpy(tmp + len, B(0x00, 0x01, 'a'), 3);
+		len += 3;
+	} else if (type == ROOST_MQTT_CONNECT) {
+		memcpy(tmp + len, connect_vh, sizeof connect_vh);
+		len += sizeof connect_vh;
+	} else {
+		memcpy(tmp + len, B(0x00, 0x0A, 0x00), 3);
+		len += 3;
+	}
+	tmp[len++] = (uint8_t)n;
+	memcpy(tmp + len, props, n);
+	len += n;
+	if (type == ROOST_MQTT_CONNECT) {
+		tmp[len++] = 0x00; /* empty client id */
+		tmp[len++] = 0x00;
+	}
+	tmp[1] = (uint8_t)(len - 2);
+
+	uint8_t *pkt = exact(tmp, len);
+	if (type == ROOST_MQTT_PUBLISH) {
+		roost_publish p;
+		err = roost_decode_publish(pkt, len, 5, &p, e);
+	} else if (type == ROOST_MQTT_CONNECT) {
+		roost_connect c;
+		err = roost_decode_connect(pkt, len, &c, e);
+	} else {
+		roost_ack a;
+		err = roost_decode_ack(pkt, len, 5, &a, e);
+	}
+	free(pkt);
+	ck_assert_int_eq(e->err, err);
+	return err;
+}
+
+#define PROPS_EXPECT(type, want, ...)                                                   \
+	ck_assert_int_eq(with_props((type), BL(__VA_ARGS__), &e), (want))
+
+START_TEST(test_v5_duplicate_property)
+{
+	roost_codec_error e;
+
+	/* Topic Alias twice */
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_PROTOCOL, 0x23, 0x00, 0x01, 0x23, 0x00, 0x02);
+	ck_assert_uint_eq(e.offset, PUB5_PROPS + 3);
+	/* Session Expiry Interval twice in CONNECT; Reason String twice in PUBACK */
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_ERR_PROTOCOL, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2);
+	ck_assert_uint_eq(e.offset, CONNECT5_PROPS + 5);
+	PROPS_EXPECT(ROOST_MQTT_PUBACK, ROOST_ERR_PROTOCOL, 0x1F, 0, 1, 'a', 0x1F, 0, 1, 'b');
+	/* User Property may repeat anywhere; Subscription Identifier in PUBLISH */
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_OK, 0x26, 0, 1, 'k', 0, 0, 0x26, 0, 1, 'k', 0, 0);
+	PROPS_EXPECT(ROOST_MQTT_PUBACK, ROOST_OK, 0x26, 0, 1, 'k', 0, 0, 0x26, 0, 1, 'k', 0, 0);
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_OK, 0x0B, 0x01, 0x0B, 0x80, 0x01);
+	/* but only once in SUBSCRIBE */
+	roost_subscribe s;
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x0B, 0x00, 0x0A, 0x04, 0x0B, 0x01, 0x0B, 0x02, 0x00,
+	                                           0x01, 'a', 0x00),
+	                                        5, &s, &e),
+	                 ROOST_ERR_PROTOCOL);
+	ck_assert_int_eq(roost_decode_subscribe(BL(0x82, 0x09, 0x00, 0x0A, 0x02, 0x0B, 0x01, 0x00, 0x01, 'a',
+	                                           0x00),
+	                                        5, &s, &e),
+	                 ROOST_OK);
+}
+END_TEST
+
+START_TEST(test_v5_property_not_allowed_on_packet_type)
+{
+	roost_codec_error e;
+
+	/* Topic Alias on CONNECT, Reason String on PUBLISH, Will Delay outside the will */
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_ERR_MALFORMED, 0x23, 0x00, 0x01);
+	ck_assert_uint_eq(e.offset, CONNECT5_PROPS);
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_MALFORMED, 0x1F, 0x00, 0x01, 'x');
+	ck_assert_uint_eq(e.offset, PUB5_PROPS);
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_ERR_MALFORMED, 0x18, 0, 0, 0, 1);
+	/* Session Expiry on PUBACK, Assigned Client Identifier outside CONNACK */
+	PROPS_EXPECT(ROOST_MQTT_PUBACK, ROOST_ERR_MALFORMED, 0x11, 0, 0, 0, 1);
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_ERR_MALFORMED, 0x12, 0, 1, 'c');
+	/* unknown identifiers */
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_MALFORMED, 0x00, 0x00);
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_MALFORMED, 0x04, 0x00);
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_MALFORMED, 0x2B, 0x00);
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_MALFORMED, 0xFF, 0x00);
+	/* Session Expiry in the will properties: flags 06, will props 05 11 00 00 00 01 */
+	roost_connect c;
+	ck_assert_int_eq(roost_decode_connect(BL(0x10, 0x18, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x06, 0x00,
+	                                         0x3C, 0x00, 0x00, 0x00, 0x05, 0x11, 0x00, 0x00, 0x00, 0x01,
+	                                         0x00, 0x01, 't', 0x00, 0x00),
+	                                      &c, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(e.offset, 16);
+}
+END_TEST
+
+START_TEST(test_v5_property_length_overrun)
+{
+	roost_publish p;
+	roost_codec_error e;
+
+	/* property length 5, three bytes follow */
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x07, 0x00, 0x01, 'a', 0x05, 0x23, 0x00, 0x01), 5, &p, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(e.offset, 5);
+	/* a value cut by the block's end: length 2 covers 23 00 only (the 01 is payload) */
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x07, 0x00, 0x01, 'a', 0x02, 0x23, 0x00, 0x01), 5, &p, &e),
+	                 ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(e.offset, 6);
+	/* a string property whose length runs past the block */
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x09, 0x00, 0x01, 'a', 0x04, 0x03, 0x00, 0x05, 'a', 'b'), 5,
+	                                      &p, &e),
+	                 ROOST_ERR_MALFORMED);
+	/* property length missing, or a five-byte varint */
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x03, 0x00, 0x01, 'a'), 5, &p, &e), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x08, 0x00, 0x01, 'a', 0xFF, 0xFF, 0xFF, 0xFF, 0x01), 5, &p,
+	                                      &e),
+	                 ROOST_ERR_MALFORMED);
+	/* a Subscription Identifier varint cut short */
+	ck_assert_int_eq(roost_decode_publish(BL(0x30, 0x06, 0x00, 0x01, 'a', 0x02, 0x0B, 0x80), 5, &p, &e),
+	                 ROOST_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(test_MQTT_1_5_4_1_v5_bad_utf8_in_string_property)
+{
+	roost_codec_error e;
+
+	/* Content Type C0 80 */
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_BAD_UTF8, 0x03, 0x00, 0x02, 0xC0, 0x80);
+	ck_assert_uint_eq(e.offset, PUB5_PROPS + 3);
+	/* User Property value with U+0000; name with a surrogate */
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_BAD_UTF8, 0x26, 0, 1, 'k', 0, 2, 'v', 0x00);
+	ck_assert_uint_eq(e.offset, PUB5_PROPS + 7);
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_ERR_BAD_UTF8, 0x26, 0, 3, 0xED, 0xA0, 0x80, 0, 0);
+	/* Reason String in PUBACK; Authentication Method in CONNECT */
+	PROPS_EXPECT(ROOST_MQTT_PUBACK, ROOST_ERR_BAD_UTF8, 0x1F, 0, 1, 0xFF);
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_ERR_BAD_UTF8, 0x15, 0, 2, 0xC3, 0x28);
+	/* Correlation Data is binary: anything goes */
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_OK, 0x09, 0x00, 0x02, 0xC0, 0x00);
+}
+END_TEST
+
+START_TEST(test_v5_property_value_rules)
+{
+	roost_codec_error e;
+
+	/* Payload Format Indicator 2; Request Problem Information 2 */
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_PROTOCOL, 0x01, 0x02);
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_ERR_PROTOCOL, 0x17, 0x02);
+	/* Topic Alias 0, Receive Maximum 0, Maximum Packet Size 0 */
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_PROTOCOL, 0x23, 0x00, 0x00);
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_ERR_PROTOCOL, 0x21, 0x00, 0x00);
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_ERR_PROTOCOL, 0x27, 0, 0, 0, 0);
+	/* Response Topic with a wildcard */
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_PROTOCOL, 0x08, 0x00, 0x03, 'r', '/', '#');
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_OK, 0x08, 0x00, 0x03, 'r', '/', 'x');
+	/* Authentication Data without Authentication Method */
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_ERR_PROTOCOL, 0x16, 0x00, 0x01, 'x');
+	PROPS_EXPECT(ROOST_MQTT_CONNECT, ROOST_OK, 0x15, 0x00, 0x01, 'M', 0x16, 0x00, 0x01, 'x');
+}
+END_TEST
+
+START_TEST(test_v5_props_iterator)
+{
+	static const uint8_t pkt[] = { 0x30, 0x17, 0x00, 0x01, 'a', 0x13, 0x23, 0x00, 0x05, 0x0B, 0x80, 0x01,
+		                       0x26, 0x00, 0x01, 'k', 0x00, 0x02, 'v', 'w', 0x02, 0x00, 0x00, 0x01,
+		                       0x00 };
+	roost_publish p;
+	roost_codec_error e;
+	roost_props_iter it;
+	roost_prop pr;
+
+	ck_assert_int_eq(roost_decode_publish(pkt, sizeof pkt, 5, &p, &e), ROOST_OK);
+	ck_assert_uint_eq(p.payload.len, 0);
+	roost_props_iter_init(&it, p.props);
+	ck_assert(roost_props_next(&it, &pr));
+	ck_assert_uint_eq(pr.id, 0x23);
+	ck_assert_uint_eq(pr.u32, 5);
+	ck_assert(roost_props_next(&it, &pr));
+	ck_assert_uint_eq(pr.id, 0x0B);
+	ck_assert_uint_eq(pr.u32, 128);
+	ck_assert(roost_props_next(&it, &pr));
+	ck_assert_uint_eq(pr.id, 0x26);
+	ck_assert(bytes_is(pr.str, "k"));
+	ck_assert(bytes_is(pr.str2, "vw"));
+	ck_assert(roost_props_next(&it, &pr));
+	ck_assert_uint_eq(pr.id, 0x02);
+	ck_assert_uint_eq(pr.u32, 0x0100);
+	ck_assert(!roost_props_next(&it, &pr));
+	ck_assert(!roost_props_next(&it, &pr));
+	/* an empty block (v3/v4 packets) iterates nothing */
+	roost_props_iter_init(&it, (roost_bytes){ NULL, 0 });
+	ck_assert(!roost_props_next(&it, &pr));
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 Suite *codec_suite(void)
@@ -1487,6 +1700,7 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_MQTT_1_5_3_1_utf8_well_formed_accepted);
 	tcase_add_test(tc, test_MQTT_4_7_topic_filter_spec_examples);
 	tcase_add_test(tc, test_MQTT_4_7_3_1_topic_name_rules);
+	tcase_add_test(tc, test_v5_props_iterator);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
@@ -1515,6 +1729,11 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_MQTT_3_2_2_1_connack_reserved_bits);
 	tcase_add_test(tc, test_acks_lists_malformed);
 	tcase_add_test(tc, test_MQTT_1_5_3_1_utf8_ill_formed_rejected);
+	tcase_add_test(tc, test_v5_duplicate_property);
+	tcase_add_test(tc, test_v5_property_not_allowed_on_packet_type);
+	tcase_add_test(tc, test_v5_property_length_overrun);
+	tcase_add_test(tc, test_MQTT_1_5_4_1_v5_bad_utf8_in_string_property);
+	tcase_add_test(tc, test_v5_property_value_rules);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
