@@ -14,6 +14,11 @@
 #define uthash_malloc(sz) roost_malloc(sz)
 #define uthash_free(ptr, sz) roost_free(ptr)
 #define HASH_NONFATAL_OOM 1
+/* Start tables at 4 buckets, not uthash's 32: most tables in roost (a node's
+ * children, a session's subscriptions) hold a handful of entries, and 32
+ * buckets cost ~600 bytes each. Tables still double as they fill. */
+#define HASH_INITIAL_NUM_BUCKETS 4U
+#define HASH_INITIAL_NUM_BUCKETS_LOG2 2U
 #define uthash_nonfatal_oom(elt) roost_uthash_oom_flag = 1
 /* Per-translation-unit flag, reset by the caller before each HASH_ADD. */
 static int roost_uthash_oom_flag __attribute__((unused));
