@@ -1,0 +1,156 @@
+/*
+ * http_request.h — the pure half of roost's HTTP API: the route table,
+ * request validation and the event-stream encoding.
+ *
+ * Nothing here does I/O, reads the event loop or logs: every function takes
+ * text in and gives a decision (a route, a validated request, or an HTTP
+ * status with Home Assistant's error message) back, so tests/check_http_request.c
+ * covers every rule without a server. connector/http_api.c is the other half:
+ * it owns the evhttp server and turns these decisions into answers.
+ *
+ * Ownership: strings handed back in structs are allocated with roost_malloc
+ * and released by the matching *_cleanup; input strings are borrowed.
+ */
+#ifndef ROOST_HTTP_REQUEST_H
+#define ROOST_HTTP_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "roost/bus.h"
+#include "roost/error.h"
+#include "roost/http.h"
+
+struct cJSON;
+
+/* Why a request was refused: the HTTP status and the {"message"} text. */
+typedef struct roost_http_error {
+	int status;
+	char message[200];
+} roost_http_error;
+
+/* ---- route table -------------------------------------------------------- */
+
+typedef struct roost_http_routes roost_http_routes;
+
+typedef enum roost_http_match {
+	ROOST_HTTP_MATCH_FOUND = 0,
+	ROOST_HTTP_MATCH_NO_PATH,   /* 404 */
+	ROOST_HTTP_MATCH_NO_METHOD, /* 405: the path exists for other methods */
+} roost_http_match;
+
+roost_http_routes *roost_http_routes_new(void);
+void roost_http_routes_free(roost_http_routes *r);
+
+/* As roost_http_route_add (http.h): INVALID, EXISTS or NOMEM. */
+roost_err roost_http_routes_add(roost_http_routes *r, const char *method, const char *path,
+                                roost_http_handler fn, void *ctx);
+/* ROOST_ERR_NOT_FOUND when no such route. */
+roost_err roost_http_routes_remove(roost_http_routes *r, const char *method, const char *path);
+
+/*
+ * Find the route for (method, path). On FOUND, *fn and *ctx are the handler and
+ * *rest points into path (what a "{name}" placeholder matched, "" for an
+ * exact route). On NO_METHOD, allow (size allow_size, may be 0) receives the
+ * methods that path accepts, comma-separated, for the Allow header.
+ */
+roost_http_match roost_http_routes_match(const roost_http_routes *r, const char *method,
+                                         const char *path, roost_http_handler *fn, void **ctx,
+                                         const char **rest, char *allow, size_t allow_size);
+
+/* ---- authorisation ------------------------------------------------------- */
+
+/*
+ * True when the address text is a loopback address: 127.0.0.0/8, ::1, or
+ * ::ffff:127.x.y.z. Host names (even "localhost") are not: what a name
+ * resolves to can change, so only a literal address counts.
+ */
+bool roost_http_addr_is_loopback(const char *addr);
+
+/*
+ * True when an Authorization header value carries token as a Bearer token
+ * ("Bearer <token>", scheme case-insensitive). The token is compared in
+ * constant time (CRYPTO_memcmp) so a client cannot find it byte by byte from
+ * response times. A NULL header is false.
+ */
+bool roost_http_auth_ok(const char *authorization, const char *token);
+
+/* ---- request bodies ------------------------------------------------------ */
+
+/*
+ * Parse a body that must be a JSON object. An empty body (or only white
+ * space) is the empty object, as in Home Assistant. Returns the object
+ * (caller: cJSON_Delete) or NULL with err set to 400 with Home Assistant's
+ * texts, "<what> should be valid JSON." or "<what> should be a JSON object."
+ * (what: "Data", "Event data"), or to 500 when out of memory.
+ */
+struct cJSON *roost_http_json_object_parse(const char *body, size_t len, const char *what,
+                                           roost_http_error *err);
+
+/*
+ * A string field: a JSON string as is, a number as its shortest text
+ * ("21.5", "3"), as Home Assistant's cv.string coerces numbers. Returns a
+ * roost_malloc'd copy in *out, or ROOST_ERR_INVALID (err: 400 naming key)
+ * for booleans, null, arrays and objects.
+ */
+roost_err roost_http_json_string(const struct cJSON *item, const char *key, char **out,
+                                 roost_http_error *err);
+
+/* A validated mqtt.publish call. */
+typedef struct roost_http_publish {
+	char *topic;
+	char *payload;      /* never NULL; "" when absent */
+	size_t payload_len;
+	uint8_t qos;        /* 0..2, default 0 */
+	bool retain;        /* default false */
+} roost_http_publish;
+
+/*
+ * Validate POST /api/services/mqtt/publish's body {"topic", "payload",
+ * "qos", "retain"}: topic a valid MQTT topic name (non-empty, no '+' or '#',
+ * valid UTF-8, at most 65535 bytes) not starting with '$' (reserved for the
+ * broker, [MQTT-4.7.2-1]); payload a string or a number (its text), default
+ * ""; qos an integer 0..2, default 0; retain a boolean, default false; no
+ * other keys (a typo like "retian" must not be silently ignored). ROOST_OK
+ * with *out filled (caller: roost_http_publish_cleanup), or
+ * ROOST_ERR_INVALID / ROOST_ERR_NOMEM with err set.
+ */
+roost_err roost_http_publish_parse(const char *body, size_t len, roost_http_publish *out,
+                                   roost_http_error *err);
+void roost_http_publish_cleanup(roost_http_publish *p);
+
+/* Longest event type accepted, as Home Assistant's MAX_LENGTH_EVENT_EVENT_TYPE. */
+#define ROOST_HTTP_MAX_EVENT_TYPE 64
+
+/* An event type from a URL: 1..64 characters of [A-Za-z0-9_.-]. */
+bool roost_http_event_type_valid(const char *type);
+
+/*
+ * Validate POST /api/events/<type>: a valid type and a body that is empty or
+ * a JSON object. ROOST_OK with *data_json the event data as compact JSON
+ * ("{}" for an empty body; caller: roost_free), else ROOST_ERR_INVALID /
+ * ROOST_ERR_NOMEM with err set.
+ */
+roost_err roost_http_event_parse(const char *type, const char *body, size_t len, char **data_json,
+                                 roost_http_error *err);
+
+/* ---- the event stream ---------------------------------------------------- */
+
+/*
+ * True when type is one of the comma-separated types in restrict_list
+ * ("a,b"); a NULL or empty list allows every type.
+ */
+bool roost_http_restrict_match(const char *restrict_list, const char *type);
+
+/*
+ * One event as a server-sent event in Home Assistant's /api/stream shape:
+ *   data: {"event_type": ..., "data": {...}, "origin": ..., "time_fired": ...}\n\n
+ * ev->data_json is embedded as is, with any raw CR/LF (legal only as white
+ * space between JSON tokens) turned into spaces so the event stays on one
+ * data line. Returns a roost_malloc'd string and its length, NULL on
+ * allocation failure.
+ */
+char *roost_http_sse_event(const roost_event *ev, size_t *len);
+
+#endif
