@@ -1,0 +1,630 @@
+/*
+ * http_api.c — the HTTP component: roost's REST API in Home Assistant's
+ * shape, on one evhttp server.
+ *
+ *   GET  /api/                          {"message": "API running."}
+ *   POST /api/services/mqtt/publish     publish through the broker ([] on success)
+ *   POST /api/services/mqtt/mqtt_send   the 2015 component's name for the same
+ *   POST /api/events/<event_type>       fire an event on roost's bus (origin REMOTE)
+ *   GET  /api/stream[?restrict=a,b]     the bus as server-sent events
+ *
+ * and whatever routes later components add (include/roost/http.h). Request
+ * validation lives in http_request.c (pure, unit-tested); this file is the
+ * I/O half: the server, authorisation, dispatch, and the event streams.
+ *
+ * Event streams. One bus listener serves every stream: each event is encoded
+ * once into a refcounted block that every interested stream's output buffer
+ * references (evbuffer_add_reference), so N watchers cost N small chunk
+ * headers, not N copies. A client that stops reading must not make roost
+ * buffer without bound: past ROOST_HTTP_STREAM_MAX_BUFFERED queued bytes its
+ * connection is closed. Connections are never freed inside the bus dispatch
+ * or an evhttp callback that still uses them (Redis's freeClientAsync rule):
+ * the stream is marked and a zero-delay event frees it from a clean stack.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "roost/alloc.h"
+#include "roost/broker.h"
+#include "roost/bus.h"
+#include "roost/component.h"
+#include "roost/http.h"
+#include "roost/log.h"
+#include "roost/message.h"
+
+#include "http_request.h"
+
+/* Home Assistant pinged /api/stream clients every 50 s; so do we. */
+#define ROOST_HTTP_STREAM_PING_SECS 50
+/* Output a stream client may leave unread before it is disconnected. */
+#define ROOST_HTTP_STREAM_MAX_BUFFERED (1024 * 1024)
+#define ROOST_HTTP_MAX_HEADERS (64 * 1024)
+/*
+ * evhttp's own body limit. It answers bodies over it by itself, before any
+ * callback, with an HTML page; so it is set above ROOST_HTTP_MAX_BODY, which
+ * dispatch() enforces with a JSON 413. Between the two, a request costs at
+ * most this much memory; above, evhttp stops reading (and with a
+ * Content-Length it refuses before reading any of the body).
+ */
+#define ROOST_HTTP_HARD_MAX_BODY (4 * ROOST_HTTP_MAX_BODY)
+
+static const char PING[] = "data: ping\n\n";
+
+typedef struct stream {
+	struct stream *prev, *next;
+	roost_http *h;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	char *restrict_list; /* NULL: every event type */
+	char peer[64];
+	bool closing;        /* marked; reap_cb frees it */
+} stream;
+
+struct roost_http {
+	roost_broker *b;
+	const roost_log *log;
+	struct evhttp *http;
+	const char *token;        /* borrowed from the config; NULL: none required */
+	roost_http_routes *routes;
+	stream *streams;
+	roost_bus_listener *bus_l;
+	struct event *ping_ev;
+	struct event *reap_ev;
+	bool service_added;
+};
+
+/* ---- answering (http.h) --------------------------------------------------- */
+
+void roost_http_reply_json_text(struct evhttp_request *req, int status, const char *json)
+{
+	struct evbuffer *buf = evbuffer_new();
+	if (!buf || evbuffer_add(buf, json, strlen(json)) != 0) {
+		evbuffer_free(buf);
+		evhttp_send_reply(req, 500, NULL, NULL);
+		return;
+	}
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+	evhttp_remove_header(hdr, "Content-Type");
+	evhttp_add_header(hdr, "Content-Type", "application/json");
+	/* A NULL reason makes evhttp use the standard phrase for status. */
+	evhttp_send_reply(req, status, NULL, buf);
+	evbuffer_free(buf);
+}
+
+void roost_http_reply_json(struct evhttp_request *req, int status, const cJSON *body)
+{
+	char *txt = cJSON_PrintUnformatted(body);
+	if (!txt) {
+		evhttp_send_reply(req, 500, NULL, NULL);
+		return;
+	}
+	roost_http_reply_json_text(req, status, txt);
+	cJSON_free(txt);
+}
+
+void roost_http_reply_message(struct evhttp_request *req, int status, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	cJSON *obj = cJSON_CreateObject();
+	if (!obj || !cJSON_AddStringToObject(obj, "message", text)) {
+		cJSON_Delete(obj);
+		evhttp_send_reply(req, 500, NULL, NULL);
+		return;
+	}
+	roost_http_reply_json(req, status, obj);
+	cJSON_Delete(obj);
+}
+
+const char *roost_http_body(struct evhttp_request *req, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	*len = in ? evbuffer_get_length(in) : 0;
+	if (*len == 0)
+		return "";
+	return (const char *)evbuffer_pullup(in, -1);
+}
+
+cJSON *roost_http_body_object(struct evhttp_request *req)
+{
+	size_t len;
+	const char *body = roost_http_body(req, &len);
+	roost_http_error err = {500, "Out of memory"};
+	cJSON *obj = body ? roost_http_json_object_parse(body, len, "Data", &err) : NULL;
+	if (!obj)
+		roost_http_reply_message(req, err.status, "%s", err.message);
+	return obj;
+}
+
+roost_err roost_http_route_add(roost_http *h, const char *method, const char *path,
+                               roost_http_handler fn, void *ctx)
+{
+	return roost_http_routes_add(h->routes, method, path, fn, ctx);
+}
+
+void roost_http_route_remove(roost_http *h, const char *method, const char *path)
+{
+	(void)roost_http_routes_remove(h->routes, method, path);
+}
+
+/* ---- event streams ---------------------------------------------------------- */
+
+/* One encoded event, shared by every stream's output buffer. */
+typedef struct sse_block {
+	int refs;
+	size_t len;
+	char *data;
+} sse_block;
+
+static void block_unref(sse_block *bl)
+{
+	if (--bl->refs == 0) {
+		roost_free(bl->data);
+		roost_free(bl);
+	}
+}
+
+static void block_cleanup(const void *data, size_t len, void *extra)
+{
+	(void)data;
+	(void)len;
+	block_unref(extra);
+}
+
+static void stream_unlink_free(stream *s)
+{
+	roost_http *h = s->h;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		h->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	roost_free(s->restrict_list);
+	roost_free(s);
+}
+
+static void stream_close_later(stream *s, const char *why)
+{
+	if (s->closing)
+		return;
+	s->closing = true;
+	roost_log_warn(s->h->log, "http: closing event stream of %s: %s", s->peer, why);
+	event_active(s->h->reap_ev, EV_TIMEOUT, 1);
+}
+
+/* Frees the streams marked closing, from a stack no evhttp or bus code is on. */
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	roost_http *h = arg;
+	for (stream *s = h->streams, *n; s; s = n) {
+		n = s->next;
+		if (!s->closing)
+			continue;
+		struct evhttp_connection *evcon = s->evcon;
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		stream_unlink_free(s);
+		/* Frees the request still attached to it. */
+		evhttp_connection_free(evcon);
+	}
+}
+
+/* evhttp is freeing the connection: the client went away or failed. */
+static void stream_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	stream *s = arg;
+	struct evhttp_request *req = s->req;
+	roost_log_info(s->h->log, "http: event stream of %s closed", s->peer);
+	stream_unlink_free(s);
+	/* When the peer closed, evhttp detached our unfinished request from the
+	 * connection and left it to us; ending it frees it. */
+	if (evhttp_request_get_connection(req) == NULL)
+		evhttp_send_reply_end(req);
+}
+
+static size_t stream_queued(const stream *s)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+	return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+/* Queue len bytes at data; cleanup/extra as evbuffer_add_reference. */
+static void stream_send(stream *s, const void *data, size_t len,
+                        evbuffer_ref_cleanup_cb cleanup, void *extra)
+{
+	if (stream_queued(s) > ROOST_HTTP_STREAM_MAX_BUFFERED) {
+		if (cleanup)
+			cleanup(data, len, extra);
+		stream_close_later(s, "client is not reading (output buffer over "
+		                      "1 MiB)");
+		return;
+	}
+	struct evbuffer *buf = evbuffer_new();
+	if (!buf || evbuffer_add_reference(buf, data, len, cleanup, extra) != 0) {
+		evbuffer_free(buf);
+		if (cleanup)
+			cleanup(data, len, extra);
+		stream_close_later(s, "out of memory");
+		return;
+	}
+	evhttp_send_reply_chunk(s->req, buf);
+	evbuffer_free(buf); /* whatever evhttp did not take is released here */
+}
+
+static void on_event(void *ctx, const roost_event *ev)
+{
+	roost_http *h = ctx;
+	if (!h->streams)
+		return;
+	sse_block *bl = roost_malloc(sizeof *bl);
+	if (!bl || !(bl->data = roost_http_sse_event(ev, &bl->len))) {
+		roost_free(bl);
+		roost_log_warn(h->log, "http: out of memory encoding event %s for the streams", ev->type);
+		return;
+	}
+	bl->refs = 1; /* ours, for the loop */
+	for (stream *s = h->streams; s; s = s->next) {
+		if (s->closing || !roost_http_restrict_match(s->restrict_list, ev->type))
+			continue;
+		bl->refs++;
+		stream_send(s, bl->data, bl->len, block_cleanup, bl);
+	}
+	block_unref(bl);
+}
+
+static void ping_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	roost_http *h = arg;
+	for (stream *s = h->streams; s; s = s->next)
+		if (!s->closing)
+			stream_send(s, PING, sizeof PING - 1, NULL, NULL);
+}
+
+static void stream_handler(void *ctx, struct evhttp_request *req, const char *rest)
+{
+	(void)rest;
+	roost_http *h = ctx;
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq params;
+	TAILQ_INIT(&params);
+	if (query && evhttp_parse_query_str(query, &params) != 0) {
+		roost_http_reply_message(req, 400, "Invalid query string");
+		return;
+	}
+	const char *restrict_list = evhttp_find_header(&params, "restrict");
+	stream *s = roost_calloc(1, sizeof *s);
+	if (!s || (restrict_list && *restrict_list && !(s->restrict_list = roost_strdup(restrict_list)))) {
+		evhttp_clear_headers(&params);
+		roost_free(s);
+		roost_http_reply_message(req, 500, "Out of memory");
+		return;
+	}
+	evhttp_clear_headers(&params);
+	s->h = h;
+	s->req = req;
+	s->evcon = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	evhttp_connection_get_peer(s->evcon, &addr, &port);
+	snprintf(s->peer, sizeof s->peer, "%s:%u", addr ? addr : "?", (unsigned)port);
+
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+	evhttp_add_header(hdr, "Content-Type", "text/event-stream");
+	evhttp_add_header(hdr, "Cache-Control", "no-cache");
+	evhttp_send_reply_start(req, 200, "OK");
+	evhttp_connection_set_closecb(s->evcon, stream_closed_cb, s);
+	s->next = h->streams;
+	if (s->next)
+		s->next->prev = s;
+	h->streams = s;
+	roost_log_info(h->log, "http: event stream opened by %s%s%s", s->peer,
+	               s->restrict_list ? ", restricted to " : "",
+	               s->restrict_list ? s->restrict_list : "");
+	/* As Home Assistant: a ping first, so the client knows it is connected. */
+	stream_send(s, PING, sizeof PING - 1, NULL, NULL);
+}
+
+static stream *stream_of(roost_http *h, struct evhttp_request *req)
+{
+	for (stream *s = h->streams; s; s = s->next)
+		if (s->req == req)
+			return s;
+	return NULL;
+}
+
+/* ---- the built-in routes ------------------------------------------------------ */
+
+static void api_status_handler(void *ctx, struct evhttp_request *req, const char *rest)
+{
+	(void)ctx;
+	(void)rest;
+	roost_http_reply_message(req, 200, "API running.");
+}
+
+static void publish_handler(void *ctx, struct evhttp_request *req, const char *rest)
+{
+	(void)rest;
+	roost_http *h = ctx;
+	size_t len;
+	const char *body = roost_http_body(req, &len);
+	roost_http_publish p;
+	roost_http_error err;
+	if (!body) {
+		roost_http_reply_message(req, 500, "Out of memory");
+		return;
+	}
+	if (roost_http_publish_parse(body, len, &p, &err) != ROOST_OK) {
+		roost_http_reply_message(req, err.status, "%s", err.message);
+		return;
+	}
+	roost_msg *m = roost_msg_new(p.topic, strlen(p.topic), (const uint8_t *)p.payload,
+	                             p.payload_len, p.qos, p.retain);
+	roost_err e = m ? roost_broker_publish(h->b, m) : ROOST_ERR_NOMEM;
+	roost_msg_unref(m);
+	if (e) {
+		roost_log_warn(h->log, "http: publish to %s failed: %s", p.topic, roost_err_str(e));
+		roost_http_reply_message(req, 500, "Publish failed: %s", roost_err_str(e));
+	} else {
+		roost_log_debug(h->log, "http: published %zu bytes to %s (qos %u%s)", p.payload_len,
+		                p.topic, (unsigned)p.qos, p.retain ? ", retained" : "");
+		/* Home Assistant answers a service call with the states it changed. */
+		roost_http_reply_json_text(req, 200, "[]");
+	}
+	roost_http_publish_cleanup(&p);
+}
+
+static void event_handler(void *ctx, struct evhttp_request *req, const char *type)
+{
+	roost_http *h = ctx;
+	size_t len;
+	const char *body = roost_http_body(req, &len);
+	char *data = NULL;
+	roost_http_error err;
+	if (!body) {
+		roost_http_reply_message(req, 500, "Out of memory");
+		return;
+	}
+	if (roost_http_event_parse(type, body, len, &data, &err) != ROOST_OK) {
+		roost_http_reply_message(req, err.status, "%s", err.message);
+		return;
+	}
+	/* Home Assistant marks events fired through its REST API as REMOTE. */
+	roost_bus_fire(roost_broker_bus(h->b), type, data, "REMOTE", 0);
+	roost_free(data);
+	roost_http_reply_message(req, 200, "Event %s fired.", type);
+}
+
+/* ---- dispatch ------------------------------------------------------------------- */
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "OTHER";
+	}
+}
+
+/*
+ * evhttp calls this with no URI when it could not read the request (body
+ * over the limit, bad headers) and expects an answer; and on a stream whose
+ * connection failed mid-reply.
+ */
+static void dispatch_failed(roost_http *h, struct evhttp_request *req)
+{
+	stream *s = stream_of(h, req);
+	if (s) {
+		stream_close_later(s, "connection failed");
+		return;
+	}
+	if (evhttp_request_get_response_code(req) == 413)
+		roost_http_reply_message(req, 413, "Request body too large (limit %d bytes)",
+		                         ROOST_HTTP_MAX_BODY);
+	else
+		roost_http_reply_message(req, 400, "Bad request");
+}
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+	roost_http *h = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	if (!evhttp_request_get_uri(req) || !uri) {
+		dispatch_failed(h, req);
+		return;
+	}
+	if (h->token) {
+		const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req),
+		                                      "Authorization");
+		if (!roost_http_auth_ok(auth, h->token)) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+			                  "Bearer");
+			roost_http_reply_message(req, 401, "Unauthorized");
+			return;
+		}
+	}
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > ROOST_HTTP_MAX_BODY) {
+		roost_http_reply_message(req, 413, "Request body too large (limit %d bytes)",
+		                         ROOST_HTTP_MAX_BODY);
+		return;
+	}
+	const char *path = evhttp_uri_get_path(uri);
+	if (!path || !*path)
+		path = "/";
+	roost_http_handler fn = NULL;
+	void *ctx = NULL;
+	const char *rest = NULL;
+	char allow[64];
+	switch (roost_http_routes_match(h->routes, method_name(evhttp_request_get_command(req)), path,
+	                                &fn, &ctx, &rest, allow, sizeof allow)) {
+	case ROOST_HTTP_MATCH_FOUND:
+		fn(ctx, req, rest);
+		return;
+	case ROOST_HTTP_MATCH_NO_METHOD:
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+		roost_http_reply_message(req, 405, "Method not allowed");
+		return;
+	case ROOST_HTTP_MATCH_NO_PATH:
+		roost_http_reply_message(req, 404, "Not found");
+		return;
+	}
+}
+
+/* ---- the component ------------------------------------------------------------------ */
+
+static void http_free(roost_http *h)
+{
+	if (!h)
+		return;
+	if (h->service_added)
+		roost_broker_service_remove(h->b, "http");
+	roost_bus_unlisten(roost_broker_bus(h->b), h->bus_l);
+	/* Streams first, without their close callbacks: evhttp_free then frees
+	 * their connections and requests. */
+	while (h->streams) {
+		evhttp_connection_set_closecb(h->streams->evcon, NULL, NULL);
+		stream_unlink_free(h->streams);
+	}
+	if (h->ping_ev)
+		event_free(h->ping_ev);
+	if (h->reap_ev)
+		event_free(h->reap_ev);
+	if (h->http)
+		evhttp_free(h->http);
+	roost_http_routes_free(h->routes);
+	roost_free(h);
+}
+
+/* Bind, and log the port actually bound (http.port 0 = ephemeral, for tests). */
+static roost_err http_listen(roost_http *h, const char *bind, int port)
+{
+	struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(h->http, bind, (ev_uint16_t)port);
+	if (!sock) {
+		roost_log_error(h->log, "http: cannot listen on %s:%d: %s", bind, port, strerror(errno));
+		return ROOST_ERR_IO;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	int bound = port;
+	if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss, &sl) == 0)
+		bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                                       : ((struct sockaddr_in *)&ss)->sin_port);
+	if (strchr(bind, ':'))
+		roost_log_notice(h->log, "http listening on [%s]:%d", bind, bound);
+	else
+		roost_log_notice(h->log, "http listening on %s:%d", bind, bound);
+	return ROOST_OK;
+}
+
+static roost_err add_builtin_routes(roost_http *h)
+{
+	static const struct {
+		const char *method, *path;
+		roost_http_handler fn;
+	} builtin[] = {
+		{"GET", "/api/", api_status_handler},
+		{"POST", "/api/services/mqtt/publish", publish_handler},
+		{"POST", "/api/services/mqtt/mqtt_send", publish_handler}, /* the 2015 name */
+		{"POST", "/api/events/{event_type}", event_handler},
+		{"GET", "/api/stream", stream_handler},
+	};
+	for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++) {
+		roost_err e = roost_http_routes_add(h->routes, builtin[i].method, builtin[i].path,
+		                                    builtin[i].fn, h);
+		if (e)
+			return e;
+	}
+	return ROOST_OK;
+}
+
+static roost_err http_start(roost_broker *b, void **state)
+{
+	*state = NULL;
+	const roost_config *cfg = roost_broker_config(b);
+	const roost_log *log = roost_broker_log(b);
+	if (cfg->http.port < 0) {
+		roost_log_info(log, "http: API disabled (http.port is -1)");
+		return ROOST_OK;
+	}
+	const char *bind = cfg->http.bind && *cfg->http.bind ? cfg->http.bind : "127.0.0.1";
+	const char *token = cfg->http.token && *cfg->http.token ? cfg->http.token : NULL;
+	if (!token && !roost_http_addr_is_loopback(bind)) {
+		/* The API publishes and fires events: open to the network without a
+		 * token it would be open to anyone on it. */
+		roost_log_error(log, "http: http.bind is %s, not a loopback address, and http.token is "
+		                     "not set: refusing to serve the API without authentication "
+		                     "(set http.token, or bind to 127.0.0.1)", bind);
+		return ROOST_ERR_CONFIG;
+	}
+	struct event_base *base = roost_broker_base(b);
+	roost_err e = ROOST_ERR_NOMEM;
+	roost_http *h = roost_calloc(1, sizeof *h);
+	if (!h)
+		goto fail;
+	h->b = b;
+	h->log = log;
+	h->token = token;
+	if (!(h->routes = roost_http_routes_new()) || !(h->http = evhttp_new(base)) ||
+	    !(h->ping_ev = event_new(base, -1, EV_PERSIST, ping_cb, h)) ||
+	    !(h->reap_ev = event_new(base, -1, 0, reap_cb, h)))
+		goto fail;
+	evhttp_set_max_body_size(h->http, ROOST_HTTP_HARD_MAX_BODY);
+	evhttp_set_max_headers_size(h->http, ROOST_HTTP_MAX_HEADERS);
+	/* Let every common method through so a wrong one gets our JSON 405. */
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(h->http, dispatch, h);
+	if ((e = add_builtin_routes(h)) != ROOST_OK)
+		goto fail;
+	if ((e = roost_bus_listen(roost_broker_bus(b), NULL, on_event, h, &h->bus_l)) != ROOST_OK)
+		goto fail;
+	struct timeval ping = {ROOST_HTTP_STREAM_PING_SECS, 0};
+	event_add(h->ping_ev, &ping);
+	if ((e = http_listen(h, bind, cfg->http.port)) != ROOST_OK)
+		goto fail;
+	if ((e = roost_broker_service_add(b, "http", h)) != ROOST_OK)
+		goto fail;
+	h->service_added = true;
+	if (!token)
+		roost_log_info(log, "http: no token configured; the API is open to local clients only");
+	*state = h;
+	return ROOST_OK;
+fail:
+	if (e == ROOST_ERR_NOMEM)
+		roost_log_error(log, "http: out of memory starting the API");
+	http_free(h);
+	return e;
+}
+
+static void http_stop(void *state)
+{
+	http_free(state);
+}
+
+const roost_component roost_http_component = {"http_api", http_start, http_stop};
