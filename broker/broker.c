@@ -67,7 +67,7 @@ void roost_broker_free(roost_broker *b)
 	roost_topic_tree_free(b->tree);
 	if (b->reaper)
 		event_free(b->reaper);
-	roost_free(b->listeners);
+	broker_listeners_free(b);
 	roost_free(b->targets);
 	roost_free(b);
 }

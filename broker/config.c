@@ -125,10 +125,21 @@ struct key_table {
  * (1883) only serves the built-in default listener. Port 0 asks the kernel
  * for a free port (tests).
  */
+static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
+
 static const key_def listener_keys[] = {
 	/*                                       path    field min max    default reload */
 	DEF_INT_REQUIRED(roost_listener_config, "port", port, 0,  65535, 1883,   RESTART),
 	DEF_STRING(roost_listener_config,       "bind", bind, "0.0.0.0",         RESTART),
+	/* TLS; certificate files are re-read on SIGHUP. */
+	DEF_STRING(roost_listener_config, "certfile", certfile, NULL, LIVE),
+	DEF_STRING(roost_listener_config, "keyfile", keyfile, NULL, LIVE),
+	DEF_STRING(roost_listener_config, "cafile", cafile, NULL, LIVE),
+	DEF_BOOL(roost_listener_config, "require_certificate", require_certificate, false, RESTART),
+	DEF_BOOL(roost_listener_config, "use_identity_as_username", use_identity_as_username, false, RESTART),
+	DEF_STRING(roost_listener_config, "ciphers", ciphers, NULL, RESTART),
+	DEF_ENUM(roost_listener_config, "tls_version", tls_version, tls_version_names, "one of tlsv1.2, tlsv1.3", 0,
+	         RESTART),
 };
 static const key_table listener_table = {listener_keys, sizeof listener_keys / sizeof listener_keys[0]};
 

@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/err.h>
+
 #include "internal.h"
 #include "roost/alloc.h"
 
@@ -53,18 +55,34 @@ static void format_addr(char *out, size_t cap, const struct sockaddr *sa)
 	}
 }
 
-roost_conn *conn_new(roost_broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockaddr *sa, int salen)
 {
 	(void)salen;
+	roost_broker *b = l->b;
 	roost_conn *c = roost_calloc(1, sizeof *c);
-	if (!c)
+	if (!c) {
+		evutil_closesocket(fd);
 		return NULL;
+	}
 	c->b = b;
+	c->listener = l;
 	format_addr(c->addr, sizeof c->addr, sa);
 	int one = 1;
 	/* We coalesce writes ourselves; Nagle would only add latency. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (l->ssl) {
+		SSL *ssl = SSL_new(l->ssl);
+		if (!ssl)
+			goto fail;
+		c->bev = bufferevent_openssl_socket_new(b->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		                                        BEV_OPT_CLOSE_ON_FREE);
+		if (!c->bev)
+			SSL_free(ssl);
+		else /* a peer that closes without close_notify is an EOF, not an error */
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else {
+		c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	c->timer = event_new(b->base, -1, 0, timer_cb, c);
 	if (!c->bev || !c->timer)
 		goto fail;
@@ -261,13 +279,20 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	(void)bev;
 	roost_conn *c = arg;
 	if (what & BEV_EVENT_EOF)
 		conn_close(c, c->state == CONN_ACTIVE, "connection closed by peer without DISCONNECT");
-	else if (what & BEV_EVENT_ERROR)
-		conn_close(c, c->state == CONN_ACTIVE, "socket error: %s",
-		           evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else if (what & BEV_EVENT_ERROR) {
+		unsigned long tls_err = c->listener && c->listener->ssl ? bufferevent_get_openssl_error(bev) : 0;
+		if (tls_err) {
+			char buf[256];
+			ERR_error_string_n(tls_err, buf, sizeof buf);
+			conn_close(c, c->state == CONN_ACTIVE, "TLS error: %s", buf);
+		} else {
+			conn_close(c, c->state == CONN_ACTIVE, "socket error: %s",
+			           evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		}
+	}
 }
 
 void conn_arm_keepalive(roost_conn *c)

@@ -77,8 +77,18 @@ static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t g
 }
 
 /* Step 3: authorise. */
-static bool connect_authorise(roost_conn *c, const roost_connect *req)
+static bool connect_authorise(roost_conn *c, roost_connect *req, char *cn, size_t cn_cap)
 {
+	if (c->listener->cfg->use_identity_as_username) {
+		/* The verified certificate's CN is the user name; the TLS layer
+		 * already refused clients without a certificate. */
+		if (!broker_tls_peer_cn(c->bev, cn, cn_cap)) {
+			refuse(c, req->protocol_level, 0x05, "no usable client certificate (use_identity_as_username)");
+			return false;
+		}
+		req->username_flag = true;
+		req->username = (roost_bytes){(const uint8_t *)cn, strlen(cn)};
+	}
 	if (!req->username_flag && !c->b->cfg->allow_anonymous) {
 		refuse(c, req->protocol_level, 0x05, "anonymous clients are not allowed (allow_anonymous: false)");
 		return false;
@@ -148,16 +158,19 @@ void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
 {
 	roost_connect req;
 	char generated[64];
+	char cn[256];
 	bool present = false;
 	if (!connect_decode(c, pkt, len, &req) || !connect_check(c, &req, generated, sizeof generated) ||
-	    !connect_authorise(c, &req) || !connect_apply(c, &req, &present))
+	    !connect_authorise(c, &req, cn, sizeof cn) || !connect_apply(c, &req, &present))
 		return;
 	/* Step 5: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
 	send_connack(c, c->version, present, 0x00);
-	roost_log_info(c->b->log, "client %s (%s) connected: MQTT %s, clean %d, keepalive %u%s",
+	roost_log_info(c->b->log, "client %s (%s) connected: MQTT %s, clean %d, keepalive %u%s%s%.*s",
 	               conn_client_id(c), c->addr,
 	               c->version == ROOST_MQTT_V31 ? "3.1" : c->version == ROOST_MQTT_V5 ? "5" : "3.1.1",
-	               req.clean_start, req.keepalive, present ? ", session resumed" : "");
+	               req.clean_start, req.keepalive, present ? ", session resumed" : "",
+	               req.username_flag ? ", user " : "", req.username_flag ? (int)req.username.len : 0,
+	               req.username_flag ? (const char *)req.username.ptr : "");
 	conn_arm_keepalive(c);
 	/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH and PUBREL packets with
 	 * their original packet ids, then whatever waited in the queue. */

@@ -10,6 +10,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -39,6 +41,16 @@ enum conn_state {
 
 typedef struct roost_conn roost_conn;
 
+/* One open listener. */
+typedef struct roost_listener {
+	roost_broker *b;
+	struct evconnlistener *l;
+	const roost_listener_config *cfg;
+	SSL_CTX *ssl;             /* NULL for plain TCP; swapped on reload */
+	bool loopback;            /* bound to 127.0.0.0/8 or ::1 only */
+	int port;                 /* the bound port */
+} roost_listener;
+
 struct roost_conn {
 	roost_broker *b;
 	struct bufferevent *bev;
@@ -48,6 +60,7 @@ struct roost_conn {
 	struct event *timer;      /* connect timeout, then keepalive */
 	struct evbuffer *hold;    /* output held until the store commits; NULL when not holding */
 	roost_conn *hold_next;    /* broker's list of holding connections */
+	roost_listener *listener; /* where it was accepted */
 	roost_msg *will;          /* reference held; NULL when none */
 	uint64_t last_rx_ms;      /* clock time of the last complete packet */
 	uint16_t keepalive;       /* seconds; 0 = disabled */
@@ -79,7 +92,7 @@ struct roost_broker {
 	session_entry *sessions;
 	roost_session_limits limits;
 
-	struct evconnlistener **listeners;
+	roost_listener *listeners;
 	size_t n_listeners;
 
 	roost_conn *conns;        /* open connections */
@@ -139,11 +152,19 @@ void broker_store_retain(roost_broker *b, const roost_msg *msg);
 /* Connection c stops holding (closed): forget its held output. */
 void broker_store_unhold(roost_broker *b, roost_conn *c);
 
+/* ---- net.c ---- */
+void broker_listeners_free(roost_broker *b);
+
+/* ---- tls.c ---- */
+SSL_CTX *broker_tls_ctx_new(const roost_listener_config *lc, const roost_log *log);
+/* The verified peer certificate's common name; false when there is none. */
+bool broker_tls_peer_cn(struct bufferevent *bev, char *out, size_t cap);
+
 /* ---- connection.c ---- */
 /* Where output for c goes now: its held buffer when its acknowledgements
  * must wait for the store, else the socket's output buffer. */
 struct evbuffer *conn_out(roost_conn *c);
-roost_conn *conn_new(roost_broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockaddr *sa, int salen);
 /* Close now: publish the will if publish_will, detach the session, schedule free. */
 void conn_close(roost_conn *c, bool publish_will, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -44,6 +44,10 @@ roost_err roost_broker_open_store(roost_broker *b);
 /* Open every configured listener; logs "listening on ADDR:PORT" for each. */
 roost_err roost_broker_listen(roost_broker *b);
 
+/* Re-read every TLS listener's certificate and key (SIGHUP); connected
+ * clients are not dropped, and a failed reload keeps the old ones. */
+void roost_broker_reload_tls(roost_broker *b);
+
 /* Stop accepting, close all connections (flushing what is queued). */
 void roost_broker_shutdown(roost_broker *b);
 

@@ -26,6 +26,14 @@
 typedef struct roost_listener_config {
 	char *bind;        /* address; default "0.0.0.0" */
 	int port;          /* 0..65535; 0 = ephemeral (tests) */
+	/* TLS: a listener with a certfile speaks MQTT over TLS (8883 by convention). */
+	char *certfile;    /* PEM certificate chain; NULL = plain TCP */
+	char *keyfile;     /* PEM private key (required with certfile) */
+	char *cafile;      /* PEM CAs for verifying client certificates */
+	bool require_certificate;      /* clients must present a certificate signed by cafile */
+	bool use_identity_as_username; /* the certificate's CN becomes the user name */
+	char *ciphers;     /* OpenSSL cipher list for TLS 1.2; NULL = OpenSSL's default */
+	int tls_version;   /* minimum: 0 = TLS 1.2 (default), 1 = TLS 1.3 */
 } roost_listener_config;
 
 typedef struct roost_limits_config {
