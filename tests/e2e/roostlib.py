@@ -130,6 +130,10 @@ def roost_yaml(limits=None, port=0, allow_anonymous=True, log_level="debug", ext
         for k, v in limits.items():
             out.append("  %s: %s" % (k, v))
     out += ["log:", "  level: %s" % log_level]
+    # The HTTP API listens on 8124 by default: parallel tests would collide
+    # there, so it is off unless the test configures an `http:` section.
+    if not re.search(r"(?m)^http:", extra):
+        out += ["http:", "  port: -1"]
     return "\n".join(out) + "\n" + extra
 
 
