@@ -12,10 +12,14 @@
 #include <event2/event.h>
 
 #include "roost/broker.h"
+#include "roost/component.h"
 #include "roost/config.h"
 #include "roost/log.h"
 
 #include "config.h"
+
+/* The linked components, NULL-terminated (connector/components.c). */
+extern const roost_component *const roost_components[];
 
 static void usage(FILE *out)
 {
@@ -41,6 +45,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	roost_log_notice(r->log, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	roost_broker_shutdown(r->broker);
 	event_base_loopexit(r->base, NULL);
+}
+
+/* SIGHUP: re-read certificates (and, with them, the files they name)
+ * without dropping anyone. */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	run_ctx *r = arg;
+	roost_log_notice(r->log, "received SIGHUP, reloading certificates");
+	roost_broker_reload_tls(r->broker);
 }
 
 static int load_config(const char *path, roost_config **cfg)
@@ -121,18 +136,38 @@ int main(int argc, char **argv)
 	roost_log_notice(&log, "roost %s starting (config: %s)", PACKAGE_VERSION,
 	                 config_path ? config_path : "embedded defaults");
 	rc = 0;
-	if (roost_broker_listen(broker) != ROOST_OK) {
+	/* Everything stored is loaded before a client can connect. */
+	if (roost_broker_open_store(broker) != ROOST_OK || roost_broker_listen(broker) != ROOST_OK) {
 		rc = 1;
 		goto out;
+	}
+	size_t n_started = 0;
+	void *states[16] = {0};
+	for (; roost_components[n_started]; n_started++) {
+		const roost_component *comp = roost_components[n_started];
+		roost_err err = comp->start(broker, &states[n_started]);
+		if (err) {
+			roost_log_error(&log, "component %s failed to start: %s", comp->name, roost_err_str(err));
+			rc = 1;
+			goto stop_components;
+		}
 	}
 	run_ctx r = {base, broker, &log};
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &r);
 	struct event *sigint = evsignal_new(base, SIGINT, on_signal, &r);
+	struct event *sighup = evsignal_new(base, SIGHUP, on_hup, &r);
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
+	event_add(sighup, NULL);
 	event_base_dispatch(base);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
+stop_components:
+	while (n_started > 0) {
+		n_started--;
+		roost_components[n_started]->stop(states[n_started]);
+	}
 	roost_log_notice(&log, "roost stopped");
 out:
 	roost_broker_free(broker);
