@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "roost/acl.h"
 #include "roost/alloc.h"
 
 /* A named component interface (roost_broker_service_add). */
@@ -68,6 +69,7 @@ void roost_broker_free(roost_broker *b)
 	if (b->reaper)
 		event_free(b->reaper);
 	broker_listeners_free(b);
+	broker_authz_free(b);
 	roost_free(b->targets);
 	roost_free(b);
 }
@@ -165,6 +167,10 @@ static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t q
 		sink(sink_ctx, msg, qos); /* a component: called in place */
 		return;
 	}
+	/* Checked at every delivery, so a reloaded ACL applies at once, also
+	 * to subscriptions made before it (only when an ACL or hook exists). */
+	if ((b->acl || b->hooks) && !broker_authz_topic(b, s, msg->topic, msg->topic_len, ROOST_ACL_READ))
+		return;
 	roost_conn *c = roost_session_conn(s);
 	bool online = c && c->state == CONN_ACTIVE;
 	if (online && roost_session_can_send_now(s, qos, &b->limits)) {
@@ -297,6 +303,9 @@ static bool send_retained_visit(void *ctx, void *value)
 {
 	retained_ctx *r = ctx;
 	roost_msg *msg = value;
+	if ((r->b->acl || r->b->hooks) &&
+	    !broker_authz_topic(r->b, r->s, msg->topic, msg->topic_len, ROOST_ACL_READ))
+		return true; /* retained delivery obeys the ACL too */
 	uint8_t qos = (msg->qos < r->qos ? msg->qos : r->qos) | ROOST_DELIVER_RETAIN;
 	roost_conn *c = roost_session_conn(r->s);
 	/* [MQTT-3.3.1-6] retained messages sent on subscribe carry RETAIN 1.

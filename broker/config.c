@@ -55,6 +55,7 @@ typedef enum roost_reload_policy {
 
 typedef enum key_type {
 	KEY_BOOL,     /* bool */
+	KEY_TRIBOOL,  /* int: -1 when not set, else 0 or 1 (a default that depends on context) */
 	KEY_INT,      /* int32_t / uint32_t / int64_t / uint64_t by size and sign of min */
 	KEY_STRING,   /* char *, owned, never empty */
 	KEY_LOGLEVEL, /* int holding a roost_log_level */
@@ -92,6 +93,8 @@ struct key_table {
 
 #define DEF_BOOL(T, p, m, d, rl) \
 	{ .path = p, .type = KEY_BOOL, .reload = rl, .offset = offsetof(T, m), .def = d }
+#define DEF_TRIBOOL(T, p, m, rl) \
+	{ .path = p, .type = KEY_TRIBOOL, .reload = rl, .offset = offsetof(T, m), .def = -1 }
 #define DEF_INT(T, p, m, lo, hi, d, rl) \
 	{ .path = p, .type = KEY_INT, .reload = rl, .offset = offsetof(T, m), \
 	  .size = MEMBER_SIZE(T, m), .min = lo, .max = hi, .def = d }
@@ -149,7 +152,9 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  *
  *   listeners                     sequence of {port, bind}, at least one;
  *                                 default one listener on 0.0.0.0:1883
- *   allow_anonymous               bool, default true
+ *   allow_anonymous               bool; unset: anonymous clients only on loopback
+ *                                 listeners and only while no password_file is set
+ *   password_file, acl_file       Mosquitto-format files (re-read on SIGHUP)
  *   limits.max_packet_size        1..268435455 bytes, default 268435455
  *   limits.max_queued_messages    0..10000000 per client, default 1000 (0 = unlimited)
  *   limits.max_queued_bytes       0..2^40 per client, default 0 (unlimited)
@@ -168,7 +173,9 @@ static const char *const sync_names[] = {"normal", "full", NULL};
 static const key_def config_keys[] = {
 	DEF_LIST(roost_config, "listeners", listeners, n_listeners, roost_listener_config, listener_table, 1,
 	         "listener", RESTART),
-	DEF_BOOL(roost_config, "allow_anonymous", allow_anonymous, true, LIVE),
+	DEF_TRIBOOL(roost_config, "allow_anonymous", allow_anonymous, LIVE),
+	DEF_STRING(roost_config, "password_file", password_file, NULL, LIVE),
+	DEF_STRING(roost_config, "acl_file", acl_file, NULL, LIVE),
 	/*      struct        path                            field                          min max        default    reload */
 	DEF_INT(roost_config, "limits.max_packet_size",       limits.max_packet_size,        1,  268435455, 268435455, LIVE),
 	DEF_INT(roost_config, "limits.max_queued_messages",   limits.max_queued_messages,    0,  10000000,  1000,      LIVE),
@@ -565,6 +572,9 @@ static int apply_defaults(const key_table *t, void *base)
 		case KEY_BOOL:
 			*(bool *)dst = k->def != 0;
 			break;
+		case KEY_TRIBOOL:
+			*(int *)dst = (int)k->def;
+			break;
 		case KEY_INT:
 			assert(int_key_fits(k));
 			store_int(dst, k, k->def);
@@ -659,7 +669,8 @@ static bool word_is(const char *s, size_t n, const char *w)
 static const char *type_expectation(const key_def *k)
 {
 	switch (k->type) {
-	case KEY_BOOL: return "true or false";
+	case KEY_BOOL:
+	case KEY_TRIBOOL: return "true or false";
 	case KEY_INT: return "an integer";
 	case KEY_STRING: return "a string";
 	case KEY_LOGLEVEL: return "one of error, warning, notice, info, debug";
@@ -699,13 +710,20 @@ static int set_scalar(parse_state *p, const key_def *k, void *base, const char *
 		return add_error(p, line, "%s: missing value, expected %s", path, type_expectation(k));
 	switch (k->type) {
 	case KEY_BOOL:
+	case KEY_TRIBOOL: {
+		int v;
 		if (word_is(s, n, "true") || word_is(s, n, "yes") || word_is(s, n, "on"))
-			*(bool *)dst = true;
+			v = 1;
 		else if (word_is(s, n, "false") || word_is(s, n, "no") || word_is(s, n, "off"))
-			*(bool *)dst = false;
+			v = 0;
 		else
 			return add_error(p, line, "%s: expected true or false, got '%s'", path, quote(q, sizeof q, s, n));
+		if (k->type == KEY_BOOL)
+			*(bool *)dst = v;
+		else
+			*(int *)dst = v;
 		return 0;
+	}
 	case KEY_INT: {
 		long long v = 0;
 		int r = parse_int(s, n, &v);

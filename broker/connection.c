@@ -259,7 +259,7 @@ void conn_close_after_flush(roost_conn *c, const char *why)
 {
 	if (c->state >= CONN_CLOSING)
 		return;
-	roost_log_info(c->b->log, "client %s (%s): %s", conn_client_id(c), c->addr, why);
+	roost_log_notice(c->b->log, "client %s (%s): %s", conn_client_id(c), c->addr, why);
 	c->state = CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)

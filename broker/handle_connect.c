@@ -17,11 +17,14 @@ static void send_connack(roost_conn *c, uint8_t version, bool session_present, u
 
 /* Refuse with a CONNACK return code, then close once it is written
  * [MQTT-3.2.2-5]. */
-static void refuse(roost_conn *c, uint8_t version, uint8_t code, const char *why)
+static void refuse(roost_conn *c, const roost_connect *req, uint8_t code, const char *why)
 {
-	send_connack(c, version, false, code);
-	char line[256];
-	snprintf(line, sizeof line, "CONNECT refused (0x%02x): %s", code, why);
+	send_connack(c, req ? req->protocol_level : ROOST_MQTT_V311, false, code);
+	/* Named by the id it asked for: no session exists yet. */
+	size_t idlen = req && req->client_id.len < 128 ? req->client_id.len : 0;
+	char line[512];
+	snprintf(line, sizeof line, "CONNECT from client id '%.*s' refused (0x%02x): %s", (int)idlen,
+	         idlen ? (const char *)req->client_id.ptr : "", code, why);
 	conn_close_after_flush(c, line);
 }
 
@@ -34,7 +37,7 @@ static bool connect_decode(roost_conn *c, const uint8_t *pkt, size_t len, roost_
 		/* [MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01. */
 		char why[64];
 		snprintf(why, sizeof why, "protocol level %u not supported", req->protocol_level);
-		refuse(c, ROOST_MQTT_V311, 0x01, why);
+		refuse(c, NULL, 0x01, why);
 		return false;
 	}
 	if (err) {
@@ -53,7 +56,7 @@ static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t g
 		if (!req->clean_start || req->protocol_level == ROOST_MQTT_V31) {
 			/* [MQTT-3.1.3-8] empty id needs clean session; MQTT 3.1
 			 * does not allow an empty id at all. */
-			refuse(c, req->protocol_level, 0x02, "empty client id without clean session");
+			refuse(c, req, 0x02, "empty client id without clean session");
 			return false;
 		}
 		/* [MQTT-3.1.3-6] assign a unique id. */
@@ -65,7 +68,7 @@ static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t g
 		char why[96];
 		snprintf(why, sizeof why, "keepalive %u exceeds limits.max_keepalive %u", req->keepalive,
 		         b->cfg->limits.max_keepalive);
-		refuse(c, req->protocol_level, 0x02, why);
+		refuse(c, req, 0x02, why);
 		return false;
 	}
 	if (req->will_flag && !roost_topic_name_valid(req->will_topic.ptr, req->will_topic.len)) {
@@ -76,28 +79,51 @@ static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t g
 	return true;
 }
 
-/* Step 3: authorise. */
-static bool connect_authorise(roost_conn *c, roost_connect *req, char *cn, size_t cn_cap)
+/* Step 3: authorise. On success *user is the verified user name (heap, or
+ * NULL for an anonymous client), to be kept with the session for ACLs. */
+static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
 {
+	roost_broker *b = c->b;
+	char cn[256];
+	bool cert = false;
+	*user = NULL;
 	if (c->listener->cfg->use_identity_as_username) {
 		/* The verified certificate's CN is the user name; the TLS layer
 		 * already refused clients without a certificate. */
-		if (!broker_tls_peer_cn(c->bev, cn, cn_cap)) {
-			refuse(c, req->protocol_level, 0x05, "no usable client certificate (use_identity_as_username)");
+		if (!broker_tls_peer_cn(c->bev, cn, sizeof cn)) {
+			refuse(c, req, 0x05, "no usable client certificate (use_identity_as_username)");
 			return false;
 		}
 		req->username_flag = true;
 		req->username = (roost_bytes){(const uint8_t *)cn, strlen(cn)};
+		cert = true;
 	}
-	if (!req->username_flag && !c->b->cfg->allow_anonymous) {
-		refuse(c, req->protocol_level, 0x05, "anonymous clients are not allowed (allow_anonymous: false)");
+	char *name = req->username_flag ? roost_strndup((const char *)req->username.ptr, req->username.len) : NULL;
+	char *id = roost_strndup((const char *)req->client_id.ptr, req->client_id.len);
+	if ((req->username_flag && !name) || !id) {
+		roost_free(name);
+		roost_free(id);
+		refuse(c, req, 0x03, "out of memory");
 		return false;
 	}
+	const char *why = NULL;
+	int verdict = broker_authz_connect(b, c, id, name, req->password.ptr, req->password.len, cert, &why);
+	roost_free(id);
+	if (verdict == ROOST_AUTH_DENY) {
+		/* 0x04 for a wrong password, 0x05 for anyone not let in. */
+		refuse(c, req, name && b->users && !cert ? 0x04 : 0x05, why);
+		roost_free(name);
+		return false;
+	}
+	if (verdict == ROOST_AUTH_ALLOW)
+		*user = name; /* verified: an identity for ACLs */
+	else
+		roost_free(name); /* admitted as anonymous */
 	return true;
 }
 
 /* Step 4: attach a session, taking over any connection with the same id. */
-static bool connect_apply(roost_conn *c, const roost_connect *req, bool *session_present)
+static bool connect_apply(roost_conn *c, const roost_connect *req, const char *user, bool *session_present)
 {
 	roost_broker *b = c->b;
 	const char *id = (const char *)req->client_id.ptr;
@@ -120,7 +146,7 @@ static bool connect_apply(roost_conn *c, const roost_connect *req, bool *session
 		s = roost_session_new(id, id_len, req->clean_start);
 		if (!s || broker_session_add(b, s) != ROOST_OK) {
 			roost_session_free(s);
-			refuse(c, req->protocol_level, 0x03, "out of memory creating the session");
+			refuse(c, req, 0x03, "out of memory creating the session");
 			return false;
 		}
 		broker_store_session_added(b, s);
@@ -131,11 +157,15 @@ static bool connect_apply(roost_conn *c, const roost_connect *req, bool *session
 		                        req->will_payload.ptr, req->will_payload.len, req->will_qos,
 		                        req->will_retain);
 		if (!c->will) {
-			refuse(c, req->protocol_level, 0x03, "out of memory storing the will");
+			refuse(c, req, 0x03, "out of memory storing the will");
 			return false;
 		}
 		c->will_qos = req->will_qos;
 		c->will_retain = req->will_retain;
+	}
+	if (roost_session_set_username(s, user, user ? strlen(user) : 0) != ROOST_OK) {
+		refuse(c, req, 0x03, "out of memory");
+		return false;
 	}
 	c->session = s;
 	c->version = req->protocol_level;
@@ -158,19 +188,21 @@ void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
 {
 	roost_connect req;
 	char generated[64];
-	char cn[256];
+	char *user = NULL;
 	bool present = false;
-	if (!connect_decode(c, pkt, len, &req) || !connect_check(c, &req, generated, sizeof generated) ||
-	    !connect_authorise(c, &req, cn, sizeof cn) || !connect_apply(c, &req, &present))
+	bool ok = connect_decode(c, pkt, len, &req) && connect_check(c, &req, generated, sizeof generated) &&
+	          connect_authorise(c, &req, &user) && connect_apply(c, &req, user, &present);
+	roost_free(user);
+	if (!ok)
 		return;
 	/* Step 5: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
 	send_connack(c, c->version, present, 0x00);
-	roost_log_info(c->b->log, "client %s (%s) connected: MQTT %s, clean %d, keepalive %u%s%s%.*s",
+	const char *verified = roost_session_username(c->session);
+	roost_log_info(c->b->log, "client %s (%s) connected: MQTT %s, clean %d, keepalive %u%s%s%s",
 	               conn_client_id(c), c->addr,
 	               c->version == ROOST_MQTT_V31 ? "3.1" : c->version == ROOST_MQTT_V5 ? "5" : "3.1.1",
 	               req.clean_start, req.keepalive, present ? ", session resumed" : "",
-	               req.username_flag ? ", user " : "", req.username_flag ? (int)req.username.len : 0,
-	               req.username_flag ? (const char *)req.username.ptr : "");
+	               verified ? ", user " : ", anonymous", verified ? verified : "");
 	conn_arm_keepalive(c);
 	/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH and PUBREL packets with
 	 * their original packet ids, then whatever waited in the queue. */

@@ -8,6 +8,28 @@
  * message is already in the subscribers' queues when PUBREC goes out.
  */
 #include "internal.h"
+#include "roost/acl.h"
+
+/*
+ * Step 3 of PUBLISH: may this client publish here? Topics starting with '$'
+ * belong to the broker ($SYS/...) [MQTT-4.7.2-1]; the ACL decides the rest.
+ * MQTT 3.1.1 cannot tell a publisher "no": the message is dropped,
+ * acknowledged as usual, and logged.
+ */
+static bool publish_allowed(roost_conn *c, const roost_publish *p)
+{
+	if (p->topic.len && p->topic.ptr[0] == '$') {
+		roost_log_notice(c->b->log, "client %s: PUBLISH to %.*s dropped: $ topics are reserved for the broker",
+		                 conn_client_id(c), (int)(p->topic.len > 200 ? 200 : p->topic.len), p->topic.ptr);
+		return false;
+	}
+	if (!broker_authz_topic(c->b, c->session, (const char *)p->topic.ptr, p->topic.len, ROOST_ACL_WRITE)) {
+		roost_log_notice(c->b->log, "client %s: PUBLISH to %.*s denied by the ACL", conn_client_id(c),
+		                 (int)(p->topic.len > 200 ? 200 : p->topic.len), p->topic.ptr);
+		return false;
+	}
+	return true;
+}
 
 void handle_publish(roost_conn *c, const uint8_t *pkt, size_t len)
 {
@@ -23,7 +45,7 @@ void handle_publish(roost_conn *c, const uint8_t *pkt, size_t len)
 		conn_close(c, true, "out of memory recording QoS 2 packet id %u", p.packet_id);
 		return;
 	}
-	if (!dup) {
+	if (!dup && publish_allowed(c, &p)) {
 		roost_msg *msg = roost_msg_new((const char *)p.topic.ptr, p.topic.len, p.payload.ptr,
 		                               p.payload.len, p.qos, p.retain);
 		if (!msg) {

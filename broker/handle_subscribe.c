@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "roost/acl.h"
 
 /* Returns the SUBACK code for one filter: granted QoS or 0x80. */
 static uint8_t subscribe_one(roost_conn *c, const roost_sub_entry *en)
@@ -12,6 +13,11 @@ static uint8_t subscribe_one(roost_conn *c, const roost_sub_entry *en)
 	size_t flen = en->filter.len;
 	if (!roost_topic_filter_valid(en->filter.ptr, flen)) {
 		roost_log_notice(b->log, "client %s: invalid topic filter '%.*s' refused", conn_client_id(c),
+		                 (int)(flen > 200 ? 200 : flen), filter);
+		return 0x80;
+	}
+	if (!broker_authz_topic(b, s, filter, flen, ROOST_ACL_SUBSCRIBE)) {
+		roost_log_notice(b->log, "client %s: SUBSCRIBE to '%.*s' denied by the ACL", conn_client_id(c),
 		                 (int)(flen > 200 ? 200 : flen), filter);
 		return 0x80;
 	}

@@ -105,6 +105,9 @@ struct roost_broker {
 	uint64_t generated_ids;
 
 	roost_bus *bus;
+	struct roost_auth_db *users;      /* password_file, NULL when none */
+	struct roost_acl *acl;            /* acl_file, NULL when none (all allowed) */
+	struct hook_entry *hooks;         /* component auth hooks, in order */
 	roost_persist *store;             /* NULL: persistence off */
 	struct event *commit_ev;          /* group commit, lowest priority */
 	roost_conn *holding;              /* connections whose output waits for the commit */
@@ -154,6 +157,15 @@ void broker_store_unhold(roost_broker *b, roost_conn *c);
 
 /* ---- net.c ---- */
 void broker_listeners_free(roost_broker *b);
+
+/* ---- authz.c ---- */
+/* ROOST_AUTH_ALLOW (verified user), ROOST_AUTH_DEFER (admitted as anonymous)
+ * or ROOST_AUTH_DENY with *why set. */
+int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, const char *username,
+                         const uint8_t *password, size_t plen, bool cert_identity, const char **why);
+/* May the session's client read/write/subscribe this topic or filter? */
+bool broker_authz_topic(roost_broker *b, roost_session *s, const char *topic, size_t len, int access);
+void broker_authz_free(roost_broker *b);
 
 /* ---- tls.c ---- */
 SSL_CTX *broker_tls_ctx_new(const roost_listener_config *lc, const roost_log *log);

@@ -15,6 +15,7 @@
 #include "roost/component.h"
 #include "roost/config.h"
 #include "roost/log.h"
+#include "roost/passwd_cmd.h"
 
 #include "config.h"
 
@@ -54,8 +55,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	run_ctx *r = arg;
-	roost_log_notice(r->log, "received SIGHUP, reloading certificates");
+	roost_log_notice(r->log, "received SIGHUP, reloading certificates, password and ACL files");
 	roost_broker_reload_tls(r->broker);
+	roost_broker_reload_auth(r->broker);
 }
 
 static int load_config(const char *path, roost_config **cfg)
@@ -76,6 +78,9 @@ static int load_config(const char *path, roost_config **cfg)
 
 int main(int argc, char **argv)
 {
+	/* `roost passwd ...` manages password files (Mosquitto's format). */
+	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+		return roost_passwd_main(argc - 1, argv + 1);
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"port", required_argument, NULL, 'p'},
@@ -135,23 +140,8 @@ int main(int argc, char **argv)
 	}
 	roost_log_notice(&log, "roost %s starting (config: %s)", PACKAGE_VERSION,
 	                 config_path ? config_path : "embedded defaults");
-	rc = 0;
-	/* Everything stored is loaded before a client can connect. */
-	if (roost_broker_open_store(broker) != ROOST_OK || roost_broker_listen(broker) != ROOST_OK) {
-		rc = 1;
-		goto out;
-	}
-	size_t n_started = 0;
-	void *states[16] = {0};
-	for (; roost_components[n_started]; n_started++) {
-		const roost_component *comp = roost_components[n_started];
-		roost_err err = comp->start(broker, &states[n_started]);
-		if (err) {
-			roost_log_error(&log, "component %s failed to start: %s", comp->name, roost_err_str(err));
-			rc = 1;
-			goto stop_components;
-		}
-	}
+	/* Signals are caught from here on: a SIGTERM during startup is handled
+	 * as soon as the loop runs, as a clean shutdown. */
 	run_ctx r = {base, broker, &log};
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &r);
 	struct event *sigint = evsignal_new(base, SIGINT, on_signal, &r);
@@ -159,17 +149,34 @@ int main(int argc, char **argv)
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
 	event_add(sighup, NULL);
+	rc = 0;
+	size_t n_started = 0;
+	void *states[16] = {0};
+	/* Everything stored is loaded before a client can connect. */
+	if (roost_broker_load_auth(broker) != ROOST_OK || roost_broker_open_store(broker) != ROOST_OK ||
+	    roost_broker_listen(broker) != ROOST_OK) {
+		rc = 1;
+		goto stop;
+	}
+	for (; roost_components[n_started]; n_started++) {
+		const roost_component *comp = roost_components[n_started];
+		roost_err err = comp->start(broker, &states[n_started]);
+		if (err) {
+			roost_log_error(&log, "component %s failed to start: %s", comp->name, roost_err_str(err));
+			rc = 1;
+			goto stop;
+		}
+	}
 	event_base_dispatch(base);
-	event_free(sigterm);
-	event_free(sigint);
-	event_free(sighup);
-stop_components:
+stop:
 	while (n_started > 0) {
 		n_started--;
 		roost_components[n_started]->stop(states[n_started]);
 	}
+	event_free(sigterm);
+	event_free(sigint);
+	event_free(sighup);
 	roost_log_notice(&log, "roost stopped");
-out:
 	roost_broker_free(broker);
 	event_base_free(base);
 	roost_config_free(cfg);

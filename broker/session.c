@@ -44,6 +44,7 @@ struct roost_session {
 	roost_session_mark mark;
 	roost_session_sink_fn sink;
 	void *sink_ctx;
+	char *username;
 	const roost_session_journal *journal;
 	void *journal_ctx;
 	uint64_t next_seq;
@@ -94,6 +95,7 @@ void roost_session_free(roost_session *s)
 		roost_msg_unref(s->inf[i].msg);
 	roost_free(s->inf);
 	roost_free(s->qos2_in);
+	roost_free(s->username);
 	roost_free(s->client_id);
 	roost_free(s);
 }
@@ -102,6 +104,18 @@ const char *roost_session_client_id(const roost_session *s) { return s->client_i
 bool roost_session_clean(const roost_session *s) { return s->clean; }
 void roost_session_set_clean(roost_session *s, bool clean) { s->clean = clean; }
 const roost_session_stats *roost_session_stats_get(const roost_session *s) { return &s->stats; }
+roost_err roost_session_set_username(roost_session *s, const char *username, size_t len)
+{
+	char *copy = NULL;
+	if (username && !(copy = roost_strndup(username, len)))
+		return ROOST_ERR_NOMEM;
+	roost_free(s->username);
+	s->username = copy;
+	return ROOST_OK;
+}
+
+const char *roost_session_username(const roost_session *s) { return s->username; }
+
 void roost_session_set_sink(roost_session *s, roost_session_sink_fn fn, void *ctx)
 {
 	s->sink = fn;

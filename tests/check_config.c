@@ -78,7 +78,7 @@ static void check_defaults(const roost_config *cfg)
 	ck_assert_uint_eq(cfg->n_listeners, 1);
 	ck_assert_str_eq(cfg->listeners[0].bind, "0.0.0.0");
 	ck_assert_int_eq(cfg->listeners[0].port, 1883);
-	ck_assert(cfg->allow_anonymous);
+	ck_assert_int_eq(cfg->allow_anonymous, -1); /* not set: loopback only */
 	ck_assert_uint_eq(cfg->limits.max_packet_size, 268435455);
 	ck_assert_uint_eq(cfg->limits.max_queued_messages, 1000);
 	ck_assert_uint_eq(cfg->limits.max_queued_bytes, 0);

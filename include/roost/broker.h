@@ -95,6 +95,40 @@ void roost_broker_service_remove(roost_broker *b, const char *name);
 /* The interface registered under name, or NULL. */
 void *roost_broker_service_find(const roost_broker *b, const char *name);
 
+/*
+ * Authentication and authorisation hooks (as Mosquitto's plugins): a
+ * component can decide who connects and who may publish or subscribe where.
+ * Each callback answers ROOST_AUTH_ALLOW, ROOST_AUTH_DENY or
+ * ROOST_AUTH_DEFER; hooks are asked in registration order and the first
+ * that does not defer decides; when all defer, the password_file, acl_file
+ * and allow_anonymous settings decide. Either callback may be NULL (defer).
+ * username is NULL for anonymous clients. access is ROOST_ACL_READ (a
+ * message is about to be delivered), ROOST_ACL_WRITE (a client publishes) or
+ * ROOST_ACL_SUBSCRIBE (a client subscribes; topic is the filter).
+ */
+enum { ROOST_AUTH_DEFER = 0, ROOST_AUTH_ALLOW = 1, ROOST_AUTH_DENY = 2 };
+typedef struct roost_auth_hook {
+	int (*connect)(void *ctx, const char *client_id, const char *username, const uint8_t *password,
+	               size_t password_len, bool loopback);
+	int (*acl)(void *ctx, const char *client_id, const char *username, const char *topic, size_t len,
+	           int access);
+	void *ctx;
+} roost_auth_hook;
+/* The hook is borrowed until removed. */
+roost_err roost_broker_auth_hook_add(roost_broker *b, const roost_auth_hook *hook);
+void roost_broker_auth_hook_remove(roost_broker *b, const roost_auth_hook *hook);
+
+/*
+ * Load password_file and acl_file (at start, before listening). Every
+ * problem is printed as "file:line: message" to the log; returns
+ * ROOST_ERR_CONFIG then.
+ */
+roost_err roost_broker_load_auth(roost_broker *b);
+/* SIGHUP: re-read both files; on any error the old ones stay. Clients are
+ * not dropped; a subscription the new ACL no longer grants is removed at
+ * once, and every delivery is checked against the new ACL. */
+void roost_broker_reload_auth(roost_broker *b);
+
 typedef struct roost_broker_stats {
 	uint64_t connections;        /* currently open */
 	uint64_t msgs_received;      /* PUBLISH packets accepted from clients */

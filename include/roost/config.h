@@ -93,7 +93,12 @@ typedef struct roost_config {
 	char *path;                       /* file it came from, or NULL for defaults */
 	roost_listener_config *listeners; /* at least one */
 	size_t n_listeners;
-	bool allow_anonymous;             /* default true */
+	/* -1 (not set): anonymous clients are accepted on loopback listeners
+	 * only, and only while no password_file is configured; 1: everywhere;
+	 * 0: nowhere. */
+	int allow_anonymous;
+	char *password_file;              /* Mosquitto password file; NULL = none */
+	char *acl_file;                   /* Mosquitto ACL file; NULL = no ACL (all allowed) */
 	roost_limits_config limits;
 	int log_level;                    /* roost_log_level, default info */
 	roost_persistence_config persistence;

@@ -83,6 +83,11 @@ bool roost_session_clean(const roost_session *s);
 void roost_session_set_clean(roost_session *s, bool clean);
 const roost_session_stats *roost_session_stats_get(const roost_session *s);
 
+/* The authenticated user name of the session's last connection, for ACL
+ * decisions while it is offline too; NULL for anonymous clients. */
+roost_err roost_session_set_username(roost_session *s, const char *username, size_t len);
+const char *roost_session_username(const roost_session *s);
+
 /* Broker-owned opaque pointer (the live connection, or NULL when offline). */
 void *roost_session_conn(const roost_session *s);
 void roost_session_set_conn(roost_session *s, void *conn);
