@@ -185,6 +185,7 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "limits.connect_timeout",       limits.connect_timeout,        1,  3600,      10,        LIVE),
 	DEF_INT(roost_config, "limits.max_keepalive",         limits.max_keepalive,          0,  65535,     65535,     LIVE),
 	DEF_INT(roost_config, "limits.max_subscriptions",     limits.max_subscriptions,      0,  10000000,  0,         LIVE),
+	DEF_INT(roost_config, "limits.slow_client_timeout",   limits.slow_client_timeout,    1,  86400,     30,        LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
 	/* persistence: the durable store; no path = in memory only. */
 	DEF_BOOL(roost_config, "persistence.enabled", persistence.enabled, true, RESTART),

@@ -30,6 +30,7 @@ static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void schedule_timer(roost_conn *c);
 
 const char *conn_client_id(const roost_conn *c)
 {
@@ -121,17 +122,51 @@ void broker_conn_free(roost_conn *c)
 
 /* ---- output ---- */
 
+/*
+ * A client that does not read: once more than ROOST_OUTPUT_HIGH_WATER is
+ * unsent it is "slow" (QoS 0 to it is dropped, its own input is not read),
+ * until it drains below half of that. Slow for longer than
+ * limits.slow_client_timeout, or past ROOST_OUTPUT_HARD_LIMIT, it is cut
+ * off — but not from here: sending happens inside fan-out, where closing
+ * (and publishing a will) would re-enter it, so the connection's timer is
+ * fired at once and closes it.
+ */
+static void check_overflow(roost_conn *c)
+{
+	if (c->overflowed)
+		return;
+	size_t unsent = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (!c->slow_since && unsent <= ROOST_OUTPUT_HIGH_WATER)
+		return;
+	if (!c->slow_since) {
+		c->slow_since = roost_clock_now(&c->b->clock);
+		/* write_cb runs when it has drained below half the mark. */
+		bufferevent_setwatermark(c->bev, EV_WRITE, ROOST_OUTPUT_HIGH_WATER / 2, 0);
+		roost_log_notice(c->b->log, "client %s (%s) is not reading: %zu bytes unsent; QoS 0 messages to it "
+		                 "are dropped until it catches up", conn_client_id(c), c->addr, unsent);
+		schedule_timer(c); /* its grace ends with limits.slow_client_timeout */
+		return;
+	}
+	if (unsent > ROOST_OUTPUT_HARD_LIMIT) {
+		c->overflowed = true;
+		event_active(c->timer, EV_TIMEOUT, 0);
+	}
+}
+
+bool conn_is_slow(roost_conn *c)
+{
+	check_overflow(c);
+	return c->slow_since != 0;
+}
+
 void conn_send(roost_conn *c, const void *data, size_t len)
 {
 	if (c->state == CONN_DEAD)
 		return;
 	evbuffer_add(conn_out(c), data, len);
+	check_overflow(c);
 }
 
-bool conn_is_slow(const roost_conn *c)
-{
-	return evbuffer_get_length(bufferevent_get_output(c->bev)) > ROOST_OUTPUT_HIGH_WATER;
-}
 
 static void unref_payload(const void *data, size_t len, void *arg)
 {
@@ -174,6 +209,7 @@ void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t pack
 		evbuffer_add(out, msg->payload, msg->payload_len);
 	}
 	c->b->stats.msgs_sent++;
+	check_overflow(c);
 }
 
 void conn_send_ack(roost_conn *c, uint8_t type, uint16_t packet_id)
@@ -271,10 +307,20 @@ void conn_close_after_flush(roost_conn *c, const char *why)
 
 static void write_cb(struct bufferevent *bev, void *arg)
 {
-	(void)bev;
 	roost_conn *c = arg;
-	if (c->state == CONN_CLOSING)
+	if (c->state == CONN_CLOSING) {
 		conn_close(c, false, "%s", flush_reason(c));
+	} else if (c->slow_since && evbuffer_get_length(bufferevent_get_output(bev)) <= ROOST_OUTPUT_HIGH_WATER / 2) {
+		/* Drained below the low mark: no longer slow; read again,
+		 * starting with what arrived meanwhile. */
+		c->slow_since = 0;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		if (c->read_paused) {
+			c->read_paused = false;
+			bufferevent_enable(bev, EV_READ);
+			read_cb(bev, c);
+		}
+	}
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -295,17 +341,40 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/* Milliseconds until a slow client's grace runs out; UINT64_MAX when not slow. */
+static uint64_t slow_left_ms(const roost_conn *c, uint64_t now)
+{
+	if (!c->slow_since)
+		return UINT64_MAX;
+	uint64_t limit = (uint64_t)c->b->cfg->limits.slow_client_timeout * 1000u;
+	uint64_t gone = now - c->slow_since;
+	return gone >= limit ? 0 : limit - gone;
+}
+
+/*
+ * One timer per connection serves both deadlines of an active connection:
+ * keepalive expiry ([MQTT-3.1.2-24]: one and a half keepalive periods
+ * without a packet) and a slow client's grace. It is not re-armed per
+ * packet: when it fires it checks the clock and sleeps for what is left, so
+ * an idle broker has no periodic wake-ups.
+ */
+static void schedule_timer(roost_conn *c)
+{
+	uint64_t now = roost_clock_now(&c->b->clock);
+	uint64_t left = roost_keepalive_left_ms(c->last_rx_ms, now, c->keepalive); /* 0 keepalive: UINT64_MAX */
+	uint64_t slow = slow_left_ms(c, now);
+	if (slow < left)
+		left = slow;
+	event_del(c->timer);
+	if (left == UINT64_MAX)
+		return;
+	struct timeval tv = {.tv_sec = (time_t)(left / 1000), .tv_usec = (suseconds_t)(left % 1000) * 1000};
+	event_add(c->timer, &tv);
+}
+
 void conn_arm_keepalive(roost_conn *c)
 {
-	event_del(c->timer);
-	if (c->keepalive == 0)
-		return; /* [MQTT-3.1.2-10] 0 turns keepalive off */
-	/* [MQTT-3.1.2-24] close after one and a half keepalive periods without
-	 * a packet. The timer is not re-armed per packet: when it fires it
-	 * checks the time of the last packet and sleeps for what is left. */
-	uint64_t ms = (uint64_t)c->keepalive * 1500u;
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-	event_add(c->timer, &tv);
+	schedule_timer(c);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -314,19 +383,28 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	roost_conn *c = arg;
 	roost_broker *b = c->b;
+	if (c->overflowed && c->state != CONN_DEAD) {
+		conn_close(c, true, "not reading: %zu bytes unsent (more than %u)",
+		           evbuffer_get_length(bufferevent_get_output(c->bev)), ROOST_OUTPUT_HARD_LIMIT);
+		return;
+	}
 	if (c->state == CONN_AWAIT_CONNECT) {
 		conn_close(c, false, "no CONNECT within %u s", b->cfg->limits.connect_timeout);
 		return;
 	}
-	if (c->state != CONN_ACTIVE || c->keepalive == 0)
+	if (c->state != CONN_ACTIVE)
 		return;
-	uint64_t left = roost_keepalive_left_ms(c->last_rx_ms, roost_clock_now(&b->clock), c->keepalive);
-	if (left == 0) {
+	uint64_t now = roost_clock_now(&b->clock);
+	if (roost_keepalive_left_ms(c->last_rx_ms, now, c->keepalive) == 0) {
 		conn_close(c, true, "keepalive expired (%u s x 1.5 without a packet)", c->keepalive);
 		return;
 	}
-	struct timeval tv = {.tv_sec = (time_t)(left / 1000), .tv_usec = (suseconds_t)(left % 1000) * 1000};
-	event_add(c->timer, &tv);
+	if (slow_left_ms(c, now) == 0) {
+		conn_close(c, true, "not reading: %zu bytes unsent for %u s (limits.slow_client_timeout)",
+		           evbuffer_get_length(bufferevent_get_output(c->bev)), b->cfg->limits.slow_client_timeout);
+		return;
+	}
+	schedule_timer(c);
 }
 
 /* ---- input ---- */
@@ -384,6 +462,13 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t max_packet = b->cfg->limits.max_packet_size;
 	for (;;) {
+		if (!c->read_paused && c->state == CONN_ACTIVE && conn_is_slow(c)) {
+			/* Back-pressure: the client is not reading what we send, so
+			 * we stop reading what it sends until its output drains. */
+			c->read_paused = true;
+			bufferevent_disable(bev, EV_READ);
+			return;
+		}
 		if (c->state != CONN_AWAIT_CONNECT && c->state != CONN_ACTIVE) {
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return;

@@ -33,6 +33,12 @@ enum conn_state {
 /* Above this much unsent output a connection is "slow": QoS 0 deliveries to it
  * are dropped (counted) instead of growing its buffer without bound. */
 #define ROOST_OUTPUT_HIGH_WATER (1024u * 1024u)
+/* While more than that is unsent, the broker also stops reading from the
+ * client (its own publishes and acks wait), and resumes below half of it.
+ * A client whose unsent output still passes the hard limit (acks and QoS
+ * 1/2 deliveries only grow it up to the inflight window, so only a client
+ * that does not read gets here) is cut off. */
+#define ROOST_OUTPUT_HARD_LIMIT (8u * 1024u * 1024u)
 
 /* Payloads at least this large are attached to output buffers by reference
  * (evbuffer_add_reference, zero-copy); smaller ones are cheaper to copy into
@@ -68,6 +74,9 @@ struct roost_conn {
 	uint8_t version;          /* protocol level once connected */
 	uint8_t will_qos;
 	bool will_retain;
+	bool read_paused;         /* input not read while output is above the high water mark */
+	uint64_t slow_since;      /* clock time output went above the high water mark; 0 = not slow */
+	bool overflowed;          /* output passed the hard limit: close at the next chance */
 	char addr[56];            /* "ip:port" of the peer */
 };
 
@@ -187,7 +196,9 @@ void conn_send(roost_conn *c, const void *data, size_t len);
  * ROOST_DELIVER_RETAIN. */
 void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t packet_id, bool dup);
 void conn_send_ack(roost_conn *c, uint8_t type, uint16_t packet_id);
-bool conn_is_slow(const roost_conn *c);
+/* True while the client has more than ROOST_OUTPUT_HIGH_WATER unsent; a
+ * client slow for longer than limits.slow_client_timeout is cut off. */
+bool conn_is_slow(roost_conn *c);
 const char *conn_client_id(const roost_conn *c);
 /* (Re)arm the connection's timer for keepalive expiry. */
 void conn_arm_keepalive(roost_conn *c);

@@ -45,6 +45,7 @@ typedef struct roost_limits_config {
 	uint32_t connect_timeout;        /* seconds to wait for CONNECT, default 10 */
 	uint32_t max_keepalive;          /* seconds, 0..65535, default 65535 */
 	uint32_t max_subscriptions;      /* per client, 0 = unlimited (default) */
+	uint32_t slow_client_timeout;    /* seconds a client may leave >1 MiB unread, default 30 */
 } roost_limits_config;
 
 /*
