@@ -229,6 +229,9 @@ roost_err broker_store_open(roost_broker *b)
 	if (!b->commit_ev)
 		return ROOST_ERR_NOMEM;
 	roost_persist_set_on_dirty(b->store, schedule_commit, b);
+	/* Components (the hub connector's spool) keep state in it too. */
+	if (roost_broker_service_add(b, "store", b->store) != ROOST_OK)
+		return ROOST_ERR_NOMEM;
 	static const roost_persist_visitor v = {
 		.retained = load_retained,
 		.session = load_session,
@@ -270,6 +273,7 @@ void broker_store_close(roost_broker *b)
 		b->commit_ev = NULL;
 	}
 	if (b->store) {
+		roost_broker_service_remove(b, "store");
 		hold_release(b, roost_persist_commit(b->store) == ROOST_OK);
 		roost_persist_close(b->store);
 		b->store = NULL;

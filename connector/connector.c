@@ -27,6 +27,7 @@
 #include "roost/alloc.h"
 #include "roost/broker.h"
 #include "roost/bus.h"
+#include "roost/persist.h"
 #include "roost/component.h"
 #include "roost/config.h"
 #include "roost/log.h"
@@ -138,6 +139,9 @@ static roost_err start(roost_broker *b, void **state)
 	if (c->cfg->hub.url) {
 		err = roost_hub_client_new(roost_broker_base(b), c->log, &c->cfg->hub, m->event_type,
 		                           c->cfg->path, &c->hub);
+		roost_persist *store = roost_broker_service_find(b, "store");
+		if (!err && store)
+			err = roost_hub_client_set_store(c->hub, store);
 		if (!err)
 			err = roost_bus_listen(c->bus, m->event_type, on_event, c, &c->listener);
 		if (err)

@@ -37,6 +37,7 @@
 #include <openssl/x509v3.h>
 
 #include "roost/alloc.h"
+#include "roost/persist.h"
 
 #include "hub_client.h"
 #include "hub_proto.h"
@@ -58,6 +59,7 @@ struct roost_hub_client {
 	struct event_base *base;
 	const roost_log *log;
 	roost_spool *spool;
+	roost_persist *store; /* NULL: the spool lives in memory only */
 	const char *config_path;
 	uint32_t timeout_s, retry_max_s;
 
@@ -380,8 +382,11 @@ static void reachable(roost_hub_client *h)
 static void pop_inflight(roost_hub_client *h)
 {
 	uint64_t seq;
-	if (roost_spool_peek(h->spool, NULL, &seq) && seq == h->inflight_seq)
+	if (roost_spool_peek(h->spool, NULL, &seq) && seq == h->inflight_seq) {
 		roost_spool_pop(h->spool);
+		if (h->store)
+			roost_persist_spool_remove(h->store, seq);
+	}
 }
 
 static void log_rejected(roost_hub_client *h, uint64_t n, int status, const char *answer)
@@ -559,7 +564,14 @@ static void send_head(roost_hub_client *h)
 roost_err roost_hub_client_enqueue(roost_hub_client *h, const char *body, size_t len)
 {
 	bool dropped;
-	roost_err err = roost_spool_push(h->spool, body, len, &dropped, NULL);
+	uint64_t oldest = 0, seq = 0;
+	roost_spool_peek(h->spool, NULL, &oldest);
+	roost_err err = roost_spool_push(h->spool, body, len, &dropped, &seq);
+	if (!err && h->store) {
+		if (dropped)
+			roost_persist_spool_remove(h->store, oldest);
+		roost_persist_spool_push(h->store, seq, body, len);
+	}
 	if (err) {
 		h->lost++;
 		roost_log_warn(h->log, "hub: out of memory: an event was not queued for Home Assistant");
@@ -574,6 +586,77 @@ roost_err roost_hub_client_enqueue(roost_hub_client *h, const char *body, size_t
 	}
 	if (!h->busy && !evtimer_pending(h->retry, NULL))
 		event_active(h->kick, EV_TIMEOUT, 0);
+	return ROOST_OK;
+}
+
+typedef struct spool_load {
+	roost_hub_client *h;
+	uint64_t *old;     /* store seqs of the loaded rows, rewritten below */
+	size_t n, cap;
+	roost_err err;
+} spool_load;
+
+static void load_spooled(void *ctx, uint64_t seq, const char *body, size_t len)
+{
+	spool_load *l = ctx;
+	if (l->err)
+		return;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		uint64_t *n = roost_realloc(l->old, cap * sizeof *n);
+		if (!n) {
+			l->err = ROOST_ERR_NOMEM;
+			return;
+		}
+		l->old = n;
+		l->cap = cap;
+	}
+	l->old[l->n++] = seq;
+	bool dropped;
+	l->err = roost_spool_push(l->h->spool, body, len, &dropped, NULL);
+}
+
+roost_err roost_hub_client_set_store(roost_hub_client *h, roost_persist *store)
+{
+	static const roost_persist_visitor v = {.spool = load_spooled};
+	spool_load l = {.h = h};
+	roost_err err = roost_persist_load(store, &v, &l);
+	if (!err)
+		err = l.err;
+	/* The spool numbers its entries afresh: rewrite the rows under the new
+	 * numbers (one transaction, at startup). */
+	for (size_t i = 0; !err && i < l.n; i++)
+		err = roost_persist_spool_remove(store, l.old[i]);
+	roost_free(l.old);
+	if (err) {
+		roost_log_error(h->log, "hub: cannot load the spooled events from the store: %s", roost_err_str(err));
+		return err;
+	}
+	h->store = store;
+	size_t n = roost_spool_count(h->spool);
+	for (size_t i = 0; i < n; i++) {
+		/* Walk by popping and pushing back: the spool is a FIFO. */
+		size_t len;
+		uint64_t seq;
+		const char *body = roost_spool_peek(h->spool, &len, &seq);
+		char *copy = roost_strndup(body, len);
+		if (!copy)
+			return ROOST_ERR_NOMEM;
+		roost_spool_pop(h->spool);
+		bool dropped;
+		err = roost_spool_push(h->spool, copy, len, &dropped, &seq);
+		if (!err)
+			err = roost_persist_spool_push(store, seq, copy, len);
+		roost_free(copy);
+		if (err)
+			return err;
+	}
+	if (n) {
+		roost_log_notice(h->log, "hub: %zu events spooled before the restart will be delivered to %s", n,
+		                 h->url);
+		if (!h->busy && !evtimer_pending(h->retry, NULL))
+			event_active(h->kick, EV_TIMEOUT, 0);
+	}
 	return ROOST_OK;
 }
 

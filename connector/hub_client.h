@@ -61,6 +61,16 @@ void roost_hub_client_free(roost_hub_client *h);
 /* Queue a copy of one event body (a JSON object) for delivery. */
 roost_err roost_hub_client_enqueue(roost_hub_client *h, const char *body, size_t len);
 
+/*
+ * Keep the spool in the durable store (the broker's "store" service): the
+ * events it holds are loaded now, and from here on every event queued,
+ * delivered or dropped is written through, in the broker's group commit —
+ * so an MQTT message acknowledged to its publisher has its event on disk,
+ * and a restart loses no event that HA has not confirmed.
+ */
+struct roost_persist;
+roost_err roost_hub_client_set_store(roost_hub_client *h, struct roost_persist *store);
+
 void roost_hub_client_stats(const roost_hub_client *h, roost_hub_stats *out);
 
 #endif

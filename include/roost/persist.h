@@ -43,6 +43,7 @@
 
 #define ROOST_PERSIST_SCHEMA_VERSION 1
 
+/* Components find the broker's store as the named service "store". */
 typedef struct roost_persist roost_persist;
 
 typedef enum roost_persist_sync {

@@ -250,6 +250,32 @@ class ConnectorTest(unittest.TestCase):
         self.assertEqual(len([l for l in b.lines[mark:] if "warning Home Assistant" in l]), 1,
                          b.tail())
 
+    def test_05b_spool_survives_kill9(self):
+        """The spool is in the durable store: events of acknowledged QoS 1
+        messages that HA never confirmed are delivered after a kill -9."""
+        import shutil, signal, tempfile
+        d = tempfile.mkdtemp(prefix="roost-spool-")
+        self.addCleanup(shutil.rmtree, d, True)
+        ha = self.fake_ha()
+        ha.go_down()
+        hub = {"url": ha.url(), "token": "test-token", "retry_max": 1, "timeout": 2}
+        text = config_text(hub) + "persistence:\n  path: %s/roost.db\n" % d
+        b = Broker(config_text=text)
+        b.start()
+        c = b.client("spool-pub")
+        expected = ["k%02d" % i for i in range(8)]
+        for p in expected:
+            c.publish("home-assistant/spool", p.encode(), qos=1)   # PUBACK: stored
+        b.stop(sig=signal.SIGKILL, check=False)
+        ha.come_back()
+        b = Broker(config_text=text)
+        b.start()
+        self.addCleanup(b.stop)
+        self.broker = b
+        b.wait_for_log(r"8 events spooled before the restart", WAIT)
+        evs = ha.wait_events(8, WAIT)
+        self.assert_in_order(evs, expected)
+
     def test_06_spool_overflow_drops_the_oldest(self):
         ha = self.fake_ha()
         ha.go_down()
