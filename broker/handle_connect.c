@@ -52,6 +52,15 @@ static bool connect_decode(roost_conn *c, const uint8_t *pkt, size_t len, roost_
 static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t gen_cap)
 {
 	roost_broker *b = c->b;
+	if (req->protocol_level == ROOST_MQTT_V5) {
+		/* The codec speaks MQTT 5; the broker's session semantics (reason
+		 * codes, properties, session expiry) do not yet, so a v5 client is
+		 * refused the 3.1.1 way rather than half served [MQTT-3.1.2-2]. */
+		roost_connect v311 = *req;
+		v311.protocol_level = ROOST_MQTT_V311;
+		refuse(c, &v311, 0x01, "MQTT 5 is not supported yet");
+		return false;
+	}
 	if (req->client_id.len == 0) {
 		if (!req->clean_start || req->protocol_level == ROOST_MQTT_V31) {
 			/* [MQTT-3.1.3-8] empty id needs clean session; MQTT 3.1
