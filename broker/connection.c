@@ -88,6 +88,10 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 	if (!c->bev || !c->timer)
 		goto fail;
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	/* libevent reads and writes at most 16 KiB per call by default: a 100 KB
+	 * message then costs a dozen syscalls. Allow 256 KiB per call. */
+	bufferevent_set_max_single_read(c->bev, 256 * 1024);
+	bufferevent_set_max_single_write(c->bev, 256 * 1024);
 	if (bufferevent_enable(c->bev, EV_READ) != 0)
 		goto fail;
 	c->last_rx_ms = roost_clock_now(&b->clock);

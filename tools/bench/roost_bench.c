@@ -94,7 +94,7 @@ typedef struct options {
 	unsigned inflight;      /* QoS 1/2 window per publisher */
 	unsigned window;        /* end-to-end: message copies published and not yet delivered, whole run; 0 = off */
 	uint64_t window_bytes;  /* the same bound in bytes of PUBLISH packets; 0 = off */
-	bool wildcard, json;
+	bool wildcard, json, persistent;
 	unsigned conns, batch;  /* conns scenario; batch = handshakes in flight (all scenarios) */
 	double hold;            /* conns: seconds to hold the connections */
 	unsigned keepalive;     /* seconds, sent in CONNECT; PINGREQ every keepalive/2 */
@@ -885,7 +885,9 @@ static void send_connect(conn *c)
 	snprintf(id, sizeof id, "rb%ld-%c%u", (long)getpid(), c->role == ROLE_PUB ? 'p' : c->role == ROLE_SUB ? 's' : 'c',
 	         (unsigned)c->index);
 	roost_connect cc = {
-		.clean_start = true,
+		/* --persistent: subscribers keep a session (clean session 0), so a
+		 * broker with a durable store writes every QoS 1/2 delivery. */
+		.clean_start = !(c->b->o.persistent && c->role == ROLE_SUB),
 		.keepalive = (uint16_t)c->b->o.keepalive,
 		.client_id = { (const uint8_t *)id, strlen(id) },
 	};
@@ -1292,6 +1294,7 @@ static void usage(FILE *out)
 	        "                          (default 0.5 at QoS 0, 5 at QoS 1/2)\n"
 	        "      --drain-timeout S   after publishing, stop waiting after S in any case (default 30)\n"
 	        "      --json              print one JSON line instead of the table\n"
+	        "      --persistent        subscribers connect with clean session 0\n"
 	        "      --help              this help\n"
 	        "exit: 0 ok, 1 usage/setup, 2 connection failure, 3 order violation / misrouting /\n"
 	        "      loss at QoS >= 1 / duplicate at QoS 2\n");
@@ -1322,7 +1325,7 @@ static bool parse_uint(const char *s, unsigned long long lo, unsigned long long 
 }
 
 enum {
-	OPT_RATE = 256, OPT_BROKER_PID, OPT_INFLIGHT, OPT_WINDOW, OPT_WINDOW_BYTES, OPT_JSON, OPT_WILDCARD, OPT_BATCH, OPT_HOLD,
+	OPT_RATE = 256, OPT_BROKER_PID, OPT_INFLIGHT, OPT_WINDOW, OPT_WINDOW_BYTES, OPT_JSON, OPT_PERSISTENT, OPT_WILDCARD, OPT_BATCH, OPT_HOLD,
 	OPT_KEEPALIVE, OPT_CONNECT_TIMEOUT, OPT_DRAIN_IDLE, OPT_DRAIN_TIMEOUT, OPT_HELP,
 };
 
@@ -1345,6 +1348,7 @@ static int parse_options(int argc, char **argv, options *o)
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "window-bytes", required_argument, NULL, OPT_WINDOW_BYTES },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "persistent", no_argument, NULL, OPT_PERSISTENT },
 		{ "wildcard", no_argument, NULL, OPT_WILDCARD },
 		{ "batch", required_argument, NULL, OPT_BATCH },
 		{ "hold", required_argument, NULL, OPT_HOLD },
@@ -1382,6 +1386,7 @@ static int parse_options(int argc, char **argv, options *o)
 		case OPT_WINDOW: ok = parse_uint(optarg, 0, 1u << 30, &u); o->window = (unsigned)u; break;
 		case OPT_WINDOW_BYTES: ok = parse_uint(optarg, 0, 1ull << 40, &u); o->window_bytes = u; break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_PERSISTENT: o->persistent = true; break;
 		case OPT_WILDCARD: o->wildcard = true; break;
 		case OPT_BATCH: ok = parse_uint(optarg, 1, 100000, &u); o->batch = (unsigned)u; break;
 		case OPT_HOLD: ok = parse_double(optarg, 0, 86400, &o->hold); break;
