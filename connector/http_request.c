@@ -95,7 +95,8 @@ static bool path_parse(const char *p, bool *prefix, size_t *prefix_len)
 	*prefix_len = open ? (size_t)(open - p) : n;
 	if (!open)
 		return strchr(p, '}') == NULL;
-	if (open[-1] != '/' || n < (size_t)(open - p) + 3 || p[n - 1] != '}')
+	if (open[-1] != '/' || memchr(p, '}', (size_t)(open - p)) || n < (size_t)(open - p) + 3 ||
+	    p[n - 1] != '}')
 		return false;
 	for (const char *c = open + 1; c < p + n - 1; c++)
 		if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '_'))
@@ -257,9 +258,26 @@ bool roost_http_auth_ok(const char *authorization, const char *token)
 static bool all_space(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
-		if (!strchr(" \t\r\n", s[i]))
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
 			return false;
 	return true;
+}
+
+/*
+ * Does the JSON text spell a NUL character ("\u0000")? cJSON ends its strings
+ * there, silently cutting a key or a value short ("topic\u0000x" would become
+ * a second "topic"). Outside strings a backslash is invalid JSON anyway.
+ */
+static bool has_nul_escape(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 5 < len; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (memcmp(s + i + 1, "u0000", 5) == 0)
+			return true;
+		i++; /* the escaped character */
+	}
+	return false;
 }
 
 cJSON *roost_http_json_object_parse(const char *body, size_t len, const char *what,
@@ -286,6 +304,11 @@ cJSON *roost_http_json_object_parse(const char *body, size_t len, const char *wh
 	roost_free(text);
 	if (!root) {
 		fail(err, 400, "%s should be valid JSON.", what);
+		return NULL;
+	}
+	if (has_nul_escape(body, len)) {
+		cJSON_Delete(root);
+		fail(err, 400, "%s should not contain \\u0000 (NUL characters are not supported).", what);
 		return NULL;
 	}
 	if (!cJSON_IsObject(root)) {
