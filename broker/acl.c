@@ -67,31 +67,6 @@ typedef struct load_state {
 	roost_err fatal; /* ROOST_OK or ROOST_ERR_NOMEM */
 } load_state;
 
-static int errors_add(roost_config_errors *errs, const char *file, int line, const char *message)
-{
-	/* Capacity is implicit: grow to the next power of two when count is one. */
-	size_t n = errs->count;
-	if (n == 0 || (n & (n - 1)) == 0) {
-		size_t cap = n ? n * 2 : 4;
-		roost_config_error *items = roost_realloc(errs->items, cap * sizeof *items);
-		if (!items)
-			return -1;
-		errs->items = items;
-	}
-	char *f = roost_strdup(file);
-	char *m = roost_strdup(message);
-	if (!f || !m) {
-		roost_free(f);
-		roost_free(m);
-		return -1;
-	}
-	errs->items[n].file = f;
-	errs->items[n].line = line;
-	errs->items[n].message = m;
-	errs->count = n + 1;
-	return 0;
-}
-
 static void add_error(load_state *st, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void add_error(load_state *st, int line, const char *fmt, ...)
@@ -104,7 +79,7 @@ static void add_error(load_state *st, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (errors_add(st->errs, st->name, line, msg) != 0)
+	if (roost_config_errors_add(st->errs, st->name, line, msg) != 0)
 		st->fatal = ROOST_ERR_NOMEM;
 }
 
@@ -549,7 +524,7 @@ roost_err roost_acl_load_file(const char *path, roost_acl **out, roost_config_er
 	if (err == ROOST_ERR_IO) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "cannot read acl file: %s", strerror(e));
-		if (errors_add(errs, path, 0, msg) != 0)
+		if (roost_config_errors_add(errs, path, 0, msg) != 0)
 			return ROOST_ERR_NOMEM;
 	}
 	if (err)

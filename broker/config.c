@@ -252,7 +252,7 @@ void roost_config_errors_cleanup(roost_config_errors *errs)
 }
 
 /* Append one error; -1 when out of memory (the list stays consistent). */
-static int errors_add(roost_config_errors *errs, const char *file, int line, const char *message)
+int roost_config_errors_add(roost_config_errors *errs, const char *file, int line, const char *message)
 {
 	/* Capacity is implicit: grow to the next power of two when count is one. */
 	size_t n = errs->count;
@@ -287,7 +287,7 @@ static int add_error(parse_state *p, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (errors_add(&p->errs, p->name, line, msg) != 0) {
+	if (roost_config_errors_add(&p->errs, p->name, line, msg) != 0) {
 		p->fatal = ROOST_ERR_NOMEM;
 		return -1;
 	}
@@ -1257,7 +1257,7 @@ roost_err roost_config_load_file(const char *path, roost_config **out, roost_con
 		char msg[512];
 		if (snprintf(msg, sizeof msg, "cannot read '%s': %s", path, strerror(e)) >= (int)sizeof msg)
 			memcpy(msg + sizeof msg - 4, "...", 4); /* a very long path: cut, still one line */
-		if (errs && errors_add(errs, path, 0, msg) != 0)
+		if (errs && roost_config_errors_add(errs, path, 0, msg) != 0)
 			return ROOST_ERR_NOMEM;
 		return ROOST_ERR_IO;
 	}

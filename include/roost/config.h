@@ -135,6 +135,11 @@ roost_err roost_config_load_string(const char *name, const char *text, size_t le
                                    roost_config **out, roost_config_errors *errs);
 
 void roost_config_free(roost_config *cfg);
+
+/* Append one "file:line: message" to errs (the loaders of the password and
+ * ACL files report in the same list); -1 when out of memory, the list then
+ * unchanged. */
+int roost_config_errors_add(roost_config_errors *errs, const char *file, int line, const char *message);
 void roost_config_errors_cleanup(roost_config_errors *errs);
 
 /* Write "file:line: message" lines for every error, one per line. */
