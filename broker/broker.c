@@ -197,9 +197,12 @@ static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t q
 	roost_enqueue_result r;
 	if (roost_session_enqueue(s, msg, qos, &b->limits, &r) != ROOST_OK || r != ROOST_ENQUEUED) {
 		b->stats.msgs_dropped++;
-		if (qos > 0)
-			roost_log_warn(b->log, "client %s: queue full, dropped QoS %u message on %s",
-			               roost_session_client_id(s), qos, msg->topic);
+		/* Logged at the 1st, 2nd, 4th, 8th ... drop: visible, never a flood. */
+		uint64_t n = roost_session_stats_get(s)->dropped_qos12;
+		if (qos > 0 && n && !(n & (n - 1)))
+			roost_log_warn(b->log, "client %s: queue full (limits.max_queued_messages/bytes), dropped "
+			               "a QoS %u message on %s; %llu dropped so far", roost_session_client_id(s), qos,
+			               msg->topic, (unsigned long long)n);
 	}
 }
 
