@@ -466,48 +466,11 @@ roost_err roost_acl_load_string(const char *name, const char *text, size_t len, 
 /* Read a whole file; ROOST_ERR_IO with errno in *e. */
 static roost_err read_all(const char *path, char **text, size_t *len, int *e)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
-
 	*e = 0;
-	if (!f) {
-		*e = errno;
-		return ROOST_ERR_IO;
-	}
-	for (;;) {
-		if (n == cap) {
-			if (cap >= MAX_FILE_SIZE) {
-				*e = EFBIG;
-				goto fail;
-			}
-			cap = cap ? cap * 2 : 4096;
-			char *nb = roost_realloc(buf, cap + 1);
-			if (!nb) {
-				fclose(f);
-				roost_free(buf);
-				return ROOST_ERR_NOMEM;
-			}
-			buf = nb;
-		}
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0) {
-			if (ferror(f)) {
-				*e = EIO;
-				goto fail;
-			}
-			break;
-		}
-	}
-	fclose(f);
-	*text = buf;
-	*len = n;
-	return ROOST_OK;
-fail:
-	fclose(f);
-	roost_free(buf);
-	return ROOST_ERR_IO;
+	if (roost_config_read_file(path, MAX_FILE_SIZE, text, len) == 0)
+		return ROOST_OK;
+	*e = errno;
+	return *e == ENOMEM ? ROOST_ERR_NOMEM : ROOST_ERR_IO;
 }
 
 roost_err roost_acl_load_file(const char *path, roost_acl **out, roost_config_errors *errs)

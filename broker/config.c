@@ -1192,8 +1192,9 @@ fail:
 	return err;
 }
 
-/* Read the whole file into a new buffer; -1 with errno set on failure. */
-static int read_file(const char *path, char **text, size_t *len)
+/* Read the whole file into a new NUL-terminated buffer (not counted in
+ * *len); -1 with errno set on failure (EFBIG past max bytes). */
+int roost_config_read_file(const char *path, size_t max, char **text, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
@@ -1205,12 +1206,12 @@ static int read_file(const char *path, char **text, size_t *len)
 		return -1;
 	for (;;) {
 		if (n == cap) {
-			if (cap >= MAX_FILE_SIZE) {
+			if (cap >= max) {
 				errno = EFBIG;
 				goto fail;
 			}
 			cap = cap ? cap * 2 : 4096;
-			char *grown = roost_realloc(buf, cap);
+			char *grown = roost_realloc(buf, cap + 1);
 			if (!grown) {
 				errno = ENOMEM;
 				goto fail;
@@ -1230,6 +1231,7 @@ static int read_file(const char *path, char **text, size_t *len)
 		}
 	}
 	fclose(f);
+	buf[n] = '\0';
 	*text = buf;
 	*len = n;
 	return 0;
@@ -1250,7 +1252,7 @@ roost_err roost_config_load_file(const char *path, roost_config **out, roost_con
 		errs->items = NULL;
 		errs->count = 0;
 	}
-	if (read_file(path, &text, &len) != 0) {
+	if (roost_config_read_file(path, MAX_FILE_SIZE, &text, &len) != 0) {
 		int e = errno;
 		if (e == ENOMEM)
 			return ROOST_ERR_NOMEM;

@@ -136,6 +136,11 @@ roost_err roost_config_load_string(const char *name, const char *text, size_t le
 
 void roost_config_free(roost_config *cfg);
 
+/* Read a whole file into a new NUL-terminated buffer of *len bytes (the NUL
+ * not counted), for the config, password and ACL loaders; -1 with errno set
+ * on failure (EFBIG past max bytes, ENOMEM). */
+int roost_config_read_file(const char *path, size_t max, char **text, size_t *len);
+
 /* Append one "file:line: message" to errs (the loaders of the password and
  * ACL files report in the same list); -1 when out of memory, the list then
  * unchanged. */
