@@ -169,8 +169,6 @@ static bool connect_apply(roost_conn *c, const roost_connect *req, const char *u
 			refuse(c, req, 0x03, "out of memory storing the will");
 			return false;
 		}
-		c->will_qos = req->will_qos;
-		c->will_retain = req->will_retain;
 	}
 	if (roost_session_set_username(s, user, user ? strlen(user) : 0) != ROOST_OK) {
 		refuse(c, req, 0x03, "out of memory");

@@ -72,8 +72,6 @@ struct roost_conn {
 	uint16_t keepalive;       /* seconds; 0 = disabled */
 	uint8_t state;            /* enum conn_state */
 	uint8_t version;          /* protocol level once connected */
-	uint8_t will_qos;
-	bool will_retain;
 	bool read_paused;         /* input not read while output is above the high water mark */
 	uint64_t slow_since;      /* clock time output went above the high water mark; 0 = not slow */
 	bool overflowed;          /* output passed the hard limit: close at the next chance */
