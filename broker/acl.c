@@ -28,10 +28,10 @@
 #include "roost/topic.h"
 #include "roost/uthash_cfg.h"
 
+#include "loader.h"
+
 /* An ACL file bigger than this is not an ACL file. */
-#define MAX_FILE_SIZE (64u * 1024 * 1024)
 /* Untrusted text quoted in an error message is cut after this many bytes. */
-#define QUOTE_MAX 64
 
 typedef struct entry {
 	char *filter;
@@ -61,49 +61,6 @@ struct roost_acl {
 
 /* ---- errors (same list shape as config.c) ------------------------------- */
 
-typedef struct load_state {
-	const char *name;
-	roost_config_errors *errs;
-	roost_err fatal; /* ROOST_OK or ROOST_ERR_NOMEM */
-} load_state;
-
-static void add_error(load_state *st, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void add_error(load_state *st, int line, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	if (st->fatal)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (roost_config_errors_add(st->errs, st->name, line, msg) != 0)
-		st->fatal = ROOST_ERR_NOMEM;
-}
-
-/* Printable, bounded copy of untrusted bytes for a message. */
-static const char *quote(char *buf, size_t size, const char *s, size_t n)
-{
-	size_t o = 0;
-
-	assert(size >= QUOTE_MAX * 4 + 8);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (i >= QUOTE_MAX) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (c < 0x20 || c >= 0x7f)
-			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
-		else
-			buf[o++] = (char)c;
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
 /* ---- matching ----------------------------------------------------------- */
 
@@ -320,7 +277,7 @@ static void scan_subst(entry *e)
 /* "topic ..." or "pattern ..." with the keyword already taken off. */
 static void parse_rule(load_state *st, roost_acl *acl, block *cur, bool pattern, int line, const char *s, size_t n)
 {
-	char q[QUOTE_MAX * 4 + 8];
+	char q[LOADER_QUOTE_BUF];
 	const char *kw = pattern ? "pattern" : "topic";
 	const char *w, *filter;
 	size_t wn, flen;
@@ -328,7 +285,7 @@ static void parse_rule(load_state *st, roost_acl *acl, block *cur, bool pattern,
 
 	next_word(&s, &n, &w, &wn);
 	if (wn == 0) {
-		add_error(st, line, "%s: missing topic filter", kw);
+		loader_error(st, line, "%s: missing topic filter", kw);
 		return;
 	}
 	if (n == 0) {
@@ -345,22 +302,22 @@ static void parse_rule(load_state *st, roost_acl *acl, block *cur, bool pattern,
 		else if (word_is(w, wn, "deny"))
 			access = 0;
 		else {
-			add_error(st, line, "%s: unknown access '%s' (expected read, write, readwrite or deny)", kw,
-			          quote(q, sizeof q, w, wn));
+			loader_error(st, line, "%s: unknown access '%s' (expected read, write, readwrite or deny)", kw,
+			          loader_quote(q, sizeof q, w, wn));
 			return;
 		}
 		filter = s;
 		flen = n;
 	}
 	if (flen > ROOST_ACL_MAX_TOPIC) {
-		add_error(st, line, "%s: topic filter longer than %d bytes", kw, ROOST_ACL_MAX_TOPIC);
+		loader_error(st, line, "%s: topic filter longer than %d bytes", kw, ROOST_ACL_MAX_TOPIC);
 		return;
 	}
 	if (!roost_topic_filter_valid((const uint8_t *)filter, flen)) {
-		add_error(st, line,
+		loader_error(st, line,
 		          "%s: invalid topic filter '%s' ('+' and '#' must fill a whole level, '#' only last; "
 		          "valid UTF-8 without NUL)",
-		          kw, quote(q, sizeof q, filter, flen));
+		          kw, loader_quote(q, sizeof q, filter, flen));
 		return;
 	}
 
@@ -387,11 +344,11 @@ static block *parse_user(load_state *st, roost_acl *acl, int line, const char *s
 
 	trim(&s, &n);
 	if (n == 0) {
-		add_error(st, line, "user: missing username");
+		loader_error(st, line, "user: missing username");
 		return NULL;
 	}
 	if (memchr(s, '\0', n)) {
-		add_error(st, line, "user: username contains a NUL byte");
+		loader_error(st, line, "user: username contains a NUL byte");
 		return NULL;
 	}
 	HASH_FIND(hh, acl->users, s, n, b);
@@ -418,7 +375,7 @@ roost_err roost_acl_load_string(const char *name, const char *text, size_t len, 
                                 roost_config_errors *errs)
 {
 	load_state st = {.name = name ? name : "acl_file", .errs = errs};
-	char q[QUOTE_MAX * 4 + 8];
+	char q[LOADER_QUOTE_BUF];
 
 	assert(out && errs);
 	*out = NULL;
@@ -451,8 +408,8 @@ roost_err roost_acl_load_string(const char *name, const char *text, size_t len, 
 			if (b)
 				cur = b;
 		} else {
-			add_error(&st, line, "unknown keyword '%s' (expected topic, pattern or user)",
-			          quote(q, sizeof q, kw, kwn));
+			loader_error(&st, line, "unknown keyword '%s' (expected topic, pattern or user)",
+			          loader_quote(q, sizeof q, kw, kwn));
 		}
 	}
 	if (st.fatal || errs->count > 0) {
@@ -463,15 +420,6 @@ roost_err roost_acl_load_string(const char *name, const char *text, size_t len, 
 	return ROOST_OK;
 }
 
-/* Read a whole file; ROOST_ERR_IO with errno in *e. */
-static roost_err read_all(const char *path, char **text, size_t *len, int *e)
-{
-	*e = 0;
-	if (roost_config_read_file(path, MAX_FILE_SIZE, text, len) == 0)
-		return ROOST_OK;
-	*e = errno;
-	return *e == ENOMEM ? ROOST_ERR_NOMEM : ROOST_ERR_IO;
-}
 
 roost_err roost_acl_load_file(const char *path, roost_acl **out, roost_config_errors *errs)
 {
@@ -483,7 +431,7 @@ roost_err roost_acl_load_file(const char *path, roost_acl **out, roost_config_er
 	*out = NULL;
 	errs->items = NULL;
 	errs->count = 0;
-	roost_err err = read_all(path, &text, &len, &e);
+	roost_err err = loader_read_all(path, &text, &len, &e);
 	if (err == ROOST_ERR_IO) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "cannot read acl file: %s", strerror(e));

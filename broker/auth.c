@@ -32,10 +32,10 @@
 #include "roost/codec.h"
 #include "roost/uthash_cfg.h"
 
+#include "loader.h"
+
 /* A password file bigger than this is not a password file. */
-#define MAX_FILE_SIZE (64u * 1024 * 1024)
 /* Untrusted text quoted in an error message is cut after this many bytes. */
-#define QUOTE_MAX 64
 
 enum hash_kind {
 	KIND_SHA512 = 6, /* $6$ */
@@ -64,49 +64,6 @@ struct roost_auth_db {
 
 /* ---- errors ------------------------------------------------------------- */
 
-typedef struct load_state {
-	const char *name;
-	roost_config_errors *errs;
-	roost_err fatal; /* ROOST_OK or ROOST_ERR_NOMEM */
-} load_state;
-
-static void add_error(load_state *st, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void add_error(load_state *st, int line, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	if (st->fatal)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (roost_config_errors_add(st->errs, st->name, line, msg) != 0)
-		st->fatal = ROOST_ERR_NOMEM;
-}
-
-/* Printable, bounded copy of untrusted bytes for a message. */
-static const char *quote(char *buf, size_t size, const char *s, size_t n)
-{
-	size_t o = 0;
-
-	assert(size >= QUOTE_MAX * 4 + 8);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (i >= QUOTE_MAX) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (c < 0x20 || c >= 0x7f)
-			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
-		else
-			buf[o++] = (char)c;
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
 /* ---- small text helpers ------------------------------------------------- */
 
@@ -192,7 +149,7 @@ static bool compute(const cred *c, const char *pw, size_t len, unsigned char *ou
  */
 static bool parse_hash(load_state *st, int line, const char *s, size_t n, cred *c)
 {
-	char q[QUOTE_MAX * 4 + 8];
+	char q[LOADER_QUOTE_BUF];
 	const char *end = s + n;
 	const char *fields[4];
 	size_t lens[4];
@@ -201,10 +158,10 @@ static bool parse_hash(load_state *st, int line, const char *s, size_t n, cred *
 	if (n < 3 || s[0] != '$' || (s[1] != '6' && s[1] != '7') || s[2] != '$') {
 		const char *t = memchr(s + 1, '$', n > 1 ? n - 1 : 0);
 		if (n > 1 && s[0] == '$' && t)
-			add_error(st, line, "unknown password hash type '%s' (roost reads $7$ PBKDF2-SHA512 and $6$ SHA-512)",
-			          quote(q, sizeof q, s, (size_t)(t - s) + 1));
+			loader_error(st, line, "unknown password hash type '%s' (roost reads $7$ PBKDF2-SHA512 and $6$ SHA-512)",
+			          loader_quote(q, sizeof q, s, (size_t)(t - s) + 1));
 		else
-			add_error(st, line, "password is not a hash (expected $7$... or $6$...; "
+			loader_error(st, line, "password is not a hash (expected $7$... or $6$...; "
 			                    "write it with `roost passwd` or mosquitto_passwd)");
 		return false;
 	}
@@ -220,7 +177,7 @@ static bool parse_hash(load_state *st, int line, const char *s, size_t n, cred *
 		p = d + 1;
 	}
 	if (nf != want) {
-		add_error(st, line, "$%c$ hash must have %zu '$'-separated fields after the type, found %s", s[1], want,
+		loader_error(st, line, "$%c$ hash must have %zu '$'-separated fields after the type, found %s", s[1], want,
 		          nf > want ? "more" : "fewer");
 		return false;
 	}
@@ -235,8 +192,8 @@ static bool parse_hash(load_state *st, int line, const char *s, size_t n, cred *
 				it = it * 10 + (fields[0][i] - '0');
 		}
 		if (!ok || it < 1 || it > ROOST_AUTH_MAX_ITERATIONS) {
-			add_error(st, line, "$7$ iterations must be a number from 1 to %d, got '%s'", ROOST_AUTH_MAX_ITERATIONS,
-			          quote(q, sizeof q, fields[0], lens[0]));
+			loader_error(st, line, "$7$ iterations must be a number from 1 to %d, got '%s'", ROOST_AUTH_MAX_ITERATIONS,
+			          loader_quote(q, sizeof q, fields[0], lens[0]));
 			return false;
 		}
 		c->iterations = (int)it;
@@ -246,21 +203,21 @@ static bool parse_hash(load_state *st, int line, const char *s, size_t n, cred *
 	}
 	long sl = b64_decode(fields[f], lens[f], c->salt, sizeof c->salt);
 	if (sl < 0) {
-		add_error(st, line, "salt is not valid base64: '%s'", quote(q, sizeof q, fields[f], lens[f]));
+		loader_error(st, line, "salt is not valid base64: '%s'", loader_quote(q, sizeof q, fields[f], lens[f]));
 		return false;
 	}
 	if (sl != ROOST_AUTH_SALT_LEN) {
-		add_error(st, line, "salt must decode to %d bytes (Mosquitto's format), got %ld", ROOST_AUTH_SALT_LEN, sl);
+		loader_error(st, line, "salt must decode to %d bytes (Mosquitto's format), got %ld", ROOST_AUTH_SALT_LEN, sl);
 		return false;
 	}
 	f++;
 	long hl = b64_decode(fields[f], lens[f], c->hash, sizeof c->hash);
 	if (hl < 0) {
-		add_error(st, line, "hash is not valid base64: '%s'", quote(q, sizeof q, fields[f], lens[f]));
+		loader_error(st, line, "hash is not valid base64: '%s'", loader_quote(q, sizeof q, fields[f], lens[f]));
 		return false;
 	}
 	if (hl != ROOST_AUTH_HASH_LEN) {
-		add_error(st, line, "hash must decode to %d bytes, got %ld", ROOST_AUTH_HASH_LEN, hl);
+		loader_error(st, line, "hash must decode to %d bytes, got %ld", ROOST_AUTH_HASH_LEN, hl);
 		return false;
 	}
 	return true;
@@ -278,15 +235,15 @@ static void user_free(user *u)
 /* One non-blank, non-comment line. */
 static void parse_line(load_state *st, roost_auth_db *db, int line, const char *s, size_t n)
 {
-	char q[QUOTE_MAX * 4 + 8];
+	char q[LOADER_QUOTE_BUF];
 	const char *colon = memchr(s, ':', n);
 
 	if (memchr(s, '\0', n)) {
-		add_error(st, line, "line contains a NUL byte");
+		loader_error(st, line, "line contains a NUL byte");
 		return;
 	}
 	if (!colon) {
-		add_error(st, line, "expected 'username:hash', found no ':'");
+		loader_error(st, line, "expected 'username:hash', found no ':'");
 		return;
 	}
 	const char *name = s;
@@ -296,15 +253,15 @@ static void parse_line(load_state *st, roost_auth_db *db, int line, const char *
 	trim(&name, &name_len);
 	trim(&h, &hlen);
 	if (name_len == 0) {
-		add_error(st, line, "empty username before ':'");
+		loader_error(st, line, "empty username before ':'");
 		return;
 	}
 	if (name_len > ROOST_AUTH_MAX_FIELD) {
-		add_error(st, line, "username longer than %d bytes", ROOST_AUTH_MAX_FIELD);
+		loader_error(st, line, "username longer than %d bytes", ROOST_AUTH_MAX_FIELD);
 		return;
 	}
 	if (hlen == 0) {
-		add_error(st, line, "user '%s' has no password hash after ':'", quote(q, sizeof q, name, name_len));
+		loader_error(st, line, "user '%s' has no password hash after ':'", loader_quote(q, sizeof q, name, name_len));
 		return;
 	}
 	cred c;
@@ -314,7 +271,7 @@ static void parse_line(load_state *st, roost_auth_db *db, int line, const char *
 	user *u;
 	HASH_FIND(hh, db->users, name, name_len, u);
 	if (u) {
-		add_error(st, line, "duplicate user '%s' (first on line %d)", quote(q, sizeof q, name, name_len), u->line);
+		loader_error(st, line, "duplicate user '%s' (first on line %d)", loader_quote(q, sizeof q, name, name_len), u->line);
 		return;
 	}
 	u = roost_calloc(1, sizeof *u);
@@ -389,15 +346,6 @@ roost_err roost_auth_load_string(const char *name, const char *text, size_t len,
 	return ROOST_OK;
 }
 
-/* Read a whole file; ROOST_ERR_IO with errno in *e. */
-static roost_err read_all(const char *path, char **text, size_t *len, int *e)
-{
-	*e = 0;
-	if (roost_config_read_file(path, MAX_FILE_SIZE, text, len) == 0)
-		return ROOST_OK;
-	*e = errno;
-	return *e == ENOMEM ? ROOST_ERR_NOMEM : ROOST_ERR_IO;
-}
 
 roost_err roost_auth_load_file(const char *path, roost_auth_db **out, roost_config_errors *errs)
 {
@@ -409,7 +357,7 @@ roost_err roost_auth_load_file(const char *path, roost_auth_db **out, roost_conf
 	*out = NULL;
 	errs->items = NULL;
 	errs->count = 0;
-	roost_err err = read_all(path, &text, &len, &e);
+	roost_err err = loader_read_all(path, &text, &len, &e);
 	if (err == ROOST_ERR_IO) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "cannot read password file: %s", strerror(e));
