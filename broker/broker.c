@@ -291,8 +291,18 @@ roost_err broker_publish(roost_broker *b, roost_msg *msg)
 	return ROOST_OK;
 }
 
+/* The component path (the HTTP API, the example component, a third
+ * party's): the same decision as a client's PUBLISH, refused with an error
+ * the component can report (HTTP 403 / 400). */
 roost_err roost_broker_publish(roost_broker *b, roost_msg *msg)
 {
+	const char *why = NULL;
+	roost_err err = broker_authz_publish(b, NULL, NULL, msg->topic, msg->topic_len, &why);
+	if (err) {
+		roost_log_notice(b->log, "component publish to %.*s refused: %s", msg->topic_len > 200 ? 200 : (int)msg->topic_len,
+		                 msg->topic, why);
+		return err;
+	}
 	return broker_publish(b, msg);
 }
 

