@@ -159,22 +159,56 @@ void broker_session_destroy(roost_broker *b, roost_session *s)
 
 /* ---- delivery ---- */
 
+/*
+ * The check of every delivery not yet on the wire, against the receiver's
+ * rights at this moment: a reloaded ACL applies at once, to subscriptions
+ * made before it, to queued messages and to retained ones. Asked where a
+ * delivery is sent or queued for an online receiver, and where a queued
+ * one leaves the queue (broker_session_pump). A flow already on the wire
+ * (inflight) is not asked again: it may complete [MQTT-4.4.0-1].
+ */
+static bool may_receive(roost_broker *b, roost_session *s, const roost_msg *msg)
+{
+	if (!b->acl && !b->hooks)
+		return true;
+	if (broker_authz_topic(b, s, msg->topic, msg->topic_len, ROOST_ACL_READ))
+		return true;
+	b->stats.msgs_dropped++;
+	roost_log_debug(b->log, "client %s: delivery on %.*s dropped: the receiver may not read it",
+	                roost_session_client_id(s), msg->topic_len > 200 ? 200 : (int)msg->topic_len, msg->topic);
+	return false;
+}
+
+static void enqueue(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t qos)
+{
+	roost_enqueue_result r;
+	if (roost_session_enqueue(s, msg, qos, &b->limits, &r) != ROOST_OK || r != ROOST_ENQUEUED) {
+		b->stats.msgs_dropped++;
+		/* Logged at the 1st, 2nd, 4th, 8th ... drop: visible, never a flood. */
+		uint64_t n = roost_session_stats_get(s)->dropped_qos12;
+		if ((qos & ROOST_DELIVER_QOS_MASK) && n && !(n & (n - 1)))
+			roost_log_warn(b->log, "client %s: queue full (limits.max_queued_messages/bytes), dropped "
+			               "a QoS %u message on %s; %llu dropped so far", roost_session_client_id(s),
+			               qos & ROOST_DELIVER_QOS_MASK, msg->topic, (unsigned long long)n);
+	}
+}
+
+/* qos may carry ROOST_DELIVER_RETAIN. */
 static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t qos)
 {
 	void *sink_ctx;
 	roost_session_sink_fn sink = roost_session_sink(s, &sink_ctx);
 	if (sink) {
-		sink(sink_ctx, msg, qos); /* a component: called in place */
+		sink(sink_ctx, msg, qos & ROOST_DELIVER_QOS_MASK); /* a component: called in place */
 		return;
 	}
-	/* Checked at every delivery, so a reloaded ACL applies at once, also
-	 * to subscriptions made before it (only when an ACL or hook exists). */
-	if ((b->acl || b->hooks) && !broker_authz_topic(b, s, msg->topic, msg->topic_len, ROOST_ACL_READ))
-		return;
 	roost_conn *c = roost_session_conn(s);
 	bool online = c && c->state == CONN_ACTIVE;
+	/* Offline, the receiver's rights are decided when it is back. */
+	if (online && !may_receive(b, s, msg))
+		return;
 	if (online && roost_session_can_send_now(s, qos, &b->limits)) {
-		if (qos == 0) {
+		if ((qos & ROOST_DELIVER_QOS_MASK) == 0) {
 			if (conn_is_slow(c)) {
 				/* Stated drop policy: QoS 0 to a client that does not
 				 * read is dropped and counted, never buffered without
@@ -182,7 +216,7 @@ static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t q
 				b->stats.msgs_dropped++;
 				return;
 			}
-			conn_send_publish(c, msg, 0, 0, false);
+			conn_send_publish(c, msg, qos, 0, false);
 			return;
 		}
 		uint16_t pid;
@@ -192,18 +226,9 @@ static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t q
 		}
 		/* No memory for the slot: fall through to the queue. */
 	}
-	if (!online && qos == 0)
+	if (!online && (qos & ROOST_DELIVER_QOS_MASK) == 0)
 		return; /* QoS 0 is not kept for offline sessions [MQTT-3.1.2-5] */
-	roost_enqueue_result r;
-	if (roost_session_enqueue(s, msg, qos, &b->limits, &r) != ROOST_OK || r != ROOST_ENQUEUED) {
-		b->stats.msgs_dropped++;
-		/* Logged at the 1st, 2nd, 4th, 8th ... drop: visible, never a flood. */
-		uint64_t n = roost_session_stats_get(s)->dropped_qos12;
-		if (qos > 0 && n && !(n & (n - 1)))
-			roost_log_warn(b->log, "client %s: queue full (limits.max_queued_messages/bytes), dropped "
-			               "a QoS %u message on %s; %llu dropped so far", roost_session_client_id(s), qos,
-			               msg->topic, (unsigned long long)n);
-	}
+	enqueue(b, s, msg, qos);
 }
 
 void broker_session_pump(roost_broker *b, roost_session *s)
@@ -214,7 +239,13 @@ void broker_session_pump(roost_broker *b, roost_session *s)
 	roost_msg *msg;
 	uint8_t qos;
 	uint16_t pid;
-	while (roost_session_dequeue(s, &b->limits, &msg, &qos, &pid)) {
+	while (roost_session_peek(s, &msg, &qos)) {
+		if (!may_receive(b, s, msg)) {
+			roost_session_drop_head(s);
+			continue;
+		}
+		if (!roost_session_dequeue(s, &b->limits, &msg, &qos, &pid))
+			break;
 		conn_send_publish(c, msg, qos, pid, false);
 		roost_msg_unref(msg);
 	}
@@ -312,29 +343,14 @@ typedef struct retained_ctx {
 	uint8_t qos;
 } retained_ctx;
 
+/* [MQTT-3.3.1-6] retained messages sent on subscribe carry RETAIN 1. They
+ * take the same path as live messages, so the window, the ordering rules
+ * and the receiver's rights hold for them too. */
 static bool send_retained_visit(void *ctx, void *value)
 {
 	retained_ctx *r = ctx;
 	roost_msg *msg = value;
-	if ((r->b->acl || r->b->hooks) &&
-	    !broker_authz_topic(r->b, r->s, msg->topic, msg->topic_len, ROOST_ACL_READ))
-		return true; /* retained delivery obeys the ACL too */
-	uint8_t qos = (msg->qos < r->qos ? msg->qos : r->qos) | ROOST_DELIVER_RETAIN;
-	roost_conn *c = roost_session_conn(r->s);
-	/* [MQTT-3.3.1-6] retained messages sent on subscribe carry RETAIN 1.
-	 * They go through the same queue/inflight path as live messages so the
-	 * window and ordering rules hold. */
-	if (c && c->state == CONN_ACTIVE && roost_session_can_send_now(r->s, qos, &r->b->limits)) {
-		uint16_t pid = 0;
-		if ((qos & ROOST_DELIVER_QOS_MASK) &&
-		    roost_session_inflight_add(r->s, msg, qos, &pid) != ROOST_OK)
-			return true;
-		conn_send_publish(c, msg, qos, pid, false);
-		return true;
-	}
-	roost_enqueue_result res;
-	if (roost_session_enqueue(r->s, msg, qos, &r->b->limits, &res) != ROOST_OK || res != ROOST_ENQUEUED)
-		r->b->stats.msgs_dropped++;
+	deliver(r->b, r->s, msg, (msg->qos < r->qos ? msg->qos : r->qos) | ROOST_DELIVER_RETAIN);
 	return true;
 }
 

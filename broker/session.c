@@ -337,6 +337,28 @@ bool roost_session_dequeue(roost_session *s, const roost_session_limits *lim, ro
 	return true;
 }
 
+bool roost_session_peek(const roost_session *s, roost_msg **msg, uint8_t *qos)
+{
+	if (!s->q_len)
+		return false;
+	*msg = s->q[s->q_head].msg;
+	*qos = s->q[s->q_head].qos;
+	return true;
+}
+
+void roost_session_drop_head(roost_session *s)
+{
+	assert(s->q_len > 0);
+	queued *head = &s->q[s->q_head];
+	if (head->qos & ROOST_DELIVER_QOS_MASK)
+		JOURNAL(s, delivery_remove, head->seq, head->msg->store_id);
+	s->stats.dropped_denied++;
+	s->q_bytes -= roost_msg_size(head->msg);
+	roost_msg_unref(head->msg);
+	s->q_head = (s->q_head + 1) % s->q_cap;
+	s->q_len--;
+}
+
 static void inflight_remove(roost_session *s, size_t i)
 {
 	JOURNAL(s, delivery_remove, s->inf[i].seq, s->inf[i].store_id);

@@ -72,6 +72,7 @@ typedef enum roost_enqueue_result {
 typedef struct roost_session_stats {
 	uint64_t dropped_qos0;   /* QoS 0 messages dropped by the queue limits */
 	uint64_t dropped_qos12;  /* QoS 1/2 messages dropped by the queue limits */
+	uint64_t dropped_denied; /* queued messages dropped unsent (roost_session_drop_head) */
 } roost_session_stats;
 
 roost_session *roost_session_new(const char *client_id, size_t len, bool clean);
@@ -184,6 +185,13 @@ size_t roost_session_inflight_len(const roost_session *s);
  */
 bool roost_session_dequeue(roost_session *s, const roost_session_limits *lim, roost_msg **msg,
                            uint8_t *qos, uint16_t *packet_id);
+
+/* The queue head without taking it (msg borrowed); false when empty. */
+bool roost_session_peek(const roost_session *s, roost_msg **msg, uint8_t *qos);
+/* Drop the queue head unsent (the receiver may no longer read it): its
+ * reference is released, the journal told (delivery_remove), and it is
+ * counted in dropped_denied. The queue must not be empty. */
+void roost_session_drop_head(roost_session *s);
 
 /*
  * Put msg straight into the inflight window at qos >= 1 (a new reference is

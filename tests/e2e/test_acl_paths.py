@@ -106,6 +106,36 @@ class AclPathsTest(unittest.TestCase):
         b.assert_close_logged("alice-w2", since=mark)
         watch.expect_no_publish(0.5)
 
+    # -- 3: every message out is checked for its receiver -----------------------
+
+    def test_queued_messages_not_delivered_after_sighup_shrinks_grant(self):
+        b = self.users_broker()
+        alice = b.client("alice-q", clean=False, username="alice", password="pw")
+        self.assertEqual(alice.subscribe([("shared/#", 1)]), [1])
+        alice.disconnect()
+        bob = b.client("bob-q", username="bob", password="pw")
+        bob.publish("shared/public", b"p1", qos=1)
+        bob.publish("shared/secret", b"s1", qos=1)
+        bob.publish("shared/public", b"p2", qos=1)
+        self.reload(b, self.ACL.replace("topic readwrite shared/#\ntopic write",
+                                        "topic readwrite shared/#\ntopic deny shared/secret\ntopic write"))
+        alice = b.client("alice-q", clean=False, username="alice", password="pw", expect_sp=1)
+        got = [(m.topic, m.payload) for m in alice.drain_publishes(idle=0.5)]
+        self.assertEqual(got, [("shared/public", b"p1"), ("shared/public", b"p2")])
+        b.wait_for_log(r"alice-q: delivery on shared/secret dropped: the receiver may not read it", timeout=5)
+
+    def test_retained_not_sent_when_user_may_no_longer_read(self):
+        b = self.users_broker()
+        bob = b.client("bob-r", username="bob", password="pw")
+        bob.publish("shared/secret", b"s", qos=1, retain=True)
+        bob.publish("shared/news", b"n", qos=1, retain=True)
+        self.reload(b, self.ACL.replace("topic readwrite shared/#\ntopic write",
+                                        "topic readwrite shared/#\ntopic deny shared/secret\ntopic write"))
+        alice = b.client("alice-r", username="alice", password="pw")
+        alice.subscribe([("shared/#", 1)])
+        got = [(m.topic, m.payload) for m in alice.drain_publishes(idle=0.5)]
+        self.assertEqual(got, [("shared/news", b"n")])
+
 
 if __name__ == "__main__":
     roostlib.main()
