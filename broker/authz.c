@@ -273,6 +273,10 @@ roost_err broker_authz_publish(roost_broker *b, const char *client_id, const cha
 		*why = "not a valid topic name";
 		return ROOST_ERR_BAD_TOPIC;
 	}
+	const roost_limits_config *lim = &b->cfg->limits;
+	roost_err err = roost_topic_check_limits(topic, len, lim->max_topic_levels, lim->max_topic_length, why);
+	if (err)
+		return err;
 	if (!dollar_allowed(client_id, topic, len)) {
 		*why = "$ topics are reserved for the broker";
 		return ROOST_ERR_NOT_AUTHORIZED;

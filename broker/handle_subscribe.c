@@ -14,12 +14,19 @@ static uint8_t subscribe_one(roost_conn *c, const roost_sub_entry *en)
 	if (!roost_topic_filter_valid(en->filter.ptr, flen)) {
 		roost_log_notice(b->log, "client %s: invalid topic filter '%.*s' refused", conn_client_id(c),
 		                 (int)(flen > 200 ? 200 : flen), filter);
-		return 0x80;
+		return ROOST_SUBACK_FAILURE;
+	}
+	const char *why = NULL;
+	const roost_limits_config *lim = &b->cfg->limits;
+	if (roost_topic_check_limits(filter, flen, lim->max_topic_levels, lim->max_topic_length, &why)) {
+		roost_log_notice(b->log, "client %s: topic filter '%.*s' refused: %s", conn_client_id(c),
+		                 (int)(flen > 200 ? 200 : flen), filter, why);
+		return ROOST_SUBACK_FAILURE;
 	}
 	if (!broker_authz_topic(b, s, filter, flen, ROOST_ACL_SUBSCRIBE)) {
 		roost_log_notice(b->log, "client %s: SUBSCRIBE to '%.*s' denied by the ACL", conn_client_id(c),
 		                 (int)(flen > 200 ? 200 : flen), filter);
-		return 0x80;
+		return ROOST_SUBACK_FAILURE;
 	}
 	uint8_t qos = en->options & 0x03; /* [MQTT-3.8.4-6] grant what was asked, max 2 */
 	bool existed = false;
@@ -27,15 +34,15 @@ static uint8_t subscribe_one(roost_conn *c, const roost_sub_entry *en)
 	if (max_subs && roost_session_sub_count(s) >= max_subs && !roost_session_sub_has(s, filter, flen)) {
 		roost_log_notice(b->log, "client %s: limits.max_subscriptions (%u) reached", conn_client_id(c),
 		                 max_subs);
-		return 0x80;
+		return ROOST_SUBACK_FAILURE;
 	}
 	/* [MQTT-3.8.4-3] a repeated filter replaces the old subscription. */
 	if (roost_topic_tree_subscribe(b->tree, filter, flen, s, qos, &existed) != ROOST_OK)
-		return 0x80;
+		return ROOST_SUBACK_FAILURE;
 	if (roost_session_sub_add(s, filter, flen, qos, NULL) != ROOST_OK) {
 		if (!existed)
 			roost_topic_tree_unsubscribe(b->tree, filter, flen, s);
-		return 0x80;
+		return ROOST_SUBACK_FAILURE;
 	}
 	return qos;
 }
@@ -69,7 +76,7 @@ void handle_subscribe(roost_conn *c, const uint8_t *pkt, size_t len)
 	roost_sub_iter_init(&it, &sub, true);
 	i = 0;
 	while (roost_sub_next(&it, &en)) {
-		if (rc[i] != 0x80)
+		if (rc[i] != ROOST_SUBACK_FAILURE)
 			broker_send_retained(c->b, c->session, (const char *)en.filter.ptr, en.filter.len, rc[i]);
 		i++;
 	}

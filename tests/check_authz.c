@@ -222,6 +222,12 @@ START_TEST(test_authz_component_publish_refused_with_error)
 	m = roost_msg_new("a/+", 3, (const uint8_t *)"x", 1, 0, false);
 	ck_assert_int_eq(roost_broker_publish(f.b, m), ROOST_ERR_BAD_TOPIC);
 	roost_msg_unref(m);
+	char deep[402];
+	for (size_t i = 0; i < sizeof deep; i++)
+		deep[i] = i % 2 ? '/' : 'a';
+	m = roost_msg_new(deep, 401, (const uint8_t *)"x", 1, 0, true); /* 201 levels */
+	ck_assert_int_eq(roost_broker_publish(f.b, m), ROOST_ERR_TOO_LARGE);
+	roost_msg_unref(m);
 	ck_assert_int_eq(delivered, 0);
 	ck_assert_uint_eq(roost_topic_tree_retained_count(f.b->tree), 0);
 	m = roost_msg_new("open/x", 6, (const uint8_t *)"x", 1, 0, false);

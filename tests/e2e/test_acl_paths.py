@@ -137,5 +137,36 @@ class AclPathsTest(unittest.TestCase):
         self.assertEqual(got, [("shared/news", b"n")])
 
 
+    # -- 5: topic bounds ---------------------------------------------------------
+
+    def test_topic_levels_bounded_on_publish_subscribe_and_will(self):
+        b = self.start(conf("allow_anonymous: true\nlimits: {max_topic_levels: 200}\n"))
+        ok, deep = "/".join(["a"] * 200), "/".join(["a"] * 201)
+        sub = b.client("deep-sub")
+        self.assertEqual(sub.subscribe([(ok, 1), (deep, 1), ("a/#", 1)]), [1, 0x80, 1])
+        b.wait_for_log(r"deep-sub: topic filter 'a/a/.*' refused: the topic has more levels "
+                       r"than limits.max_topic_levels", timeout=5)
+        pub = b.client("deep-pub")
+        pub.publish(deep, b"x", qos=1, retain=True)    # PUBACK as usual, then dropped
+        b.wait_for_log(r"deep-pub: PUBLISH to a/a/.* dropped: the topic has more levels", timeout=5)
+        pub.publish(ok, b"y", qos=1)
+        m = sub.expect_publish(payload=b"y")
+        self.assertEqual(m.topic, ok)
+        sub.expect_no_publish(0.3)
+        b.raw().connect("deep-will", will=Will(deep, b"w", 0, False), expect_rc=5)
+        # Nothing was retained for the deep topic.
+        late = b.client("late")
+        late.subscribe([("a/#", 0)])
+        late.expect_no_publish(0.3)
+
+    def test_topic_length_bounded(self):
+        b = self.start(conf("allow_anonymous: true\nlimits: {max_topic_length: 10}\n"))
+        c = b.client("len")
+        self.assertEqual(c.subscribe([("0123456789", 0), ("0123456789a", 0)]), [0, 0x80])
+        c.publish("0123456789a", b"x", qos=1)
+        b.wait_for_log(r"len: PUBLISH to 0123456789a dropped: the topic is longer than "
+                       r"limits.max_topic_length", timeout=5)
+
+
 if __name__ == "__main__":
     roostlib.main()
