@@ -161,6 +161,23 @@ static bool connect_authorise_will(roost_conn *c, const roost_connect *req, cons
 	return false;
 }
 
+/*
+ * Step 3c: a persistent session belongs to the user who created it: another
+ * user connecting with its client id (to resume it, or with clean session 1
+ * to take it over and discard it) is refused with CONNACK 0x05 (v5 would
+ * be 0x87), and the session stays its owner's.
+ */
+static bool connect_check_owner(roost_conn *c, const roost_connect *req, const char *user)
+{
+	roost_session *s = broker_session_find(c->b, (const char *)req->client_id.ptr, req->client_id.len);
+	if (!s || roost_session_clean(s) || roost_session_owned_by(s, user))
+		return true;
+	refuse(c, req, roost_err_connack_v311(ROOST_ERR_NOT_AUTHORIZED),
+	       user ? "this client id's persistent session belongs to another user"
+	            : "this client id's persistent session belongs to a user; anonymous clients may not use it");
+	return false;
+}
+
 /* Step 4: attach a session, taking over any connection with the same id. */
 static bool connect_apply(roost_conn *c, const roost_connect *req, const char *user, bool *session_present)
 {
@@ -229,7 +246,7 @@ void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
 	bool present = false;
 	bool ok = connect_decode(c, pkt, len, &req) && connect_check(c, &req, generated, sizeof generated) &&
 	          connect_authorise(c, &req, &user) && connect_authorise_will(c, &req, user) &&
-	          connect_apply(c, &req, user, &present);
+	          connect_check_owner(c, &req, user) && connect_apply(c, &req, user, &present);
 	roost_free(user);
 	if (!ok)
 		return;

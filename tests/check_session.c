@@ -429,6 +429,27 @@ START_TEST(test_session_restore_continues_seq_and_ids)
 }
 END_TEST
 
+/* A session belongs to the user who created it; a restored one (owner
+ * unknown) is claimed by the first. */
+START_TEST(test_session_owner)
+{
+	roost_session *s = roost_session_new("c", 1, false);
+	ck_assert(!roost_session_owner_known(s));
+	ck_assert(roost_session_owned_by(s, "anyone"));
+	ck_assert(roost_session_owned_by(s, NULL));
+	ck_assert_int_eq(roost_session_set_username(s, "alice", 5), ROOST_OK);
+	ck_assert(roost_session_owner_known(s));
+	ck_assert(roost_session_owned_by(s, "alice"));
+	ck_assert(!roost_session_owned_by(s, "alicex"));
+	ck_assert(!roost_session_owned_by(s, "bob"));
+	ck_assert(!roost_session_owned_by(s, NULL));
+	ck_assert_int_eq(roost_session_set_username(s, NULL, 0), ROOST_OK); /* anonymous owner */
+	ck_assert(roost_session_owned_by(s, NULL));
+	ck_assert(!roost_session_owned_by(s, "alice"));
+	roost_session_free(s);
+}
+END_TEST
+
 /* A queued delivery the receiver may no longer read is dropped unsent:
  * released, removed from the journal (so from the store), counted. */
 START_TEST(test_session_drop_head_releases_and_journals)
@@ -479,6 +500,7 @@ Suite *session_suite(void)
 	tcase_add_test(valid, test_session_journal_mirrors_durable_changes);
 	tcase_add_test(valid, test_session_restore_continues_seq_and_ids);
 	tcase_add_test(valid, test_session_drop_head_releases_and_journals);
+	tcase_add_test(valid, test_session_owner);
 	suite_add_tcase(s, valid);
 	TCase *limits = tcase_create("limits");
 	tcase_add_test(limits, test_MQTT_2_3_1_2_packet_ids_unique_and_nonzero);

@@ -84,10 +84,20 @@ bool roost_session_clean(const roost_session *s);
 void roost_session_set_clean(roost_session *s, bool clean);
 const roost_session_stats *roost_session_stats_get(const roost_session *s);
 
-/* The authenticated user name of the session's last connection, for ACL
- * decisions while it is offline too; NULL for anonymous clients. */
+/*
+ * The session's owner: the verified user name (NULL: anonymous) of the
+ * connection that created it, which is also the identity of its ACL
+ * decisions. Only the owner may resume it (the broker refuses others).
+ * Setting it makes the owner known; a session restored from a store starts
+ * with its owner unknown (the store does not keep it yet) and is claimed by
+ * the first connection that resumes it.
+ */
 roost_err roost_session_set_username(roost_session *s, const char *username, size_t len);
 const char *roost_session_username(const roost_session *s);
+bool roost_session_owner_known(const roost_session *s);
+/* May a connection of this user (NULL: anonymous) resume s? True when it is
+ * the owner, or when the owner is unknown. */
+bool roost_session_owned_by(const roost_session *s, const char *username);
 
 /* Broker-owned opaque pointer (the live connection, or NULL when offline). */
 void *roost_session_conn(const roost_session *s);

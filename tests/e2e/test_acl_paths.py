@@ -137,6 +137,25 @@ class AclPathsTest(unittest.TestCase):
         self.assertEqual(got, [("shared/news", b"n")])
 
 
+    # -- 4: a persistent session belongs to its user ---------------------------
+
+    def test_persistent_session_belongs_to_its_user(self):
+        b = self.users_broker()
+        alice = b.client("phone", clean=False, username="alice", password="pw")
+        self.assertEqual(alice.subscribe([("home/alice/#", 1)]), [1])
+        alice.disconnect()
+        alice2 = b.client("alice-pub", username="alice", password="pw")
+        alice2.publish("home/alice/door", b"open", qos=1)
+        b.raw().connect("phone", clean=False, username="bob", password="pw", expect_rc=5)
+        b.wait_for_log(r"'phone' refused \(0x05\): this client id's persistent session belongs to "
+                       r"another user", timeout=5)
+        b.raw().connect("phone", clean=True, username="bob", password="pw", expect_rc=5)
+        alice = b.client("phone", clean=False, username="alice", password="pw", expect_sp=1)
+        alice.expect_publish(topic="home/alice/door", payload=b"open")
+        # While the owner is online, another user cannot kick it off either.
+        b.raw().connect("phone", clean=False, username="bob", password="pw", expect_rc=5)
+        alice.ping()
+
     # -- 5: topic bounds ---------------------------------------------------------
 
     def test_topic_levels_bounded_on_publish_subscribe_and_will(self):
