@@ -187,5 +187,24 @@ class AclPathsTest(unittest.TestCase):
                        r"limits.max_topic_length", timeout=5)
 
 
+    # -- 6: big SUBSCRIBEs ------------------------------------------------------
+
+    def test_subscribe_with_500_filters_MQTT_3_8_4_5(self):
+        b = self.start(conf("allow_anonymous: true\n"))
+        c = b.client("ha-500")
+        filters = [("homeassistant/sensor/s%03d/config" % i, i % 3) for i in range(500)]
+        self.assertEqual(c.subscribe(filters), [i % 3 for i in range(500)])
+        pub = b.client("pub")
+        pub.publish("homeassistant/sensor/s499/config", b"x", qos=1)
+        c.expect_publish(topic="homeassistant/sensor/s499/config", payload=b"x")
+
+    def test_subscribe_filters_bounded_by_max_subscriptions(self):
+        b = self.start(conf("allow_anonymous: true\nlimits: {max_subscriptions: 300}\n"))
+        c = b.client("ha-cap")
+        codes = c.subscribe([("t/%03d" % i, 1) for i in range(500)])
+        self.assertEqual(codes, [1] * 300 + [0x80] * 200)
+        c.ping()
+
+
 if __name__ == "__main__":
     roostlib.main()
