@@ -285,10 +285,29 @@ static bool collect_target(void *ctx, void *sub, uint8_t options)
 	return true;
 }
 
+/* limits.max_retained_messages: a message on a topic with nothing retained
+ * yet may not add one beyond the cap (replacing and clearing always work).
+ * Logged at the 1st, 2nd, 4th ... refusal. */
+static bool retain_room(roost_broker *b, const roost_msg *msg)
+{
+	uint32_t cap = b->cfg->limits.max_retained_messages;
+	if (!cap || msg->payload_len == 0 || roost_topic_tree_retained_count(b->tree) < cap ||
+	    roost_topic_tree_retain_find(b->tree, msg->topic, msg->topic_len))
+		return true;
+	uint64_t n = ++b->retain_refused;
+	if (!(n & (n - 1)))
+		roost_log_warn(b->log, "retained message on new topic %.*s not kept: limits.max_retained_messages "
+		               "(%u) reached; %llu refused so far", msg->topic_len > 200 ? 200 : (int)msg->topic_len,
+		               msg->topic, cap, (unsigned long long)n);
+	return false;
+}
+
 static void retain_store(roost_broker *b, roost_msg *msg)
 {
 	void *old = NULL;
 	roost_err err;
+	if (!retain_room(b, msg))
+		return;
 	if (msg->payload_len == 0) {
 		/* [MQTT-3.3.1-10] a zero-length retained message removes the
 		 * retained message; [MQTT-3.3.1-11] and is not stored. */

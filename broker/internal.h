@@ -125,6 +125,7 @@ struct roost_broker {
 	uint64_t component_ids;
 
 	roost_broker_stats stats;
+	uint64_t retain_refused;          /* new retained topics refused by limits.max_retained_messages */
 	bool shutting_down;
 };
 

@@ -206,5 +206,26 @@ class AclPathsTest(unittest.TestCase):
         c.ping()
 
 
+    # -- 7: the retained cap ------------------------------------------------------
+
+    def test_max_retained_messages_caps_new_topics_only(self):
+        b = self.start(conf("allow_anonymous: true\nlimits: {max_retained_messages: 3}\n"))
+        sub = b.client("live")
+        sub.subscribe([("r/#", 0)])
+        pub = b.client("pub")
+        for i in range(4):
+            pub.publish("r/%d" % i, b"v%d" % i, qos=1, retain=True)
+        b.wait_for_log(r"retained message on new topic r/3 not kept: limits.max_retained_messages \(3\)",
+                       timeout=5)
+        self.assertEqual(len(sub.drain_publishes(idle=0.3)), 4)   # still delivered live
+        pub.publish("r/0", b"new0", qos=1, retain=True)           # replacing works
+        pub.publish("r/1", b"", qos=1, retain=True)               # clearing works
+        pub.publish("r/4", b"v4", qos=1, retain=True)             # room again after the clear
+        late = b.client("late")
+        late.subscribe([("r/#", 0)])
+        got = sorted((m.topic, m.payload) for m in late.drain_publishes(idle=0.4))
+        self.assertEqual(got, [("r/0", b"new0"), ("r/2", b"v2"), ("r/4", b"v4")])
+
+
 if __name__ == "__main__":
     roostlib.main()
