@@ -193,6 +193,39 @@ static void enqueue(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t q
 	}
 }
 
+/*
+ * Pacing of QoS 0 from the queue (retained sets sent on SUBSCRIBE): sent
+ * while the connection has at most ROOST_OUTPUT_HIGH_WATER unsent, the rest
+ * continued when its output drains below half of that. QoS 1/2 are paced by
+ * the inflight window and the acknowledgements instead.
+ *
+ * The drain is watched with a callback on the connection's output buffer,
+ * removed once it fired (and freed with the buffer when the connection
+ * goes). It belongs in connection.c (a conn_on_drain call); it is here
+ * until that module offers one.
+ */
+static size_t unsent(roost_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static void output_drained(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	roost_conn *c = arg;
+	if (!info->n_deleted || evbuffer_get_length(out) > ROOST_OUTPUT_HIGH_WATER / 2)
+		return;
+	evbuffer_remove_cb(out, output_drained, c);
+	if (c->state == CONN_ACTIVE && c->session)
+		broker_session_pump(c->b, c->session);
+}
+
+static void pump_when_drained(roost_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_remove_cb(out, output_drained, c); /* at most one */
+	evbuffer_add_cb(out, output_drained, c);
+}
+
 /* qos may carry ROOST_DELIVER_RETAIN. */
 static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t qos)
 {
@@ -209,14 +242,21 @@ static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t q
 		return;
 	if (online && roost_session_can_send_now(s, qos, &b->limits)) {
 		if ((qos & ROOST_DELIVER_QOS_MASK) == 0) {
-			if (conn_is_slow(c)) {
-				/* Stated drop policy: QoS 0 to a client that does not
-				 * read is dropped and counted, never buffered without
-				 * bound. */
+			if (!conn_is_slow(c)) {
+				conn_send_publish(c, msg, qos, 0, false);
+				return;
+			}
+			if (!(qos & ROOST_DELIVER_RETAIN)) {
+				/* Stated drop policy: live QoS 0 to a client that does
+				 * not read is dropped and counted, never buffered
+				 * without bound. */
 				b->stats.msgs_dropped++;
 				return;
 			}
-			conn_send_publish(c, msg, qos, 0, false);
+			/* A retained set larger than the output allows waits in
+			 * the queue (bounded by its limits) for the drain. */
+			enqueue(b, s, msg, qos);
+			pump_when_drained(c);
 			return;
 		}
 		uint16_t pid;
@@ -243,6 +283,10 @@ void broker_session_pump(roost_broker *b, roost_session *s)
 		if (!may_receive(b, s, msg)) {
 			roost_session_drop_head(s);
 			continue;
+		}
+		if ((qos & ROOST_DELIVER_QOS_MASK) == 0 && unsent(c) > ROOST_OUTPUT_HIGH_WATER) {
+			pump_when_drained(c);
+			break;
 		}
 		if (!roost_session_dequeue(s, &b->limits, &msg, &qos, &pid))
 			break;

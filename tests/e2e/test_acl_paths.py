@@ -227,5 +227,36 @@ class AclPathsTest(unittest.TestCase):
         self.assertEqual(got, [("r/0", b"new0"), ("r/2", b"v2"), ("r/4", b"v4")])
 
 
+    # -- 8: retained sets paced by the same back-pressure as live traffic ------------
+
+    def retained_snapshots(self, qos):
+        """100 retained 100 KB messages (camera snapshots); a subscriber that
+        reads normally gets all 100, in order, and stays connected."""
+        b = self.start(conf("allow_anonymous: true\n"))
+        pub = b.client("cams")
+        for i in range(100):
+            pub.publish("cam/%03d/snapshot" % i, bytes([i]) * 100000, qos=1, retain=True)
+        sub = b.client("viewer-%d" % qos)
+        mark = b.log_mark()
+        self.assertEqual(sub.subscribe([("cam/#", qos)]), [qos])
+        got = sub.drain_publishes(idle=2.0)
+        self.assertEqual(len(got), 100, "got %d of 100 retained snapshots" % len(got))
+        for m in got:
+            self.assertTrue(m.retain)                      # [MQTT-3.3.1-6]
+            self.assertEqual(len(m.payload), 100000)
+            self.assertEqual(m.topic, "cam/%03d/snapshot" % m.payload[0])
+        self.assertEqual(sorted(m.payload[0] for m in got), list(range(100)))
+        sub.ping()                                          # not cut off
+        self.assertIsNone(b.find_log(r"viewer-%d.*closed" % qos, since=mark))
+        pub.publish("cam/live", b"after", qos=1)
+        sub.expect_publish(topic="cam/live", payload=b"after")
+
+    def test_retained_set_paced_qos0(self):
+        self.retained_snapshots(0)
+
+    def test_retained_set_paced_qos1(self):
+        self.retained_snapshots(1)
+
+
 if __name__ == "__main__":
     roostlib.main()
