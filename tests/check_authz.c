@@ -140,6 +140,15 @@ static int hook_deny_write(void *ctx, const char *client_id, const char *usernam
 	return ROOST_AUTH_DEFER;
 }
 
+static roost_acl *acl_of(const char *text)
+{
+	roost_acl *acl = NULL;
+	roost_config_errors errs = {0};
+	ck_assert_int_eq(roost_acl_load_string("acl", text, strlen(text), &acl, &errs), ROOST_OK);
+	roost_config_errors_cleanup(&errs);
+	return acl;
+}
+
 static roost_err pub(roost_broker *b, const char *id, const char *user, const char *topic)
 {
 	const char *why = NULL;
@@ -175,10 +184,7 @@ START_TEST(test_authz_publish_acl_applies_to_bridge_topic_and_clients)
 {
 	fixture f;
 	setup(&f, 1);
-	roost_config_errors errs = {0};
-	static const char text[] = "user alice\ntopic write home/alice/#\ntopic write $SYS/broker/connection/#\n";
-	ck_assert_int_eq(roost_acl_load_string("acl", text, strlen(text), &f.b->acl, &errs), ROOST_OK);
-	roost_config_errors_cleanup(&errs);
+	f.b->acl = acl_of("user alice\ntopic write home/alice/#\ntopic write $SYS/broker/connection/#\n");
 	ck_assert_int_eq(pub(f.b, "a", "alice", "home/alice/door"), ROOST_OK);
 	ck_assert_int_eq(pub(f.b, "a", "alice", "home/bob/door"), ROOST_ERR_NOT_AUTHORIZED);
 	ck_assert_int_eq(pub(f.b, "a", "alice", "$SYS/broker/connection/a/state"), ROOST_OK);
@@ -244,6 +250,30 @@ START_TEST(test_authz_component_publish_refused_with_error)
 }
 END_TEST
 
+/* A will is decided again for the rights of the moment: one its client may
+ * no longer publish is dropped (released, c->will NULL). */
+START_TEST(test_authz_will_decided_again_when_rights_shrink)
+{
+	fixture f;
+	setup(&f, 1);
+	f.b->acl = acl_of("user alice\ntopic write shared/#\n");
+	roost_session *s = roost_session_new("a1", 2, false);
+	roost_session_set_username(s, "alice", 5);
+	roost_listener lo = {.loopback = true};
+	roost_conn c = {.b = f.b, .listener = &lo, .session = s, .state = CONN_ACTIVE};
+	c.will = roost_msg_new("shared/gone", 11, (const uint8_t *)"x", 1, 1, false);
+	ck_assert(broker_authz_will(f.b, &c));
+	ck_assert_ptr_nonnull(c.will);
+	roost_acl_free(f.b->acl);
+	f.b->acl = acl_of("user alice\ntopic write home/#\n");
+	ck_assert(!broker_authz_will(f.b, &c));
+	ck_assert_ptr_null(c.will);
+	ck_assert(broker_authz_will(f.b, &c)); /* nothing left to decide */
+	roost_session_free(s);
+	teardown(&f);
+}
+END_TEST
+
 Suite *authz_suite(void);
 Suite *authz_suite(void)
 {
@@ -255,6 +285,7 @@ Suite *authz_suite(void)
 	tcase_add_test(tc, test_authz_publish_dollar_rule_MQTT_4_7_2_1);
 	tcase_add_test(tc, test_authz_publish_acl_applies_to_bridge_topic_and_clients);
 	tcase_add_test(tc, test_authz_component_publish_refused_with_error);
+	tcase_add_test(tc, test_authz_will_decided_again_when_rights_shrink);
 	suite_add_tcase(s, tc);
 	return s;
 }
