@@ -15,9 +15,10 @@ import roostlib
 from roostlib import Broker, Will
 
 
-def conf(extra=""):
+def conf(extra="", db=None):
+    store = "{enabled: true, path: %s}" % db if db else "{enabled: false}"
     return ("listeners:\n  - port: 0\n    bind: 127.0.0.1\n"
-            "http: {port: -1}\npersistence: {enabled: false}\nlog: {level: debug}\n%s" % extra)
+            "http: {port: -1}\npersistence: %s\nlog: {level: debug}\n%s" % (store, extra))
 
 
 class AclPathsTest(unittest.TestCase):
@@ -45,14 +46,17 @@ class AclPathsTest(unittest.TestCase):
         with open(self.acl, "w") as f:
             f.write(text)
 
-    def users_broker(self, extra=""):
+    def users_broker(self, extra="", db=None):
         for i, name in enumerate(("alice", "bob")):
             args = ["-c"] if i == 0 else []
             r = subprocess.run(["mosquitto_passwd"] + args + ["-b", self.pw, name, "pw"],
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stderr)
         self.write_acl(self.ACL)
-        return self.start(conf("password_file: %s\nacl_file: %s\n%s" % (self.pw, self.acl, extra)))
+        return self.start(self.users_conf(extra, db))
+
+    def users_conf(self, extra="", db=None):
+        return conf("password_file: %s\nacl_file: %s\n%s" % (self.pw, self.acl, extra), db)
 
     def reload(self, b, acl):
         self.write_acl(acl)
@@ -123,6 +127,25 @@ class AclPathsTest(unittest.TestCase):
         got = [(m.topic, m.payload) for m in alice.drain_publishes(idle=0.5)]
         self.assertEqual(got, [("shared/public", b"p1"), ("shared/public", b"p2")])
         b.wait_for_log(r"alice-q: delivery on shared/secret dropped: the receiver may not read it", timeout=5)
+
+    def test_denied_queued_message_removed_from_the_store_too(self):
+        db = os.path.join(self.dir, "roost.db")
+        b = self.users_broker(db=db)
+        alice = b.client("alice-s", clean=False, username="alice", password="pw")
+        alice.subscribe([("shared/#", 1)])
+        alice.disconnect()
+        b.client("bob-s", username="bob", password="pw").publish("shared/secret", b"s1", qos=1)
+        self.reload(b, self.ACL.replace("topic readwrite shared/#\ntopic write",
+                                        "topic readwrite shared/#\ntopic deny shared/secret\ntopic write"))
+        alice = b.client("alice-s", clean=False, username="alice", password="pw", expect_sp=1)
+        alice.expect_no_publish(0.5)
+        alice.disconnect()
+        b.stop()
+        # Granted again after a restart: the dropped delivery must not come back.
+        self.write_acl(self.ACL)
+        b2 = self.start(self.users_conf(db=db))
+        alice = b2.client("alice-s", clean=False, username="alice", password="pw", expect_sp=1)
+        alice.expect_no_publish(0.5)
 
     def test_retained_not_sent_when_user_may_no_longer_read(self):
         b = self.users_broker()
