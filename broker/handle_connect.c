@@ -157,7 +157,7 @@ static bool connect_authorise_will(roost_conn *c, const roost_connect *req, cons
 	char line[300];
 	snprintf(line, sizeof line, "will on %.*s refused: %s", (int)(req->will_topic.len > 200 ? 200 : req->will_topic.len),
 	         (const char *)req->will_topic.ptr, why);
-	refuse(c, req, roost_err_connack_v311(ROOST_ERR_NOT_AUTHORIZED), line);
+	refuse(c, req, ROOST_CONNACK_NOT_AUTHORIZED, line);
 	return false;
 }
 
@@ -172,7 +172,7 @@ static bool connect_check_owner(roost_conn *c, const roost_connect *req, const c
 	roost_session *s = broker_session_find(c->b, (const char *)req->client_id.ptr, req->client_id.len);
 	if (!s || roost_session_clean(s) || roost_session_owned_by(s, user))
 		return true;
-	refuse(c, req, roost_err_connack_v311(ROOST_ERR_NOT_AUTHORIZED),
+	refuse(c, req, ROOST_CONNACK_NOT_AUTHORIZED,
 	       user ? "this client id's persistent session belongs to another user"
 	            : "this client id's persistent session belongs to a user; anonymous clients may not use it");
 	return false;
