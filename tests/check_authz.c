@@ -3,6 +3,8 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -274,6 +276,65 @@ START_TEST(test_authz_will_decided_again_when_rights_shrink)
 }
 END_TEST
 
+/* The topics of the PUBLISH packets written to out, comma-separated. */
+static void published_topics(struct evbuffer *out, char *buf, size_t cap)
+{
+	size_t len = evbuffer_get_length(out);
+	const uint8_t *p = evbuffer_pullup(out, (ev_ssize_t)len);
+	buf[0] = '\0';
+	for (size_t off = 0; off < len;) {
+		roost_frame f = {0};
+		roost_codec_error e = {0};
+		roost_err err = roost_frame_peek(p + off, len - off, 1u << 20, 4, &f, &e);
+		ck_assert(err == ROOST_OK || err == ROOST_ERR_NEED_MORE);
+		ck_assert_uint_le(off + f.total_len, len);
+		roost_publish pub;
+		ck_assert_int_eq(roost_decode_publish(p + off, f.total_len, 4, &pub, &e), ROOST_OK);
+		size_t n = strlen(buf);
+		snprintf(buf + n, cap - n, "%s%.*s", n ? "," : "", (int)pub.topic.len, (const char *)pub.topic.ptr);
+		off += f.total_len;
+	}
+}
+
+/* The single point where a queued delivery leaves for the wire decides for
+ * the receiver's rights now: a denied one is dropped, the rest go out in
+ * order; what is inflight already is not asked again [MQTT-4.4.0-1]. */
+START_TEST(test_authz_pump_checks_each_queued_delivery_for_its_receiver)
+{
+	fixture f;
+	setup(&f, 1);
+	f.b->acl = acl_of("user alice\ntopic read shared/#\ntopic deny shared/secret\n");
+	int fds[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	roost_session *s = roost_session_new("a1", 2, false);
+	roost_session_set_username(s, "alice", 5);
+	roost_listener lo = {.loopback = true};
+	roost_conn c = {.b = f.b, .listener = &lo, .session = s, .state = CONN_ACTIVE, .version = 4};
+	c.bev = bufferevent_socket_new(f.base, fds[0], BEV_OPT_CLOSE_ON_FREE);
+	ck_assert_ptr_nonnull(c.bev);
+	static const char *const topics[] = {"shared/a", "shared/secret", "shared/b", "other/x"};
+	roost_enqueue_result r;
+	for (size_t i = 0; i < 4; i++) {
+		roost_msg *m = roost_msg_new(topics[i], strlen(topics[i]), (const uint8_t *)"p", 1, 1, false);
+		ck_assert_int_eq(roost_session_enqueue(s, m, 1, &f.b->limits, &r), ROOST_OK);
+		roost_msg_unref(m);
+	}
+	roost_session_set_conn(s, &c);
+	broker_session_pump(f.b, s);
+	char got[128];
+	published_topics(bufferevent_get_output(c.bev), got, sizeof got);
+	ck_assert_str_eq(got, "shared/a,shared/b");
+	ck_assert_uint_eq(roost_session_queue_len(s), 0);
+	ck_assert_uint_eq(roost_session_inflight_len(s), 2);
+	ck_assert_uint_eq(roost_session_stats_get(s)->dropped_denied, 2);
+	roost_session_set_conn(s, NULL);
+	bufferevent_free(c.bev);
+	close(fds[1]);
+	roost_session_free(s);
+	teardown(&f);
+}
+END_TEST
+
 Suite *authz_suite(void);
 Suite *authz_suite(void)
 {
@@ -286,6 +347,7 @@ Suite *authz_suite(void)
 	tcase_add_test(tc, test_authz_publish_acl_applies_to_bridge_topic_and_clients);
 	tcase_add_test(tc, test_authz_component_publish_refused_with_error);
 	tcase_add_test(tc, test_authz_will_decided_again_when_rights_shrink);
+	tcase_add_test(tc, test_authz_pump_checks_each_queued_delivery_for_its_receiver);
 	suite_add_tcase(s, tc);
 	return s;
 }
