@@ -144,6 +144,31 @@ static void revoke_subscriptions(roost_broker *b)
 	}
 }
 
+bool broker_authz_will(roost_broker *b, roost_conn *c)
+{
+	if (!c->will || !c->session)
+		return true;
+	const char *why = NULL;
+	roost_session *s = c->session;
+	if (broker_authz_publish(b, roost_session_client_id(s), roost_session_username(s), c->will->topic,
+	                         c->will->topic_len, &why) == ROOST_OK)
+		return true;
+	roost_log_notice(b->log, "client %s: will on %.*s dropped: %s", roost_session_client_id(s),
+	                 c->will->topic_len > 200 ? 200 : (int)c->will->topic_len, c->will->topic, why);
+	roost_msg_unref(c->will);
+	c->will = NULL;
+	return false;
+}
+
+/* Drop every will its client may no longer publish: the files only change
+ * here, so for them this is the decision at publish time. */
+static void revoke_wills(roost_broker *b)
+{
+	for (roost_conn *c = b->conns; c; c = c->next)
+		if (c->state == CONN_ACTIVE)
+			broker_authz_will(b, c);
+}
+
 void roost_broker_reload_auth(roost_broker *b)
 {
 	if (!b->cfg->password_file && !b->cfg->acl_file)
@@ -162,6 +187,7 @@ void roost_broker_reload_auth(roost_broker *b)
 	                 acl ? roost_acl_count(acl) : 0);
 	if (acl)
 		revoke_subscriptions(b);
+	revoke_wills(b);
 }
 
 /* ---- decisions ---- */
@@ -201,10 +227,10 @@ int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, 
 	return ROOST_AUTH_DENY;
 }
 
-bool broker_authz_topic(roost_broker *b, roost_session *s, const char *topic, size_t len, int access)
+/* The hooks, then (with use_file) the acl_file, decide for one identity. */
+static bool topic_allowed(roost_broker *b, const char *client_id, const char *username, const char *topic,
+                          size_t len, int access, bool use_file)
 {
-	const char *username = roost_session_username(s);
-	const char *client_id = roost_session_client_id(s);
 	for (struct hook_entry *e = b->hooks; e; e = e->next) {
 		if (!e->hook->acl)
 			continue;
@@ -212,7 +238,56 @@ bool broker_authz_topic(roost_broker *b, roost_session *s, const char *topic, si
 		if (v != ROOST_AUTH_DEFER)
 			return v == ROOST_AUTH_ALLOW;
 	}
-	if (!b->acl)
+	if (!b->acl || !use_file)
 		return true;
 	return roost_acl_check(b->acl, client_id, username, topic, len, access);
+}
+
+bool broker_authz_topic(roost_broker *b, roost_session *s, const char *topic, size_t len, int access)
+{
+	return topic_allowed(b, roost_session_client_id(s), roost_session_username(s), topic, len, access, true);
+}
+
+/*
+ * [MQTT-4.7.2-1] '$' topics belong to the broker. The one exception is a
+ * bridge's notification topic for its own connection,
+ * $SYS/broker/connection/<its client id>/state, which other brokers
+ * (Mosquitto's bridges) publish into the broker they connect to.
+ */
+static bool dollar_allowed(const char *client_id, const char *topic, size_t len)
+{
+	static const char pre[] = "$SYS/broker/connection/", post[] = "/state";
+	if (len == 0 || topic[0] != '$')
+		return true;
+	if (!client_id)
+		return false; /* components publish no '$' topics */
+	size_t id = strlen(client_id), np = sizeof pre - 1, ns = sizeof post - 1;
+	return len == np + id + ns && memcmp(topic, pre, np) == 0 && memcmp(topic + np, client_id, id) == 0 &&
+	       memcmp(topic + np + id, post, ns) == 0;
+}
+
+roost_err broker_authz_publish(roost_broker *b, const char *client_id, const char *username, const char *topic,
+                               size_t len, const char **why)
+{
+	if (!roost_topic_name_valid((const uint8_t *)topic, len)) {
+		*why = "not a valid topic name";
+		return ROOST_ERR_BAD_TOPIC;
+	}
+	const roost_limits_config *lim = &b->cfg->limits;
+	roost_err err = roost_topic_check_limits(topic, len, lim->max_topic_levels, lim->max_topic_length, why);
+	if (err)
+		return err;
+	if (!dollar_allowed(client_id, topic, len)) {
+		*why = "$ topics are reserved for the broker";
+		return ROOST_ERR_NOT_AUTHORIZED;
+	}
+	/* A component has no entry in the acl_file (it is not an MQTT client,
+	 * so not anonymous either); the hooks decide for it, as "$component". */
+	bool ok = topic_allowed(b, client_id ? client_id : "$component", username, topic, len, ROOST_ACL_WRITE,
+	                        client_id != NULL);
+	if (!ok) {
+		*why = "denied by the ACL";
+		return ROOST_ERR_NOT_AUTHORIZED;
+	}
+	return ROOST_OK;
 }

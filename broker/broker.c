@@ -159,30 +159,104 @@ void broker_session_destroy(roost_broker *b, roost_session *s)
 
 /* ---- delivery ---- */
 
+/*
+ * The check of every delivery not yet on the wire, against the receiver's
+ * rights at this moment: a reloaded ACL applies at once, to subscriptions
+ * made before it, to queued messages and to retained ones. Asked where a
+ * delivery is sent or queued for an online receiver, and where a queued
+ * one leaves the queue (broker_session_pump). A flow already on the wire
+ * (inflight) is not asked again: it may complete [MQTT-4.4.0-1].
+ */
+static bool may_receive(roost_broker *b, roost_session *s, const roost_msg *msg)
+{
+	if (!b->acl && !b->hooks)
+		return true;
+	if (broker_authz_topic(b, s, msg->topic, msg->topic_len, ROOST_ACL_READ))
+		return true;
+	b->stats.msgs_dropped++;
+	roost_log_debug(b->log, "client %s: delivery on %.*s dropped: the receiver may not read it",
+	                roost_session_client_id(s), msg->topic_len > 200 ? 200 : (int)msg->topic_len, msg->topic);
+	return false;
+}
+
+static void enqueue(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t qos)
+{
+	roost_enqueue_result r;
+	if (roost_session_enqueue(s, msg, qos, &b->limits, &r) != ROOST_OK || r != ROOST_ENQUEUED) {
+		b->stats.msgs_dropped++;
+		/* Logged at the 1st, 2nd, 4th, 8th ... drop: visible, never a flood. */
+		uint64_t n = roost_session_stats_get(s)->dropped_qos12;
+		if ((qos & ROOST_DELIVER_QOS_MASK) && n && !(n & (n - 1)))
+			roost_log_warn(b->log, "client %s: queue full (limits.max_queued_messages/bytes), dropped "
+			               "a QoS %u message on %s; %llu dropped so far", roost_session_client_id(s),
+			               qos & ROOST_DELIVER_QOS_MASK, msg->topic, (unsigned long long)n);
+	}
+}
+
+/*
+ * Pacing of QoS 0 from the queue (retained sets sent on SUBSCRIBE): sent
+ * while the connection has at most ROOST_OUTPUT_HIGH_WATER unsent, the rest
+ * continued when its output drains below half of that. QoS 1/2 are paced by
+ * the inflight window and the acknowledgements instead.
+ *
+ * The drain is watched with a callback on the connection's output buffer,
+ * removed once it fired (and freed with the buffer when the connection
+ * goes). It belongs in connection.c (a conn_on_drain call); it is here
+ * until that module offers one.
+ */
+static size_t unsent(roost_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static void output_drained(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	roost_conn *c = arg;
+	if (!info->n_deleted || evbuffer_get_length(out) > ROOST_OUTPUT_HIGH_WATER / 2)
+		return;
+	evbuffer_remove_cb(out, output_drained, c);
+	if (c->state == CONN_ACTIVE && c->session)
+		broker_session_pump(c->b, c->session);
+}
+
+static void pump_when_drained(roost_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_remove_cb(out, output_drained, c); /* at most one */
+	evbuffer_add_cb(out, output_drained, c);
+}
+
+/* qos may carry ROOST_DELIVER_RETAIN. */
 static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t qos)
 {
 	void *sink_ctx;
 	roost_session_sink_fn sink = roost_session_sink(s, &sink_ctx);
 	if (sink) {
-		sink(sink_ctx, msg, qos); /* a component: called in place */
+		sink(sink_ctx, msg, qos & ROOST_DELIVER_QOS_MASK); /* a component: called in place */
 		return;
 	}
-	/* Checked at every delivery, so a reloaded ACL applies at once, also
-	 * to subscriptions made before it (only when an ACL or hook exists). */
-	if ((b->acl || b->hooks) && !broker_authz_topic(b, s, msg->topic, msg->topic_len, ROOST_ACL_READ))
-		return;
 	roost_conn *c = roost_session_conn(s);
 	bool online = c && c->state == CONN_ACTIVE;
+	/* Offline, the receiver's rights are decided when it is back. */
+	if (online && !may_receive(b, s, msg))
+		return;
 	if (online && roost_session_can_send_now(s, qos, &b->limits)) {
-		if (qos == 0) {
-			if (conn_is_slow(c)) {
-				/* Stated drop policy: QoS 0 to a client that does not
-				 * read is dropped and counted, never buffered without
-				 * bound. */
+		if ((qos & ROOST_DELIVER_QOS_MASK) == 0) {
+			if (!conn_is_slow(c)) {
+				conn_send_publish(c, msg, qos, 0, false);
+				return;
+			}
+			if (!(qos & ROOST_DELIVER_RETAIN)) {
+				/* Stated drop policy: live QoS 0 to a client that does
+				 * not read is dropped and counted, never buffered
+				 * without bound. */
 				b->stats.msgs_dropped++;
 				return;
 			}
-			conn_send_publish(c, msg, 0, 0, false);
+			/* A retained set larger than the output allows waits in
+			 * the queue (bounded by its limits) for the drain. */
+			enqueue(b, s, msg, qos);
+			pump_when_drained(c);
 			return;
 		}
 		uint16_t pid;
@@ -192,18 +266,9 @@ static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t q
 		}
 		/* No memory for the slot: fall through to the queue. */
 	}
-	if (!online && qos == 0)
+	if (!online && (qos & ROOST_DELIVER_QOS_MASK) == 0)
 		return; /* QoS 0 is not kept for offline sessions [MQTT-3.1.2-5] */
-	roost_enqueue_result r;
-	if (roost_session_enqueue(s, msg, qos, &b->limits, &r) != ROOST_OK || r != ROOST_ENQUEUED) {
-		b->stats.msgs_dropped++;
-		/* Logged at the 1st, 2nd, 4th, 8th ... drop: visible, never a flood. */
-		uint64_t n = roost_session_stats_get(s)->dropped_qos12;
-		if (qos > 0 && n && !(n & (n - 1)))
-			roost_log_warn(b->log, "client %s: queue full (limits.max_queued_messages/bytes), dropped "
-			               "a QoS %u message on %s; %llu dropped so far", roost_session_client_id(s), qos,
-			               msg->topic, (unsigned long long)n);
-	}
+	enqueue(b, s, msg, qos);
 }
 
 void broker_session_pump(roost_broker *b, roost_session *s)
@@ -214,7 +279,17 @@ void broker_session_pump(roost_broker *b, roost_session *s)
 	roost_msg *msg;
 	uint8_t qos;
 	uint16_t pid;
-	while (roost_session_dequeue(s, &b->limits, &msg, &qos, &pid)) {
+	while (roost_session_peek(s, &msg, &qos)) {
+		if (!may_receive(b, s, msg)) {
+			roost_session_drop_head(s);
+			continue;
+		}
+		if ((qos & ROOST_DELIVER_QOS_MASK) == 0 && unsent(c) > ROOST_OUTPUT_HIGH_WATER) {
+			pump_when_drained(c);
+			break;
+		}
+		if (!roost_session_dequeue(s, &b->limits, &msg, &qos, &pid))
+			break;
 		conn_send_publish(c, msg, qos, pid, false);
 		roost_msg_unref(msg);
 	}
@@ -254,10 +329,29 @@ static bool collect_target(void *ctx, void *sub, uint8_t options)
 	return true;
 }
 
+/* limits.max_retained_messages: a message on a topic with nothing retained
+ * yet may not add one beyond the cap (replacing and clearing always work).
+ * Logged at the 1st, 2nd, 4th ... refusal. */
+static bool retain_room(roost_broker *b, const roost_msg *msg)
+{
+	uint32_t cap = b->cfg->limits.max_retained_messages;
+	if (!cap || msg->payload_len == 0 || roost_topic_tree_retained_count(b->tree) < cap ||
+	    roost_topic_tree_retain_find(b->tree, msg->topic, msg->topic_len))
+		return true;
+	uint64_t n = ++b->retain_refused;
+	if (!(n & (n - 1)))
+		roost_log_warn(b->log, "retained message on new topic %.*s not kept: limits.max_retained_messages "
+		               "(%u) reached; %llu refused so far", msg->topic_len > 200 ? 200 : (int)msg->topic_len,
+		               msg->topic, cap, (unsigned long long)n);
+	return false;
+}
+
 static void retain_store(roost_broker *b, roost_msg *msg)
 {
 	void *old = NULL;
 	roost_err err;
+	if (!retain_room(b, msg))
+		return;
 	if (msg->payload_len == 0) {
 		/* [MQTT-3.3.1-10] a zero-length retained message removes the
 		 * retained message; [MQTT-3.3.1-11] and is not stored. */
@@ -291,8 +385,18 @@ roost_err broker_publish(roost_broker *b, roost_msg *msg)
 	return ROOST_OK;
 }
 
+/* The component path (the HTTP API, the example component, a third
+ * party's): the same decision as a client's PUBLISH, refused with an error
+ * the component can report (HTTP 403 / 400). */
 roost_err roost_broker_publish(roost_broker *b, roost_msg *msg)
 {
+	const char *why = NULL;
+	roost_err err = broker_authz_publish(b, NULL, NULL, msg->topic, msg->topic_len, &why);
+	if (err) {
+		roost_log_notice(b->log, "component publish to %.*s refused: %s", msg->topic_len > 200 ? 200 : (int)msg->topic_len,
+		                 msg->topic, why);
+		return err;
+	}
 	return broker_publish(b, msg);
 }
 
@@ -302,29 +406,14 @@ typedef struct retained_ctx {
 	uint8_t qos;
 } retained_ctx;
 
+/* [MQTT-3.3.1-6] retained messages sent on subscribe carry RETAIN 1. They
+ * take the same path as live messages, so the window, the ordering rules
+ * and the receiver's rights hold for them too. */
 static bool send_retained_visit(void *ctx, void *value)
 {
 	retained_ctx *r = ctx;
 	roost_msg *msg = value;
-	if ((r->b->acl || r->b->hooks) &&
-	    !broker_authz_topic(r->b, r->s, msg->topic, msg->topic_len, ROOST_ACL_READ))
-		return true; /* retained delivery obeys the ACL too */
-	uint8_t qos = (msg->qos < r->qos ? msg->qos : r->qos) | ROOST_DELIVER_RETAIN;
-	roost_conn *c = roost_session_conn(r->s);
-	/* [MQTT-3.3.1-6] retained messages sent on subscribe carry RETAIN 1.
-	 * They go through the same queue/inflight path as live messages so the
-	 * window and ordering rules hold. */
-	if (c && c->state == CONN_ACTIVE && roost_session_can_send_now(r->s, qos, &r->b->limits)) {
-		uint16_t pid = 0;
-		if ((qos & ROOST_DELIVER_QOS_MASK) &&
-		    roost_session_inflight_add(r->s, msg, qos, &pid) != ROOST_OK)
-			return true;
-		conn_send_publish(c, msg, qos, pid, false);
-		return true;
-	}
-	roost_enqueue_result res;
-	if (roost_session_enqueue(r->s, msg, qos, &r->b->limits, &res) != ROOST_OK || res != ROOST_ENQUEUED)
-		r->b->stats.msgs_dropped++;
+	deliver(r->b, r->s, msg, (msg->qos < r->qos ? msg->qos : r->qos) | ROOST_DELIVER_RETAIN);
 	return true;
 }
 

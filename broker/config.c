@@ -163,6 +163,9 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  *   limits.connect_timeout        1..3600 seconds, default 10
  *   limits.max_keepalive          0..65535 seconds, default 65535
  *   limits.max_subscriptions      0..10000000 per client, default 0 (unlimited)
+ *   limits.max_topic_levels       1..65535 levels per topic or filter, default 200
+ *   limits.max_topic_length       1..65535 bytes per topic or filter, default 65535
+ *   limits.max_retained_messages  0..100000000, default 0 (unlimited)
  *   log.level                     error|warning|notice|info|debug, default info
  *
  * Only the listening sockets need a restart; every other key applies to new
@@ -186,6 +189,9 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "limits.max_keepalive",         limits.max_keepalive,          0,  65535,     65535,     LIVE),
 	DEF_INT(roost_config, "limits.max_subscriptions",     limits.max_subscriptions,      0,  10000000,  0,         LIVE),
 	DEF_INT(roost_config, "limits.slow_client_timeout",   limits.slow_client_timeout,    1,  86400,     30,        LIVE),
+	DEF_INT(roost_config, "limits.max_topic_levels",      limits.max_topic_levels,       1,  65535,     200,       LIVE),
+	DEF_INT(roost_config, "limits.max_topic_length",      limits.max_topic_length,       1,  65535,     65535,     LIVE),
+	DEF_INT(roost_config, "limits.max_retained_messages", limits.max_retained_messages,  0,  100000000, 0,         LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
 	/* persistence: the durable store; no path = in memory only. */
 	DEF_BOOL(roost_config, "persistence.enabled", persistence.enabled, true, RESTART),

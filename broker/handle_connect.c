@@ -131,6 +131,53 @@ static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
 	return true;
 }
 
+/*
+ * Step 3b: authorise the will as the PUBLISH it may become [MQTT-3.1.2-8]:
+ * the same decision as a client's PUBLISH (topic limits, '$' rule, ACL),
+ * for the identity just verified. A will the client may not publish is
+ * refused now (3.1.1 CONNACK 0x05; v5 would be 0x87), never dropped
+ * silently later. It is decided again when it is published: rights can
+ * shrink meanwhile (broker_authz_will).
+ */
+static bool connect_authorise_will(roost_conn *c, const roost_connect *req, const char *user)
+{
+	if (!req->will_flag)
+		return true;
+	char *id = roost_strndup((const char *)req->client_id.ptr, req->client_id.len);
+	if (!id) {
+		refuse(c, req, ROOST_CONNACK_UNAVAILABLE, "out of memory");
+		return false;
+	}
+	const char *why = NULL;
+	roost_err err = broker_authz_publish(c->b, id, user, (const char *)req->will_topic.ptr, req->will_topic.len,
+	                                     &why);
+	roost_free(id);
+	if (err == ROOST_OK)
+		return true;
+	char line[300];
+	snprintf(line, sizeof line, "will on %.*s refused: %s", (int)(req->will_topic.len > 200 ? 200 : req->will_topic.len),
+	         (const char *)req->will_topic.ptr, why);
+	refuse(c, req, ROOST_CONNACK_NOT_AUTHORIZED, line);
+	return false;
+}
+
+/*
+ * Step 3c: a persistent session belongs to the user who created it: another
+ * user connecting with its client id (to resume it, or with clean session 1
+ * to take it over and discard it) is refused with CONNACK 0x05 (v5 would
+ * be 0x87), and the session stays its owner's.
+ */
+static bool connect_check_owner(roost_conn *c, const roost_connect *req, const char *user)
+{
+	roost_session *s = broker_session_find(c->b, (const char *)req->client_id.ptr, req->client_id.len);
+	if (!s || roost_session_clean(s) || roost_session_owned_by(s, user))
+		return true;
+	refuse(c, req, ROOST_CONNACK_NOT_AUTHORIZED,
+	       user ? "this client id's persistent session belongs to another user"
+	            : "this client id's persistent session belongs to a user; anonymous clients may not use it");
+	return false;
+}
+
 /* Step 4: attach a session, taking over any connection with the same id. */
 static bool connect_apply(roost_conn *c, const roost_connect *req, const char *user, bool *session_present)
 {
@@ -198,7 +245,8 @@ void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
 	char *user = NULL;
 	bool present = false;
 	bool ok = connect_decode(c, pkt, len, &req) && connect_check(c, &req, generated, sizeof generated) &&
-	          connect_authorise(c, &req, &user) && connect_apply(c, &req, user, &present);
+	          connect_authorise(c, &req, &user) && connect_authorise_will(c, &req, user) &&
+	          connect_check_owner(c, &req, user) && connect_apply(c, &req, user, &present);
 	roost_free(user);
 	if (!ok)
 		return;

@@ -11,24 +11,20 @@
 #include "roost/acl.h"
 
 /*
- * Step 3 of PUBLISH: may this client publish here? Topics starting with '$'
- * belong to the broker ($SYS/...) [MQTT-4.7.2-1]; the ACL decides the rest.
+ * Step 3 of PUBLISH: may this client publish here? broker_authz_publish
+ * decides ('$' topics belong to the broker [MQTT-4.7.2-1], then the ACL).
  * MQTT 3.1.1 cannot tell a publisher "no": the message is dropped,
  * acknowledged as usual, and logged.
  */
 static bool publish_allowed(roost_conn *c, const roost_publish *p)
 {
-	if (p->topic.len && p->topic.ptr[0] == '$') {
-		roost_log_notice(c->b->log, "client %s: PUBLISH to %.*s dropped: $ topics are reserved for the broker",
-		                 conn_client_id(c), (int)(p->topic.len > 200 ? 200 : p->topic.len), p->topic.ptr);
-		return false;
-	}
-	if (!broker_authz_topic(c->b, c->session, (const char *)p->topic.ptr, p->topic.len, ROOST_ACL_WRITE)) {
-		roost_log_notice(c->b->log, "client %s: PUBLISH to %.*s denied by the ACL", conn_client_id(c),
-		                 (int)(p->topic.len > 200 ? 200 : p->topic.len), p->topic.ptr);
-		return false;
-	}
-	return true;
+	const char *why = NULL;
+	if (broker_authz_publish(c->b, roost_session_client_id(c->session), roost_session_username(c->session),
+	                         (const char *)p->topic.ptr, p->topic.len, &why) == ROOST_OK)
+		return true;
+	roost_log_notice(c->b->log, "client %s: PUBLISH to %.*s dropped: %s", conn_client_id(c),
+	                 (int)(p->topic.len > 200 ? 200 : p->topic.len), p->topic.ptr, why);
+	return false;
 }
 
 void handle_publish(roost_conn *c, const uint8_t *pkt, size_t len)

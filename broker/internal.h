@@ -125,6 +125,7 @@ struct roost_broker {
 	uint64_t component_ids;
 
 	roost_broker_stats stats;
+	uint64_t retain_refused;          /* new retained topics refused by limits.max_retained_messages */
 	bool shutting_down;
 };
 
@@ -141,7 +142,10 @@ roost_err broker_session_add(roost_broker *b, roost_session *s);
 void broker_session_destroy(roost_broker *b, roost_session *s);
 /* Deliver whatever the session's queue allows now (after acks, on reconnect). */
 void broker_session_pump(roost_broker *b, roost_session *s);
-/* Fan out msg (borrowed) to matching subscribers, storing it if retained. */
+/* Fan out msg (borrowed) to matching subscribers, storing it if retained.
+ * This is the broker's own entry: it does not authorise. Only the broker's
+ * own messages ($SYS) come here directly; a message published for anyone
+ * else (a client, a will, a component) passes broker_authz_publish first. */
 roost_err broker_publish(roost_broker *b, roost_msg *msg);
 /* Send every retained message matching filter to the session, at most qos. */
 void broker_send_retained(roost_broker *b, roost_session *s, const char *filter, size_t len,
@@ -172,6 +176,20 @@ int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, 
                          const uint8_t *password, size_t plen, bool cert_identity, const char **why);
 /* May the session's client read/write/subscribe this topic or filter? */
 bool broker_authz_topic(roost_broker *b, roost_session *s, const char *topic, size_t len, int access);
+/*
+ * The one decision for every message in: a client's PUBLISH, a will (at
+ * CONNECT and again when it is published), a component's publish. client_id
+ * NULL means a component (the hooks decide, as "$component"; the acl_file
+ * has no entry for it). Checks, in order: a valid topic name
+ * (ROOST_ERR_BAD_TOPIC), the topic limits (ROOST_ERR_TOO_LARGE), the '$'
+ * rule and the ACL (ROOST_ERR_NOT_AUTHORIZED); *why says which.
+ */
+roost_err broker_authz_publish(roost_broker *b, const char *client_id, const char *username, const char *topic,
+                               size_t len, const char **why);
+/* Is c's will still one its client may publish? When not, it is dropped
+ * (released, c->will NULL) and logged. Asked at SIGHUP for every client,
+ * and meant to be asked just before a will is published. */
+bool broker_authz_will(roost_broker *b, roost_conn *c);
 void broker_authz_free(roost_broker *b);
 
 /* ---- tls.c ---- */

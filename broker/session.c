@@ -45,6 +45,7 @@ struct roost_session {
 	roost_session_sink_fn sink;
 	void *sink_ctx;
 	char *username;
+	bool owner_known;  /* false only for a session restored from a store */
 	const roost_session_journal *journal;
 	void *journal_ctx;
 	uint64_t next_seq;
@@ -111,10 +112,21 @@ roost_err roost_session_set_username(roost_session *s, const char *username, siz
 		return ROOST_ERR_NOMEM;
 	roost_free(s->username);
 	s->username = copy;
+	s->owner_known = true;
 	return ROOST_OK;
 }
 
 const char *roost_session_username(const roost_session *s) { return s->username; }
+bool roost_session_owner_known(const roost_session *s) { return s->owner_known; }
+
+bool roost_session_owned_by(const roost_session *s, const char *username)
+{
+	if (!s->owner_known)
+		return true;
+	if (!s->username || !username)
+		return s->username == username;
+	return strcmp(s->username, username) == 0;
+}
 
 void roost_session_set_sink(roost_session *s, roost_session_sink_fn fn, void *ctx)
 {
@@ -335,6 +347,28 @@ bool roost_session_dequeue(roost_session *s, const roost_session_limits *lim, ro
 	s->q_head = (s->q_head + 1) % s->q_cap;
 	s->q_len--;
 	return true;
+}
+
+bool roost_session_peek(const roost_session *s, roost_msg **msg, uint8_t *qos)
+{
+	if (!s->q_len)
+		return false;
+	*msg = s->q[s->q_head].msg;
+	*qos = s->q[s->q_head].qos;
+	return true;
+}
+
+void roost_session_drop_head(roost_session *s)
+{
+	assert(s->q_len > 0);
+	queued *head = &s->q[s->q_head];
+	if (head->qos & ROOST_DELIVER_QOS_MASK)
+		JOURNAL(s, delivery_remove, head->seq, head->msg->store_id);
+	s->stats.dropped_denied++;
+	s->q_bytes -= roost_msg_size(head->msg);
+	roost_msg_unref(head->msg);
+	s->q_head = (s->q_head + 1) % s->q_cap;
+	s->q_len--;
 }
 
 static void inflight_remove(roost_session *s, size_t i)

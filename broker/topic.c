@@ -650,3 +650,23 @@ bool roost_topic_matches(const char *filter, size_t flen, const char *topic, siz
 		ts = te + 1;
 	}
 }
+
+roost_err roost_topic_check_limits(const char *topic, size_t len, uint32_t max_levels, uint32_t max_length,
+                                   const char **why)
+{
+	if (max_length && len > max_length) {
+		*why = "the topic is longer than limits.max_topic_length";
+		return ROOST_ERR_TOO_LARGE;
+	}
+	if (!max_levels)
+		return ROOST_OK;
+	/* Levels are one more than the separators; stop counting at the bound. */
+	uint32_t levels = 1;
+	for (const char *p = topic, *end = topic + len; (p = memchr(p, '/', (size_t)(end - p))) != NULL; p++) {
+		if (++levels > max_levels) {
+			*why = "the topic has more levels than limits.max_topic_levels";
+			return ROOST_ERR_TOO_LARGE;
+		}
+	}
+	return ROOST_OK;
+}

@@ -1678,6 +1678,59 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
+/* Home Assistant sends up to 500 filters in one SUBSCRIBE: the spec sets no
+ * cap, and decoding stays allocation-free (entries walked in place); a
+ * SUBACK carries one code per filter [MQTT-3.8.4-5]. */
+START_TEST(test_MQTT_3_8_4_5_subscribe_500_filters_and_suback)
+{
+	enum { N = 500 };
+	static uint8_t pkt[8 + N * 8];
+	/* Body at pkt + 5: packet id, then N x (length 4, "fNNN", options). */
+	size_t body = 2;
+	uint8_t *p = pkt + 5;
+	*p++ = 0x00;
+	*p++ = 0x07;
+	for (unsigned i = 0; i < N; i++) {
+		*p++ = 0x00;
+		*p++ = 0x04;
+		p += sprintf((char *)p, "f%03u", i);
+		*p++ = i % 3;
+		body += 7;
+	}
+	/* Fixed header 0x82 and a 2-byte remaining length, right before the body. */
+	uint8_t *start = pkt + 2;
+	start[0] = 0x82;
+	start[1] = (uint8_t)(0x80 | (body & 0x7F));
+	start[2] = (uint8_t)(body >> 7);
+	size_t len = 3 + body;
+	roost_subscribe s;
+	roost_codec_error e = {0};
+	ck_assert_int_eq(roost_decode_subscribe(start, len, 4, &s, &e), ROOST_OK);
+	ck_assert_uint_eq(s.count, N);
+	ck_assert_uint_eq(s.packet_id, 7);
+	roost_sub_iter it;
+	roost_sub_entry en;
+	unsigned n = 0;
+	roost_sub_iter_init(&it, &s, true);
+	while (roost_sub_next(&it, &en)) {
+		char want[8];
+		snprintf(want, sizeof want, "f%03u", n);
+		ck_assert_uint_eq(en.filter.len, 4);
+		ck_assert(memcmp(en.filter.ptr, want, 4) == 0);
+		ck_assert_uint_eq(en.options, n % 3);
+		n++;
+	}
+	ck_assert_uint_eq(n, N);
+	uint8_t codes[N], out[N + 8];
+	memset(codes, 1, sizeof codes);
+	roost_suback ack = {.packet_id = 7, .codes = {codes, N}};
+	size_t need = roost_encode_suback(NULL, 0, 4, &ack);
+	ck_assert_uint_eq(need, 1 + 2 + 2 + N); /* remaining length 502 takes 2 bytes */
+	ck_assert_uint_eq(roost_encode_suback(out, sizeof out, 4, &ack), need);
+	ck_assert_uint_eq(out[0], 0x90);
+}
+END_TEST
+
 Suite *codec_suite(void)
 {
 	Suite *s = suite_create("codec");
@@ -1740,6 +1793,7 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_frame_too_large_as_soon_as_length_known);
 	tcase_add_test(tc, test_frame_need_more_for_every_prefix);
 	tcase_add_test(tc, test_topic_length_limit);
+	tcase_add_test(tc, test_MQTT_3_8_4_5_subscribe_500_filters_and_suback);
 	tcase_add_test(tc, test_encode_publish_header_accounts_for_payload);
 	tcase_add_test(tc, test_encoders_refuse_what_cannot_be_encoded);
 	suite_add_tcase(s, tc);

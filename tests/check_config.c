@@ -87,6 +87,9 @@ static void check_defaults(const roost_config *cfg)
 	ck_assert_uint_eq(cfg->limits.connect_timeout, 10);
 	ck_assert_uint_eq(cfg->limits.max_keepalive, 65535);
 	ck_assert_uint_eq(cfg->limits.max_subscriptions, 0);
+	ck_assert_uint_eq(cfg->limits.max_topic_levels, 200);
+	ck_assert_uint_eq(cfg->limits.max_topic_length, 65535);
+	ck_assert_uint_eq(cfg->limits.max_retained_messages, 0);
 	ck_assert_int_eq(cfg->log_level, ROOST_LOG_INFO);
 	ck_assert(cfg->persistence.enabled);
 	ck_assert_str_eq(cfg->persistence.path, "roost.db");
@@ -544,6 +547,9 @@ static const struct {
 	{"connect_timeout", 1, 3600},
 	{"max_keepalive", 0, 65535},
 	{"max_subscriptions", 0, 10000000},
+	{"max_topic_levels", 1, 65535},
+	{"max_topic_length", 1, 65535},
+	{"max_retained_messages", 0, 100000000},
 };
 
 static long long limit_value(const roost_config *cfg, const char *key)
@@ -557,6 +563,9 @@ static long long limit_value(const roost_config *cfg, const char *key)
 	if (!strcmp(key, "connect_timeout")) return l->connect_timeout;
 	if (!strcmp(key, "max_keepalive")) return l->max_keepalive;
 	if (!strcmp(key, "max_subscriptions")) return l->max_subscriptions;
+	if (!strcmp(key, "max_topic_levels")) return l->max_topic_levels;
+	if (!strcmp(key, "max_topic_length")) return l->max_topic_length;
+	if (!strcmp(key, "max_retained_messages")) return l->max_retained_messages;
 	ck_abort_msg("no such key %s", key);
 	return 0;
 }

@@ -429,6 +429,61 @@ START_TEST(test_session_restore_continues_seq_and_ids)
 }
 END_TEST
 
+/* A session belongs to the user who created it; a restored one (owner
+ * unknown) is claimed by the first. */
+START_TEST(test_session_owner)
+{
+	roost_session *s = roost_session_new("c", 1, false);
+	ck_assert(!roost_session_owner_known(s));
+	ck_assert(roost_session_owned_by(s, "anyone"));
+	ck_assert(roost_session_owned_by(s, NULL));
+	ck_assert_int_eq(roost_session_set_username(s, "alice", 5), ROOST_OK);
+	ck_assert(roost_session_owner_known(s));
+	ck_assert(roost_session_owned_by(s, "alice"));
+	ck_assert(!roost_session_owned_by(s, "alicex"));
+	ck_assert(!roost_session_owned_by(s, "bob"));
+	ck_assert(!roost_session_owned_by(s, NULL));
+	ck_assert_int_eq(roost_session_set_username(s, NULL, 0), ROOST_OK); /* anonymous owner */
+	ck_assert(roost_session_owned_by(s, NULL));
+	ck_assert(!roost_session_owned_by(s, "alice"));
+	roost_session_free(s);
+}
+END_TEST
+
+/* A queued delivery the receiver may no longer read is dropped unsent:
+ * released, removed from the journal (so from the store), counted. */
+START_TEST(test_session_drop_head_releases_and_journals)
+{
+	roost_session *s = roost_session_new("c", 1, false);
+	jlog j = {""};
+	roost_session_set_journal(s, &journal, &j);
+	roost_session_limits lim = {.max_inflight = 10};
+	roost_msg *m1 = msg("1"), *m2 = msg("22");
+	roost_enqueue_result r;
+	roost_msg *o;
+	uint8_t q;
+	ck_assert(!roost_session_peek(s, &o, &q));
+	roost_session_enqueue(s, m1, 1, &lim, &r); /* seq 1 */
+	roost_session_enqueue(s, m2, 0, &lim, &r); /* seq 2, QoS 0: not journaled */
+	ck_assert(roost_session_peek(s, &o, &q));
+	ck_assert_ptr_eq(o, m1);
+	ck_assert_uint_eq(q, 1);
+	ck_assert_int_eq(m1->refs, 2); /* peek borrows */
+	roost_session_drop_head(s);
+	ck_assert_int_eq(m1->refs, 1);
+	ck_assert(roost_session_peek(s, &o, &q));
+	ck_assert_ptr_eq(o, m2);
+	roost_session_drop_head(s);
+	ck_assert_uint_eq(roost_session_queue_len(s), 0);
+	ck_assert_uint_eq(roost_session_queue_bytes(s), 0);
+	ck_assert_uint_eq(roost_session_stats_get(s)->dropped_denied, 2);
+	ck_assert_str_eq(j.buf, "add1/1/0;rm1/101;");
+	roost_msg_unref(m1);
+	roost_msg_unref(m2);
+	roost_session_free(s);
+}
+END_TEST
+
 Suite *session_suite(void);
 Suite *session_suite(void)
 {
@@ -444,6 +499,8 @@ Suite *session_suite(void)
 	tcase_add_test(valid, test_MQTT_3_1_2_24_keepalive_one_and_a_half);
 	tcase_add_test(valid, test_session_journal_mirrors_durable_changes);
 	tcase_add_test(valid, test_session_restore_continues_seq_and_ids);
+	tcase_add_test(valid, test_session_drop_head_releases_and_journals);
+	tcase_add_test(valid, test_session_owner);
 	suite_add_tcase(s, valid);
 	TCase *limits = tcase_create("limits");
 	tcase_add_test(limits, test_MQTT_2_3_1_2_packet_ids_unique_and_nonzero);

@@ -1228,6 +1228,31 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
+/* limits.max_topic_levels / max_topic_length: one function, both bounds,
+ * at the exact edge; 0 means unbounded. */
+START_TEST(test_topic_check_limits_edges)
+{
+	const char *why = NULL;
+	char deep[2 * 300];
+	for (size_t i = 0; i < 300; i++) {
+		deep[2 * i] = 'a';
+		deep[2 * i + 1] = '/';
+	}
+	/* 200 levels: "a/a/.../a" is 399 bytes. */
+	ck_assert_int_eq(roost_topic_check_limits(deep, 399, 200, 65535, &why), ROOST_OK);
+	ck_assert_int_eq(roost_topic_check_limits(deep, 401, 200, 65535, &why), ROOST_ERR_TOO_LARGE);
+	ck_assert_ptr_nonnull(strstr(why, "max_topic_levels"));
+	ck_assert_int_eq(roost_topic_check_limits(deep, 400, 200, 65535, &why), ROOST_ERR_TOO_LARGE); /* trailing "" level */
+	ck_assert_int_eq(roost_topic_check_limits(deep, 401, 0, 65535, &why), ROOST_OK);
+	ck_assert_int_eq(roost_topic_check_limits(S("a"), 1, 1, &why), ROOST_OK);
+	ck_assert_int_eq(roost_topic_check_limits(S("/"), 1, 65535, &why), ROOST_ERR_TOO_LARGE); /* 2 levels */
+	ck_assert_int_eq(roost_topic_check_limits(S("abcd"), 200, 4, &why), ROOST_OK);
+	why = NULL;
+	ck_assert_int_eq(roost_topic_check_limits(S("abcde"), 200, 4, &why), ROOST_ERR_TOO_LARGE);
+	ck_assert_ptr_nonnull(strstr(why, "max_topic_length"));
+}
+END_TEST
+
 Suite *topic_suite(void)
 {
 	Suite *s = suite_create("topic");
@@ -1257,6 +1282,7 @@ Suite *topic_suite(void)
 	tc = tcase_create("limits");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_deep_topics_10000_levels);
+	tcase_add_test(tc, test_topic_check_limits_edges);
 	tcase_add_test(tc, test_MQTT_4_7_3_3_longest_topic_all_empty_levels);
 	tcase_add_test(tc, test_many_subscribers_one_filter);
 	tcase_add_test(tc, test_embedded_nul_and_long_level);

@@ -52,8 +52,14 @@ void roost_broker_reload_tls(roost_broker *b);
 void roost_broker_shutdown(roost_broker *b);
 
 /*
- * Publish a message as the broker itself (components, wills, $SYS): retained
- * handling and fan-out exactly as for a client PUBLISH. Borrows msg.
+ * Publish a message as a component (the HTTP API, the example component, a
+ * third party's): authorised by the same decision as a client's PUBLISH,
+ * then retained handling and fan-out exactly as for one. Borrows msg.
+ * Returns ROOST_ERR_BAD_TOPIC (not a topic name), ROOST_ERR_TOO_LARGE
+ * (beyond limits.max_topic_levels/max_topic_length) or
+ * ROOST_ERR_NOT_AUTHORIZED (a '$' topic, or refused by an auth hook, asked
+ * with client id "$component") and delivers nothing; an HTTP front end
+ * answers 400 / 400 / 403.
  */
 roost_err roost_broker_publish(roost_broker *b, roost_msg *msg);
 
@@ -126,7 +132,9 @@ void roost_broker_auth_hook_remove(roost_broker *b, const roost_auth_hook *hook)
 roost_err roost_broker_load_auth(roost_broker *b);
 /* SIGHUP: re-read both files; on any error the old ones stay. Clients are
  * not dropped; a subscription the new ACL no longer grants is removed at
- * once, and every delivery is checked against the new ACL. */
+ * once, a will its client may no longer publish is dropped, and every
+ * delivery not yet sent (queued and retained ones too) is checked against
+ * the new ACL. */
 void roost_broker_reload_auth(roost_broker *b);
 
 typedef struct roost_broker_stats {

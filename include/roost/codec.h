@@ -52,6 +52,23 @@ typedef enum roost_mqtt_type {
 	ROOST_MQTT_AUTH = 15, /* v5 only */
 } roost_mqtt_type;
 
+/*
+ * Return codes the broker sends, named once. CONNACK 3.1.1 return codes
+ * [MQTT-3.2.2-4..6]; the v5 reason code with the same meaning where a
+ * refusal has one (MQTT 5 section 3.2.2.2); SUBACK's failure code.
+ */
+enum {
+	ROOST_CONNACK_ACCEPTED = 0x00,
+	ROOST_CONNACK_BAD_PROTOCOL = 0x01,
+	ROOST_CONNACK_ID_REJECTED = 0x02,
+	ROOST_CONNACK_UNAVAILABLE = 0x03,
+	ROOST_CONNACK_BAD_CREDENTIALS = 0x04,
+	ROOST_CONNACK_NOT_AUTHORIZED = 0x05,
+	ROOST_RC5_NOT_AUTHORIZED = 0x87,
+	ROOST_RC5_TOPIC_NAME_INVALID = 0x90,
+	ROOST_SUBACK_FAILURE = 0x80,
+};
+
 /* A view of an MQTT UTF-8 string or binary field inside the caller's buffer. */
 typedef struct roost_bytes {
 	const uint8_t *ptr;

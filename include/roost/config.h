@@ -46,6 +46,9 @@ typedef struct roost_limits_config {
 	uint32_t max_keepalive;          /* seconds, 0..65535, default 65535 */
 	uint32_t max_subscriptions;      /* per client, 0 = unlimited (default) */
 	uint32_t slow_client_timeout;    /* seconds a client may leave >1 MiB unread, default 30 */
+	uint32_t max_topic_levels;       /* levels per topic or filter, default 200 */
+	uint32_t max_topic_length;       /* bytes per topic or filter, default 65535 */
+	uint32_t max_retained_messages;  /* retained topics, 0 = unlimited (default) */
 } roost_limits_config;
 
 /*

@@ -72,6 +72,7 @@ typedef enum roost_enqueue_result {
 typedef struct roost_session_stats {
 	uint64_t dropped_qos0;   /* QoS 0 messages dropped by the queue limits */
 	uint64_t dropped_qos12;  /* QoS 1/2 messages dropped by the queue limits */
+	uint64_t dropped_denied; /* queued messages dropped unsent (roost_session_drop_head) */
 } roost_session_stats;
 
 roost_session *roost_session_new(const char *client_id, size_t len, bool clean);
@@ -83,10 +84,20 @@ bool roost_session_clean(const roost_session *s);
 void roost_session_set_clean(roost_session *s, bool clean);
 const roost_session_stats *roost_session_stats_get(const roost_session *s);
 
-/* The authenticated user name of the session's last connection, for ACL
- * decisions while it is offline too; NULL for anonymous clients. */
+/*
+ * The session's owner: the verified user name (NULL: anonymous) of the
+ * connection that created it, which is also the identity of its ACL
+ * decisions. Only the owner may resume it (the broker refuses others).
+ * Setting it makes the owner known; a session restored from a store starts
+ * with its owner unknown (the store does not keep it yet) and is claimed by
+ * the first connection that resumes it.
+ */
 roost_err roost_session_set_username(roost_session *s, const char *username, size_t len);
 const char *roost_session_username(const roost_session *s);
+bool roost_session_owner_known(const roost_session *s);
+/* May a connection of this user (NULL: anonymous) resume s? True when it is
+ * the owner, or when the owner is unknown. */
+bool roost_session_owned_by(const roost_session *s, const char *username);
 
 /* Broker-owned opaque pointer (the live connection, or NULL when offline). */
 void *roost_session_conn(const roost_session *s);
@@ -184,6 +195,13 @@ size_t roost_session_inflight_len(const roost_session *s);
  */
 bool roost_session_dequeue(roost_session *s, const roost_session_limits *lim, roost_msg **msg,
                            uint8_t *qos, uint16_t *packet_id);
+
+/* The queue head without taking it (msg borrowed); false when empty. */
+bool roost_session_peek(const roost_session *s, roost_msg **msg, uint8_t *qos);
+/* Drop the queue head unsent (the receiver may no longer read it): its
+ * reference is released, the journal told (delivery_remove), and it is
+ * counted in dropped_denied. The queue must not be empty. */
+void roost_session_drop_head(roost_session *s);
 
 /*
  * Put msg straight into the inflight window at qos >= 1 (a new reference is

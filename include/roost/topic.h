@@ -95,4 +95,14 @@ size_t roost_topic_tree_node_count(const roost_topic_tree *tree);
  */
 bool roost_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen);
 
+/*
+ * The broker's bounds on a topic name or filter (limits.max_topic_levels,
+ * limits.max_topic_length): each level costs a trie node, so one deep topic
+ * must not cost megabytes. ROOST_OK, or ROOST_ERR_TOO_LARGE with *why
+ * naming the limit. 0 means no bound. Used for every PUBLISH, will,
+ * component publish and SUBSCRIBE filter.
+ */
+roost_err roost_topic_check_limits(const char *topic, size_t len, uint32_t max_levels, uint32_t max_length,
+                                   const char **why);
+
 #endif
