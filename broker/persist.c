@@ -102,6 +102,7 @@ struct roost_persist {
 	const roost_log *log;
 	sqlite3_stmt *st[ST_COUNT];
 	bool in_txn;
+	bool batch_failed;      /* a write of the open batch failed: commit rolls back */
 	roost_persist_stats stats;
 	void (*on_dirty)(void *ctx);
 	void *on_dirty_ctx;
@@ -129,55 +130,104 @@ static sqlite3_stmt *stmt(roost_persist *p, enum stmt_id id)
 	return p->st[id];
 }
 
+/* The batch became dirty (a transaction opened, or a write failed without
+ * one): the owner must schedule its commit, which settles the batch. */
+static void announce_dirty(roost_persist *p)
+{
+	if (p->on_dirty)
+		p->on_dirty(p->on_dirty_ctx);
+}
+
+/* A write of this batch failed: the whole batch is lost. Announced when it is
+ * the first news of this batch, so a commit still comes and reports it. */
+static roost_err poison(roost_persist *p, const char *what)
+{
+	bool was_dirty = roost_persist_dirty(p);
+	p->batch_failed = true;
+	roost_err err = fail_sql(p, what);
+	if (!was_dirty)
+		announce_dirty(p);
+	return err;
+}
+
 /* Join (or open) the batch transaction. */
 static roost_err begin(roost_persist *p)
 {
 	if (p->in_txn)
 		return ROOST_OK;
 	if (sqlite3_exec(p->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-		return fail_sql(p, "begin");
+		return poison(p, "begin");
 	p->in_txn = true;
-	if (p->on_dirty)
-		p->on_dirty(p->on_dirty_ctx);
+	announce_dirty(p);
 	return ROOST_OK;
 }
 
-/* Run a prepared write with its parameters bound; resets it. */
+/* Run a prepared write with its parameters bound; resets it. A failure
+ * poisons the batch. */
 static roost_err run(roost_persist *p, sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	if (rc != SQLITE_DONE)
-		return fail_sql(p, "write");
-	p->stats.writes++;
+		return poison(p, "write");
+	/* Some errors (SQLITE_FULL, IOERR, NOMEM) roll the transaction back by
+	 * themselves; what follows would then commit on its own, outside the
+	 * batch. Checked even after a success, to be sure. */
+	if (sqlite3_get_autocommit(p->db)) {
+		p->in_txn = false;
+		return poison(p, "write (transaction rolled back by SQLite)");
+	}
 	return ROOST_OK;
 }
 
-/* Prepare statement id inside the batch; NULL on error. */
+/*
+ * The one entry of every write: counts the attempt (roost_persist_writes),
+ * refuses to run anything once the batch is poisoned (it will be rolled
+ * back; a statement run now could end up committed alone), then opens the
+ * batch and prepares the statement. NULL on error.
+ */
 static sqlite3_stmt *write_stmt(roost_persist *p, enum stmt_id id)
 {
+	p->stats.writes++;
+	if (p->batch_failed)
+		return NULL;
 	if (begin(p) != ROOST_OK)
 		return NULL;
-	return stmt(p, id);
+	sqlite3_stmt *s = stmt(p, id);
+	if (!s)
+		poison(p, "prepare");
+	return s;
 }
 
 roost_err roost_persist_commit(roost_persist *p)
 {
+	if (p->batch_failed) {
+		/* Nothing of a poisoned batch is kept: its acknowledgements must
+		 * not go out. The next batch starts clean. */
+		if (p->in_txn && !sqlite3_get_autocommit(p->db))
+			sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
+		p->in_txn = false;
+		p->batch_failed = false;
+		p->stats.commit_errors++;
+		roost_log_error(p->log, "store %s: a write of this batch failed; rolled the batch back", p->path);
+		return ROOST_ERR_IO;
+	}
 	if (!p->in_txn)
 		return ROOST_OK;
 	p->in_txn = false;
 	if (sqlite3_exec(p->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		p->stats.commit_errors++;
 		roost_err err = fail_sql(p, "commit");
-		sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
+		if (!sqlite3_get_autocommit(p->db))
+			sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
 		return err;
 	}
 	p->stats.commits++;
 	return ROOST_OK;
 }
 
-bool roost_persist_dirty(const roost_persist *p) { return p->in_txn; }
+bool roost_persist_dirty(const roost_persist *p) { return p->in_txn || p->batch_failed; }
 uint64_t roost_persist_writes(const roost_persist *p) { return p->stats.writes; }
 const roost_persist_stats *roost_persist_stats_get(const roost_persist *p) { return &p->stats; }
 

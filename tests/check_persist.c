@@ -237,6 +237,104 @@ START_TEST(test_persist_survives_reopen)
 }
 END_TEST
 
+/* Every write path of the store, numbered, so one test drives them all. */
+enum { W_RETAIN, W_UNRETAIN, W_SESSION_ADD, W_SESSION_DEL, W_SUB_SET, W_SUB_DEL, W_DELIV_ADD, W_DELIV_UPD,
+       W_DELIV_DEL, W_QOS2_ADD, W_QOS2_DEL, W_SPOOL_PUSH, W_SPOOL_DEL, W_COUNTER, W_KINDS };
+
+static roost_err write_kind(roost_persist *p, int kind, roost_msg *m)
+{
+	roost_msg *gone = msg("t/r", "", 0, true);
+	roost_err err = ROOST_ERR_INVALID;
+	switch (kind) {
+	case W_RETAIN: err = roost_persist_retain_set(p, m); break;
+	case W_UNRETAIN: err = roost_persist_retain_set(p, gone); break;
+	case W_SESSION_ADD: err = roost_persist_session_add(p, "new"); break;
+	case W_SESSION_DEL: err = roost_persist_session_remove(p, "old"); break;
+	case W_SUB_SET: err = roost_persist_sub_set(p, "old", "a/#", 3, 1); break;
+	case W_SUB_DEL: err = roost_persist_sub_remove(p, "old", "old/#", 5); break;
+	case W_DELIV_ADD: err = roost_persist_delivery_add(p, "old", 9, m, 1, 0, 0); break;
+	case W_DELIV_UPD: err = roost_persist_delivery_update(p, "old", 1, 5, 1); break;
+	case W_DELIV_DEL: err = roost_persist_delivery_remove(p, "old", 1, 1); break;
+	case W_QOS2_ADD: err = roost_persist_qos2_set(p, "old", 8, true); break;
+	case W_QOS2_DEL: err = roost_persist_qos2_set(p, "old", 7, false); break;
+	case W_SPOOL_PUSH: err = roost_persist_spool_push(p, 5, "e", 1); break;
+	case W_SPOOL_DEL: err = roost_persist_spool_remove(p, 1); break;
+	case W_COUNTER: err = roost_persist_counter_set(p, "c", 2); break;
+	}
+	roost_msg_unref(gone);
+	return err;
+}
+
+static const char stored_before[] = "R t/r=keep q1;S old;F old old/# 1;D old #1 t/d q1 p0 s0;Q old 7;P 1 e1;";
+
+static void store_before(roost_persist *p)
+{
+	roost_msg *r = msg("t/r", "keep", 1, true), *d = msg("t/d", "d", 1, false);
+	roost_persist_retain_set(p, r);
+	roost_persist_session_add(p, "old");
+	roost_persist_sub_set(p, "old", "old/#", 5, 1);
+	roost_persist_delivery_add(p, "old", 1, d, 1, 0, 0);
+	roost_persist_qos2_set(p, "old", 7, true);
+	roost_persist_spool_push(p, 1, "e1", 2);
+	roost_persist_counter_set(p, "c", 1);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+	roost_msg_unref(r);
+	roost_msg_unref(d);
+}
+
+/*
+ * "Acknowledged means stored": a write that fails at statement time (here
+ * another process holds the database's write lock, SQLITE_BUSY) is counted
+ * as attempted, poisons the batch, and the commit rolls everything of it
+ * back and fails; the next batch starts clean. Driven over every write path.
+ */
+START_TEST(test_persist_failed_write_poisons_batch)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/w.db", tmpdir);
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	store_before(p);
+	on_dirty_calls = 0;
+	roost_persist_set_on_dirty(p, count_dirty, NULL);
+	int kind = _i;
+	roost_msg *m = msg("t/r", "new", 1, true);
+	sqlite3 *other;
+	ck_assert_int_eq(sqlite3_open(path, &other), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	uint64_t w0 = roost_persist_writes(p);
+	ck_assert_int_ne(write_kind(p, kind, m), ROOST_OK);
+	ck_assert_uint_gt(roost_persist_writes(p), w0); /* counted although it failed */
+	ck_assert(roost_persist_dirty(p));
+	ck_assert_int_eq(on_dirty_calls, 1); /* the owner schedules a commit */
+	ck_assert_int_eq(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	/* The lock is gone, but the batch stays poisoned: nothing more of it runs. */
+	uint64_t w1 = roost_persist_writes(p);
+	ck_assert_int_ne(roost_persist_session_add(p, "later"), ROOST_OK);
+	ck_assert_uint_eq(roost_persist_writes(p), w1 + 1);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_ERR_IO);
+	ck_assert_uint_eq(roost_persist_stats_get(p)->commit_errors, 1);
+	ck_assert(!roost_persist_dirty(p));
+	loaded l;
+	load_all(p, &l);
+	ck_assert_str_eq(l.log, stored_before);
+	ck_assert_uint_eq(roost_persist_counter_get(p, "c"), 1);
+	/* The next batch is clean and the same write now succeeds. */
+	ck_assert_int_eq(write_kind(p, kind, m), ROOST_OK);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+	load_all(p, &l);
+	if (kind != W_COUNTER)
+		ck_assert_str_ne(l.log, stored_before);
+	else
+		ck_assert_uint_eq(roost_persist_counter_get(p, "c"), 2);
+	sqlite3_close(other);
+	roost_msg_unref(m);
+	roost_persist_close(p);
+	remove_tmpdir();
+}
+END_TEST
+
 static void write_file(const char *path, const void *data, size_t len)
 {
 	FILE *f = fopen(path, "wb");
@@ -366,6 +464,9 @@ Suite *persist_suite(void)
 	tcase_add_test(valid, test_persist_message_rows_released_with_last_delivery);
 	tcase_add_test(valid, test_persist_survives_reopen);
 	suite_add_tcase(s, valid);
+	TCase *fail = tcase_create("write_failures");
+	tcase_add_loop_test(fail, test_persist_failed_write_poisons_batch, 0, W_KINDS);
+	suite_add_tcase(s, fail);
 	TCase *bad = tcase_create("malformed");
 	tcase_add_test(bad, test_persist_garbage_file_moved_aside);
 	tcase_add_test(bad, test_persist_truncated_file_moved_aside);

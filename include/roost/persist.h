@@ -11,10 +11,20 @@
  *
  * Group commit: the first write after a commit opens a transaction and the
  * caller (the broker) commits once per pass of its event loop, then releases
- * the acknowledgements that waited for it. roost_persist_dirty() tells
- * whether anything was written since the last commit;
- * roost_persist_writes() counts writes so a caller can tell whether *its*
- * operation wrote.
+ * the acknowledgements that waited for it.
+ *
+ * The batch contract ("acknowledged means stored"):
+ * - roost_persist_writes() counts every ATTEMPTED write, including one that
+ *   fails (at prepare, BEGIN or statement time), so a caller compares it
+ *   before and after its operation to tell whether that operation touched
+ *   the store, whatever the outcome; it never needs the write's return.
+ * - Any failed write poisons the open batch: later writes of that batch are
+ *   counted but not run, roost_persist_dirty() is true (a failure with no
+ *   transaction open still calls on_dirty once, so a commit gets scheduled).
+ * - roost_persist_commit() of a poisoned batch rolls everything of the batch
+ *   back, counts commit_errors and returns ROOST_ERR_IO; so does a failing
+ *   COMMIT. The caller must then not acknowledge anything of the batch.
+ * - The next write starts a clean batch.
  *
  * Durability: sync NORMAL (WAL, synchronous=NORMAL) survives a crash of the
  * process at any instant (kill -9): committed transactions are in the WAL
