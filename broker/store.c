@@ -14,6 +14,7 @@
  * - At startup, retained messages, sessions, subscriptions, queued and
  *   inflight deliveries and QoS 2 ids are loaded before the listeners open.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "internal.h"
@@ -221,10 +222,24 @@ roost_err broker_store_open(roost_broker *b)
 		                       "persistent sessions live in memory only and are lost on restart");
 		return ROOST_OK;
 	}
-	roost_err err = roost_persist_open(pc->path, pc->sync ? ROOST_PERSIST_SYNC_FULL : ROOST_PERSIST_SYNC_NORMAL,
-	                                   b->log, &b->store);
-	if (err)
+	char path[PATH_MAX];
+	roost_err err = roost_persist_resolve_path(pc->path, path, sizeof path);
+	if (err) {
+		roost_log_error(b->log, "persistence.path %s: too long", pc->path);
 		return err;
+	}
+	roost_persist_options o = {
+		.path = path,
+		.sync = pc->sync ? ROOST_PERSIST_SYNC_FULL : ROOST_PERSIST_SYNC_NORMAL,
+		.log = b->log,
+		.clock = &b->clock,
+	};
+	err = roost_persist_open_ex(&o, &b->store);
+	if (err) {
+		/* persist logged why; systemd's Restart= retries. */
+		roost_log_error(b->log, "roost cannot start: the store %s is unusable (%s)", path, roost_err_str(err));
+		return err;
+	}
 	b->commit_ev = event_new(b->base, -1, 0, commit_cb, b);
 	if (!b->commit_ev)
 		return ROOST_ERR_NOMEM;
@@ -241,14 +256,12 @@ roost_err broker_store_open(roost_broker *b)
 	};
 	err = roost_persist_load(b->store, &v, b);
 	if (err)
-		roost_log_error(b->log, "store %s: loading stopped early (%s); what loaded is kept", pc->path,
+		roost_log_error(b->log, "store %s: loading stopped early (%s); what loaded is kept", path,
 		                roost_err_str(err));
-	/* The count of databases lost to corruption survives restarts, and is
-	 * visible to any client as a retained $SYS message. */
-	uint64_t moved = roost_persist_stats_get(b->store)->moved_aside;
-	uint64_t total = roost_persist_counter_get(b->store, "store_moved_aside") + moved;
-	if (moved)
-		roost_persist_counter_set(b->store, "store_moved_aside", total);
+	/* The count of databases lost to corruption survives restarts (persist
+	 * keeps it beside the file), visible to any client as a retained $SYS
+	 * message. */
+	uint64_t total = roost_persist_stats_get(b->store)->moved_aside_total;
 	char text[24];
 	int n = snprintf(text, sizeof text, "%llu", (unsigned long long)total);
 	static const char topic[] = "$SYS/broker/store/moved_aside";
@@ -261,7 +274,7 @@ roost_err broker_store_open(roost_broker *b)
 	for (session_entry *e = b->sessions; e; e = e->hh.next, n_sessions++)
 		roost_session_set_journal(e->s, &journal, b);
 	roost_log_notice(b->log, "store %s: loaded %zu retained messages, %zu persistent sessions (sync %s)",
-	                 pc->path, roost_topic_tree_retained_count(b->tree), n_sessions,
+	                 path, roost_topic_tree_retained_count(b->tree), n_sessions,
 	                 pc->sync ? "full" : "normal");
 	return ROOST_OK;
 }

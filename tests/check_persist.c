@@ -82,7 +82,11 @@ static void remove_tmpdir(void)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-		unlink(path);
+		if (unlink(path) != 0) { /* a directory a test made: its files, then it */
+			char cmd[600];
+			snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+			ck_assert_int_eq(system(cmd), 0);
+		}
 	}
 	closedir(d);
 	rmdir(tmpdir);
@@ -98,6 +102,36 @@ static int count_files(const char *prefix)
 			n++;
 	closedir(d);
 	return n;
+}
+
+typedef struct captured {
+	char text[8192];
+} captured;
+
+static void capture_write(void *ctx, roost_log_level level, const char *line)
+{
+	captured *c = ctx;
+	size_t n = strlen(c->text);
+	snprintf(c->text + n, sizeof c->text - n, "%s|%s\n", level == ROOST_LOG_ERROR ? "E" : "-", line);
+}
+
+static roost_log capture_log(captured *c)
+{
+	roost_log l = {.level = ROOST_LOG_DEBUG, .write = capture_write, .ctx = c};
+	return l;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *buf = calloc(1, (size_t)n + 1);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return buf;
 }
 
 START_TEST(test_persist_round_trip)
@@ -401,16 +435,35 @@ START_TEST(test_persist_truncated_file_moved_aside)
 }
 END_TEST
 
-START_TEST(test_persist_newer_schema_moved_aside)
+/* A newer roost's file is refused, not moved aside: downgrading roost must
+ * not cost the household its data. */
+START_TEST(test_persist_newer_schema_refused_untouched)
 {
 	make_tmpdir();
 	char path[128];
 	snprintf(path, sizeof path, "%s/bad.db", tmpdir);
 	sqlite3 *db;
 	sqlite3_open(path, &db);
-	sqlite3_exec(db, "CREATE TABLE future(x); PRAGMA user_version = 99;", NULL, NULL, NULL);
+	sqlite3_exec(db, "CREATE TABLE future(x); INSERT INTO future VALUES (42); PRAGMA user_version = 99;", NULL,
+	             NULL, NULL);
 	sqlite3_close(db);
-	expect_moved_aside(path);
+	struct stat before, after;
+	ck_assert_int_eq(stat(path, &before), 0);
+	char *file_before = slurp(path);
+	captured cap = {0};
+	roost_log log = capture_log(&cap);
+	roost_persist *p = (roost_persist *)1;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &log, &p), ROOST_ERR_UNSUPPORTED);
+	ck_assert_ptr_null(p);
+	ck_assert_int_eq(count_files("bad.db.corrupt-"), 0);
+	ck_assert_int_eq(stat(path, &after), 0);
+	ck_assert_int_eq(before.st_size, after.st_size);
+	char *file_after = slurp(path);
+	ck_assert_mem_eq(file_before, file_after, (size_t)before.st_size);
+	ck_assert_ptr_nonnull(strstr(cap.text, "newer roost"));
+	ck_assert_ptr_null(strstr(cap.text, "STORE LOST"));
+	free(file_before);
+	free(file_after);
 	remove_tmpdir();
 }
 END_TEST
@@ -454,6 +507,174 @@ START_TEST(test_persist_unusable_directory_is_an_error)
 }
 END_TEST
 
+/* Two starts of three on bad files: the count of lost databases is kept
+ * beside the database, so it does not go back to 1 with each new file. */
+START_TEST(test_persist_moved_aside_count_survives_losses)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/bad.db", tmpdir);
+	roost_persist *p;
+	for (int i = 1; i <= 3; i++) {
+		write_file(path, "not a database, not at all, no", 30);
+		ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+		ck_assert_uint_eq(roost_persist_stats_get(p)->moved_aside, 1);
+		ck_assert_uint_eq(roost_persist_stats_get(p)->moved_aside_total, (uint64_t)i);
+		roost_persist_close(p);
+	}
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	ck_assert_uint_eq(roost_persist_stats_get(p)->moved_aside, 0);
+	ck_assert_uint_eq(roost_persist_stats_get(p)->moved_aside_total, 3);
+	roost_persist_close(p);
+	char state[160];
+	snprintf(state, sizeof state, "%s.state", path);
+	char *text = slurp(state);
+	ck_assert_ptr_nonnull(strstr(text, "moved_aside=3\n"));
+	free(text);
+	remove_tmpdir();
+}
+END_TEST
+
+/* A second roost on the same database is refused by the advisory lock
+ * beside it, with the holder's pid; readers still work, and the lock goes
+ * with the first store. */
+START_TEST(test_persist_second_open_refused_by_lock)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/l.db", tmpdir);
+	roost_persist *p, *q = (roost_persist *)1;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	roost_persist_session_add(p, "a");
+	roost_persist_commit(p);
+	captured cap = {0};
+	roost_log log = capture_log(&cap);
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &log, &q), ROOST_ERR_EXISTS);
+	ck_assert_ptr_null(q);
+	char pid[32];
+	snprintf(pid, sizeof pid, "pid %ld holds", (long)getpid());
+	ck_assert_msg(strstr(cap.text, pid) && strstr(cap.text, "l.db.lock"), "%s", cap.text);
+	ck_assert_int_eq(count_files("l.db.corrupt"), 0);
+	/* A plain SQLite reader is not locked out (roost backup). */
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM sessions", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	roost_persist_close(p);
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &q), ROOST_OK);
+	roost_persist_close(q);
+	remove_tmpdir();
+}
+END_TEST
+
+/* The last run had data; now the file is gone (deleted, replaced): the
+ * start is reported at error level, and roost still starts. */
+START_TEST(test_persist_emptied_database_reported)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/e.db", tmpdir);
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	roost_persist_session_add(p, "a");
+	roost_persist_close(p);
+	unlink(path);
+	captured cap = {0};
+	roost_log log = capture_log(&cap);
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &log, &p), ROOST_OK);
+	ck_assert_msg(strstr(cap.text, "E|store") && strstr(cap.text, "is empty, but the last run had data"), "%s",
+	              cap.text);
+	roost_persist_close(p);
+	/* Said once: the side file now knows it is empty. */
+	memset(&cap, 0, sizeof cap);
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &log, &p), ROOST_OK);
+	ck_assert_ptr_null(strstr(cap.text, "is empty"));
+	/* Roost's own $SYS messages are not data a user could miss. */
+	roost_msg *sys = msg("$SYS/broker/store/moved_aside", "0", 0, true);
+	roost_persist_retain_set(p, sys);
+	roost_msg_unref(sys);
+	roost_persist_close(p);
+	char state[160];
+	snprintf(state, sizeof state, "%s.state", path);
+	char *text = slurp(state);
+	ck_assert_ptr_nonnull(strstr(text, "had_data=0\n"));
+	free(text);
+	remove_tmpdir();
+}
+END_TEST
+
+/* A -wal with content beside a missing main file: someone removed only the
+ * database. Reported. */
+START_TEST(test_persist_orphan_wal_reported)
+{
+	make_tmpdir();
+	char path[128], wal[140];
+	snprintf(path, sizeof path, "%s/w.db", tmpdir);
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	write_file(wal, "leftover wal frames, not valid ones", 35);
+	captured cap = {0};
+	roost_log log = capture_log(&cap);
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &log, &p), ROOST_OK);
+	ck_assert_msg(strstr(cap.text, "E|store") && strstr(cap.text, "a -wal file with content"), "%s", cap.text);
+	roost_persist_close(p);
+	remove_tmpdir();
+}
+END_TEST
+
+/* persistence.path names a directory: created when its parent exists. */
+START_TEST(test_persist_missing_directory_created)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/state/roost.db", tmpdir);
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	roost_persist_close(p);
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	remove_tmpdir();
+}
+END_TEST
+
+/* Mosquitto's persistence_location: a trailing slash or an existing
+ * directory means roost.db inside it; relative paths follow systemd's
+ * $STATE_DIRECTORY. */
+START_TEST(test_persist_resolve_path_rules)
+{
+	make_tmpdir();
+	char buf[256], want[256];
+	unsetenv("STATE_DIRECTORY");
+	ck_assert_int_eq(roost_persist_resolve_path(NULL, buf, sizeof buf), ROOST_OK);
+	ck_assert_str_eq(buf, "roost.db");
+	ck_assert_int_eq(roost_persist_resolve_dir("roost.db", buf, sizeof buf), ROOST_OK);
+	ck_assert_str_eq(buf, ".");
+	ck_assert_int_eq(roost_persist_resolve_path("/var/lib/roost/", buf, sizeof buf), ROOST_OK);
+	ck_assert_str_eq(buf, "/var/lib/roost/roost.db");
+	ck_assert_int_eq(roost_persist_resolve_path(tmpdir, buf, sizeof buf), ROOST_OK); /* exists */
+	snprintf(want, sizeof want, "%s/roost.db", tmpdir);
+	ck_assert_str_eq(buf, want);
+	ck_assert_int_eq(roost_persist_resolve_dir(tmpdir, buf, sizeof buf), ROOST_OK);
+	ck_assert_str_eq(buf, tmpdir);
+	ck_assert_int_eq(roost_persist_resolve_path("/srv/x.db", buf, sizeof buf), ROOST_OK);
+	ck_assert_str_eq(buf, "/srv/x.db");
+	setenv("STATE_DIRECTORY", "/var/lib/roost:/var/lib/other", 1);
+	ck_assert_int_eq(roost_persist_resolve_path("roost.db", buf, sizeof buf), ROOST_OK);
+	ck_assert_str_eq(buf, "/var/lib/roost/roost.db");
+	ck_assert_int_eq(roost_persist_resolve_dir(NULL, buf, sizeof buf), ROOST_OK);
+	ck_assert_str_eq(buf, "/var/lib/roost");
+	ck_assert_int_eq(roost_persist_resolve_path("/abs/r.db", buf, sizeof buf), ROOST_OK);
+	ck_assert_str_eq(buf, "/abs/r.db");
+	unsetenv("STATE_DIRECTORY");
+	ck_assert_int_eq(roost_persist_resolve_path("roost.db", buf, 4), ROOST_ERR_TOO_LARGE);
+	remove_tmpdir();
+}
+END_TEST
+
 Suite *persist_suite(void);
 Suite *persist_suite(void)
 {
@@ -470,10 +691,16 @@ Suite *persist_suite(void)
 	TCase *bad = tcase_create("malformed");
 	tcase_add_test(bad, test_persist_garbage_file_moved_aside);
 	tcase_add_test(bad, test_persist_truncated_file_moved_aside);
-	tcase_add_test(bad, test_persist_newer_schema_moved_aside);
+	tcase_add_test(bad, test_persist_newer_schema_refused_untouched);
 	tcase_add_test(bad, test_persist_foreign_database_moved_aside);
 	tcase_add_test(bad, test_persist_two_bad_starts_keep_both_files);
 	tcase_add_test(bad, test_persist_unusable_directory_is_an_error);
+	tcase_add_test(bad, test_persist_moved_aside_count_survives_losses);
+	tcase_add_test(bad, test_persist_second_open_refused_by_lock);
+	tcase_add_test(bad, test_persist_emptied_database_reported);
+	tcase_add_test(bad, test_persist_orphan_wal_reported);
+	tcase_add_test(bad, test_persist_missing_directory_created);
+	tcase_add_test(bad, test_persist_resolve_path_rules);
 	suite_add_tcase(s, bad);
 	return s;
 }
