@@ -675,6 +675,51 @@ START_TEST(test_persist_resolve_path_rules)
 }
 END_TEST
 
+/* One roost_msg per message row after a restart, shared by every delivery
+ * that refers to it, with its store_id set. */
+static roost_msg *seen[8];
+static int n_seen;
+static void v_delivery_keep(void *ctx, const char *id, uint64_t seq, roost_msg *m, uint8_t qos, uint16_t pid,
+                            uint8_t state, uint64_t store_id)
+{
+	(void)ctx, (void)id, (void)seq, (void)qos, (void)pid, (void)state;
+	ck_assert_int_lt(n_seen, 8);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_uint_eq(m->store_id, store_id);
+	seen[n_seen++] = roost_msg_ref(m);
+}
+
+START_TEST(test_persist_load_shares_one_message_per_row)
+{
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(":memory:", ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	roost_msg *a = msg("t/a", "shared", 1, false), *b = msg("t/b", "other", 1, false);
+	const char *ids[] = {"s1", "s2", "s3"};
+	for (int i = 0; i < 3; i++) {
+		roost_persist_session_add(p, ids[i]);
+		roost_persist_delivery_add(p, ids[i], 1, a, 1, 0, 0);
+	}
+	roost_persist_delivery_add(p, "s1", 2, b, 1, 0, 0);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+	roost_persist_visitor v = {.delivery = v_delivery_keep};
+	n_seen = 0;
+	ck_assert_int_eq(roost_persist_load(p, &v, NULL), ROOST_OK);
+	ck_assert_int_eq(n_seen, 4);
+	/* ORDER BY client_id, seq: s1#1 (a), s1#2 (b), s2#1 (a), s3#1 (a) */
+	ck_assert_ptr_eq(seen[0], seen[2]);
+	ck_assert_ptr_eq(seen[0], seen[3]);
+	ck_assert_ptr_ne(seen[0], seen[1]);
+	ck_assert_uint_eq(seen[0]->store_id, a->store_id);
+	ck_assert_uint_eq(seen[1]->store_id, b->store_id);
+	ck_assert_int_eq(seen[0]->refs, 3); /* only the deliveries hold it now */
+	for (int i = 0; i < n_seen; i++)
+		roost_msg_unref(seen[i]);
+	roost_msg_unref(a);
+	roost_msg_unref(b);
+	roost_persist_close(p);
+}
+END_TEST
+
 Suite *persist_suite(void);
 Suite *persist_suite(void)
 {
@@ -684,6 +729,7 @@ Suite *persist_suite(void)
 	tcase_add_test(valid, test_persist_group_commit_batches);
 	tcase_add_test(valid, test_persist_message_rows_released_with_last_delivery);
 	tcase_add_test(valid, test_persist_survives_reopen);
+	tcase_add_test(valid, test_persist_load_shares_one_message_per_row);
 	suite_add_tcase(s, valid);
 	TCase *fail = tcase_create("write_failures");
 	tcase_add_loop_test(fail, test_persist_failed_write_poisons_batch, 0, W_KINDS);

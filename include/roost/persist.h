@@ -164,9 +164,12 @@ roost_err roost_persist_backup(const char *src, const char *dst, const char *vfs
 /*
  * Visit everything stored, in an order that rebuilds state: retained
  * messages, sessions, subscriptions, deliveries in ascending seq per
- * session, QoS 2 ids, spool entries in seq order. Messages passed to the
- * visitor are new references the visitor must release (or keep). Any
- * callback may be NULL.
+ * session, QoS 2 ids, spool entries in seq order. A retained message is a
+ * new reference the visitor must release (or keep). A delivery's message is
+ * borrowed (ref it to keep it): each message row is loaded once, with its
+ * store_id set, and the same roost_msg is passed to every delivery that
+ * refers to it, so a message queued for many sessions is in memory once
+ * after a restart, as before it. Any callback may be NULL.
  */
 typedef struct roost_persist_visitor {
 	void (*retained)(void *ctx, roost_msg *msg);
