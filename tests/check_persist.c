@@ -720,6 +720,170 @@ START_TEST(test_persist_load_shares_one_message_per_row)
 }
 END_TEST
 
+/* ---- a VFS that fails writes on purpose ----
+ * Tests run as root, where file permissions prove nothing: this wrapper of
+ * the default VFS makes xWrite fail (SQLITE_FULL, as a full disk does)
+ * once shim_budget writes have succeeded. roost_persist_options.test_vfs
+ * selects it. */
+typedef struct shim_file {
+	sqlite3_file base;
+	sqlite3_file *real; /* follows this struct in the same allocation */
+} shim_file;
+
+static sqlite3_vfs *real_vfs;
+static long shim_budget = -1; /* writes left before failing; -1 = never fail */
+static long shim_failures;
+
+#define REAL(f) (((shim_file *)(f))->real)
+static int shim_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int shim_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
+static int shim_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+	if (shim_budget == 0) {
+		shim_failures++;
+		return SQLITE_FULL;
+	}
+	if (shim_budget > 0)
+		shim_budget--;
+	return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int shim_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int shim_sync(sqlite3_file *f, int fl) { return REAL(f)->pMethods->xSync(REAL(f), fl); }
+static int shim_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int shim_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int shim_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int shim_reserved(sqlite3_file *f, int *r) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r); }
+static int shim_fcntl(sqlite3_file *f, int op, void *a) { return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int shim_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int shim_devchar(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int shim_shmmap(sqlite3_file *f, int i, int sz, int e, void volatile **pp) { return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, e, pp); }
+static int shim_shmlock(sqlite3_file *f, int o, int n, int fl) { return REAL(f)->pMethods->xShmLock(REAL(f), o, n, fl); }
+static void shim_shmbarrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int shim_shmunmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+
+static const sqlite3_io_methods shim_io = {
+	2, shim_close, shim_read, shim_write, shim_truncate, shim_sync, shim_size, shim_lock, shim_unlock,
+	shim_reserved, shim_fcntl, shim_sector, shim_devchar, shim_shmmap, shim_shmlock, shim_shmbarrier,
+	shim_shmunmap, NULL, NULL,
+};
+
+static int shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
+{
+	(void)vfs;
+	shim_file *sf = (shim_file *)f;
+	sf->real = (sqlite3_file *)(sf + 1);
+	int rc = real_vfs->xOpen(real_vfs, name, sf->real, flags, out);
+	f->pMethods = rc == SQLITE_OK && sf->real->pMethods ? &shim_io : NULL;
+	return rc;
+}
+
+static sqlite3_vfs shim_vfs;
+
+static void shim_register(void)
+{
+	if (real_vfs)
+		return;
+	real_vfs = sqlite3_vfs_find(NULL);
+	shim_vfs = *real_vfs;
+	shim_vfs.zName = "roost-test-failwrite";
+	shim_vfs.szOsFile = (int)sizeof(shim_file) + real_vfs->szOsFile;
+	shim_vfs.xOpen = shim_open;
+	ck_assert_int_eq(sqlite3_vfs_register(&shim_vfs, 0), SQLITE_OK);
+}
+
+static roost_persist *open_shim(const char *path)
+{
+	shim_register();
+	shim_budget = -1;
+	shim_failures = 0;
+	roost_persist_options o = {.path = path, .log = &quiet, .test_vfs = "roost-test-failwrite"};
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open_ex(&o, &p), ROOST_OK);
+	return p;
+}
+
+/* Disk full at statement time: a message too big for the page cache spills
+ * to the WAL inside the INSERT, which fails. The batch's earlier, successful
+ * writes are rolled back with it, and the next batch is clean. */
+START_TEST(test_persist_vfs_write_fails_at_statement_time)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/v.db", tmpdir);
+	roost_persist *p = open_shim(path);
+	ck_assert_int_eq(roost_persist_session_add(p, "before"), ROOST_OK);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+	ck_assert_int_eq(roost_persist_session_add(p, "early"), ROOST_OK); /* same batch as the failure */
+	size_t big = 8u << 20;
+	char *payload = malloc(big + 1);
+	memset(payload, 'p', big);
+	payload[big] = 0;
+	roost_msg *m = msg("big", payload, 1, true);
+	free(payload);
+	shim_budget = 0;
+	uint64_t w0 = roost_persist_writes(p);
+	ck_assert_int_ne(roost_persist_retain_set(p, m), ROOST_OK);
+	ck_assert_uint_gt(shim_failures, 0);
+	ck_assert_uint_eq(roost_persist_writes(p), w0 + 1);
+	shim_budget = -1;
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_ERR_IO);
+	ck_assert_int_eq(roost_persist_session_add(p, "after"), ROOST_OK);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+	roost_persist_close(p);
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	loaded l;
+	load_all(p, &l);
+	ck_assert_str_eq(l.log, "S after;S before;");
+	roost_persist_close(p);
+	roost_msg_unref(m);
+	remove_tmpdir();
+}
+END_TEST
+
+/*
+ * The Nth write to the files fails (N = 0..): whatever N, every batch whose
+ * commit returned OK is in the database after a reopen and no batch whose
+ * commit failed is — the contract the broker's acknowledgements rest on.
+ */
+START_TEST(test_persist_vfs_nth_write_fails_committed_means_stored)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/n.db", tmpdir);
+	roost_persist *p = open_shim(path);
+	roost_persist_session_add(p, "setup");
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+	shim_budget = _i;
+	bool ok[6];
+	int n_ok = 0;
+	for (int i = 0; i < 6; i++) {
+		char id[8], body[2100];
+		snprintf(id, sizeof id, "b%d", i);
+		memset(body, 'a' + i, sizeof body - 1);
+		body[sizeof body - 1] = 0;
+		roost_persist_session_add(p, id);
+		roost_persist_spool_push(p, (uint64_t)i + 1, body, strlen(body)); /* spans pages */
+		ok[i] = roost_persist_commit(p) == ROOST_OK;
+		n_ok += ok[i];
+	}
+	shim_budget = -1;
+	roost_persist_close(p);
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	loaded l;
+	load_all(p, &l);
+	for (int i = 0; i < 6; i++) {
+		char want[16];
+		snprintf(want, sizeof want, "S b%d;", i);
+		ck_assert_msg((strstr(l.log, want) != NULL) == ok[i], "N=%d batch %d committed=%d, stored: %s", _i, i,
+		              ok[i], l.log);
+	}
+	if (_i < 3)
+		ck_assert_int_lt(n_ok, 6); /* the failure really hit a batch */
+	roost_persist_close(p);
+	remove_tmpdir();
+}
+END_TEST
+
 Suite *persist_suite(void);
 Suite *persist_suite(void)
 {
@@ -733,6 +897,8 @@ Suite *persist_suite(void)
 	suite_add_tcase(s, valid);
 	TCase *fail = tcase_create("write_failures");
 	tcase_add_loop_test(fail, test_persist_failed_write_poisons_batch, 0, W_KINDS);
+	tcase_add_test(fail, test_persist_vfs_write_fails_at_statement_time);
+	tcase_add_loop_test(fail, test_persist_vfs_nth_write_fails_committed_means_stored, 0, 12);
 	suite_add_tcase(s, fail);
 	TCase *bad = tcase_create("malformed");
 	tcase_add_test(bad, test_persist_garbage_file_moved_aside);

@@ -8,9 +8,12 @@ is killed with SIGKILL at random moments and restarted; every message whose
 PUBACK the publisher received must reach the subscriber in the end.
 """
 import os
+import hashlib
 import random
 import shutil
 import signal
+import subprocess
+import sqlite3
 import tempfile
 import threading
 import time
@@ -189,6 +192,101 @@ class StoreTest(unittest.TestCase):
         got = c.drain_publishes(idle=1.0, limit=10 ** 6)
         self.assertEqual([m.payload[:6] for m in got], [b"%06d" % n for n in range(messages)])
         b.stop()
+
+    # ---- startup rules: refuse with a clear message, the file untouched ----
+
+    def run_roost(self, prefix=(), timeout=15):
+        """Run roost on self.db to completion (it must refuse to start);
+        returns (exit code, stderr)."""
+        conf = os.path.join(self.dir, "roost.yaml")
+        with open(conf, "w") as f:
+            f.write(store_yaml(self.db))
+        os.chmod(conf, 0o644)
+        r = subprocess.run(list(prefix) + [roostlib.roost_bin(), "-c", conf], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+        return r.returncode, r.stderr.decode(errors="replace")
+
+    def digest(self, path):
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    def make_store(self):
+        b = self.start()
+        c = b.client("owner", clean=False)
+        c.subscribe([("keep/#", 1)])
+        c.publish("keep/r", b"kept", qos=1, retain=True)
+        c.disconnect()
+        b.stop()
+        return self.digest(self.db)
+
+    def assert_refused_untouched(self, rc, err, digest, want):
+        self.assertNotEqual(rc, 0, err)
+        self.assertRegex(err, want)
+        self.assertNotIn("STORE LOST", err)
+        self.assertNotIn("listening on", err)
+        self.assertEqual(self.digest(self.db), digest, "the database file was changed")
+        self.assertEqual([n for n in os.listdir(self.dir) if ".corrupt-" in n], [])
+
+    @unittest.skipUnless(shutil.which("setpriv"), "needs setpriv (util-linux)")
+    def test_unwritable_store_refused_untouched_unprivileged(self):
+        """roost as user nobody on a database it may read but not write
+        (tests run as root, where permissions prove nothing)."""
+        digest = self.make_store()
+        os.chmod(self.dir, 0o777)          # the directory is writable: the file is not
+        for name in os.listdir(self.dir):
+            os.chmod(os.path.join(self.dir, name), 0o644)
+        rc, err = self.run_roost(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        self.assert_refused_untouched(rc, err, digest, r"cannot read and write .*roost\.db: Permission denied "
+                                                       r"\(running as uid 65534\)")
+        # And the same directory not writable either: refused on the directory.
+        os.chmod(self.dir, 0o755)
+        rc, err = self.run_roost(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        self.assert_refused_untouched(rc, err, digest, r"cannot write in the directory")
+        # As its owner (root here) it starts and has its data.
+        b = self.start()
+        c = b.client("reader")
+        c.subscribe([("keep/r", 0)])
+        c.expect_publish(topic="keep/r", payload=b"kept", retain=True)
+        b.stop()
+
+    def test_missing_parent_directory_refused(self):
+        self.db = os.path.join(self.dir, "no", "such", "roost.db")
+        rc, err = self.run_roost()
+        self.assertNotEqual(rc, 0, err)
+        self.assertRegex(err, r"cannot create the directory .*no/such.*\(its parent does not exist\)")
+        self.assertNotIn("STORE LOST", err)
+
+    def test_second_roost_on_same_store_refused(self):
+        digest = self.make_store()
+        b = self.start()
+        rc, err = self.run_roost()
+        self.assertNotEqual(rc, 0, err)
+        self.assertRegex(err, r"in use by another roost \(pid %d holds .*roost\.db\.lock\)" % b.proc.pid)
+        self.assertNotIn("STORE LOST", err)
+        c = b.client("still-serving")     # the first one is unharmed
+        c.subscribe([("keep/r", 0)])
+        c.expect_publish(topic="keep/r", payload=b"kept", retain=True)
+        b.stop()
+        self.assertEqual(self.digest(self.db), digest)
+
+    def test_newer_schema_refused_untouched(self):
+        db = sqlite3.connect(self.db)
+        db.executescript("CREATE TABLE future(x); INSERT INTO future VALUES (1); PRAGMA user_version = 99;")
+        db.close()
+        digest = self.digest(self.db)
+        rc, err = self.run_roost()
+        self.assert_refused_untouched(rc, err, digest, r"written by a newer roost")
+
+    def test_count_of_lost_databases_survives_further_losses(self):
+        for n in (1, 2):
+            with open(self.db, "wb") as f:
+                f.write(os.urandom(10000))
+            b = self.start()
+            b.wait_for_log(r"STORE LOST: .*Databases lost so far: %d" % n, timeout=5)
+            c = b.client("count-%d" % n)
+            c.subscribe([("$SYS/broker/store/moved_aside", 0)])
+            c.expect_publish(topic="$SYS/broker/store/moved_aside", payload=str(n).encode(), retain=True)
+            b.stop()
 
     def test_corrupt_database_moved_aside_and_broker_starts(self):
         with open(self.db, "wb") as f:
