@@ -288,6 +288,55 @@ class StoreTest(unittest.TestCase):
             c.expect_publish(topic="$SYS/broker/store/moved_aside", payload=str(n).encode(), retain=True)
             b.stop()
 
+    # ---- roost backup ----
+
+    def test_backup_of_live_store_restores_retained_and_sessions(self):
+        b = self.start()
+        c = b.client("bk-sub", clean=False)
+        c.subscribe([("bk/#", 1)])
+        c.disconnect()
+        p = b.client("bk-pub")
+        for i in range(50):
+            p.publish("bk/r/%d" % i, b"retained %d" % i, qos=1, retain=True)
+        p.publish("bk/queued", b"waiting for bk-sub", qos=1)
+        # The copy is made while roost runs and holds its lock.
+        out = os.path.join(self.dir, "copy", "backup.db")
+        os.mkdir(os.path.dirname(out))
+        conf = os.path.join(self.dir, "roost.yaml")
+        with open(conf, "w") as f:
+            f.write(store_yaml(self.db))
+        r = subprocess.run([roostlib.roost_bin(), "backup", out, "-c", conf], stderr=subprocess.PIPE,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"copied", r.stderr)
+        p.publish("bk/r/0", b"changed after the backup", qos=1, retain=True)
+        self.assertTrue(b.alive())
+        # A second roost on the copy has what the first had at backup time.
+        b2 = Broker(config_text=store_yaml(out))
+        b2.start()
+        self.addCleanup(lambda: b2.stop(check=False) if b2.alive() else None)
+        s = b2.client("bk-sub", clean=False, expect_sp=1)   # the session is there
+        got = {(m.topic, m.payload) for m in s.drain_publishes(idle=0.7)}
+        self.assertIn(("bk/queued", b"waiting for bk-sub"), got)
+        r2 = b2.client("bk-reader")
+        r2.subscribe([("bk/r/#", 0)])
+        have = {m.topic: m.payload for m in r2.drain_publishes(idle=0.7)}
+        self.assertEqual(have, {"bk/r/%d" % i: b"retained %d" % i for i in range(50)})
+        b2.stop()
+        b.stop()
+
+    def test_backup_usage_errors(self):
+        r = subprocess.run([roostlib.roost_bin(), "backup"], stderr=subprocess.PIPE, timeout=10)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"usage: roost backup OUT", r.stderr)
+        conf = os.path.join(self.dir, "roost.yaml")
+        with open(conf, "w") as f:
+            f.write(store_yaml(os.path.join(self.dir, "absent.db")))
+        r = subprocess.run([roostlib.roost_bin(), "backup", os.path.join(self.dir, "o.db"), "-c", conf],
+                           stderr=subprocess.PIPE, timeout=10)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "o.db")))
+
     def test_corrupt_database_moved_aside_and_broker_starts(self):
         with open(self.db, "wb") as f:
             f.write(os.urandom(10000))
