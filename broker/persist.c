@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,6 +112,8 @@ struct roost_persist {
 	int lock_fd;            /* holds the advisory lock on "<path>.lock"; -1 for :memory: */
 	bool have_state;        /* "<path>.state" exists */
 	bool had_data;          /* the side file's (and then our) idea of whether there is data */
+	uint64_t next_check_ms; /* the next disk-space / had_data check at commit */
+	bool space_low;         /* the filesystem is past ROOST_PERSIST_SPACE_WARN_PERCENT */
 	bool in_txn;
 	bool batch_failed;      /* a write of the open batch failed: commit rolls back */
 	roost_persist_stats stats;
@@ -210,6 +213,54 @@ static sqlite3_stmt *write_stmt(roost_persist *p, enum stmt_id id)
 	return s;
 }
 
+static bool is_memory(const char *path);
+static bool has_data(roost_persist *p);
+static void state_write(roost_persist *p);
+static void dir_of(const char *path, char *buf, size_t cap);
+
+/* Percent of the store's filesystem in use (as df counts it), -1 unknown. */
+static int space_used_percent(const char *path)
+{
+	char dir[PATH_MAX];
+	dir_of(path, dir, sizeof dir);
+	struct statvfs v;
+	if (statvfs(dir, &v) != 0 || v.f_blocks == 0)
+		return -1;
+	/* df: used / (used + available to unprivileged users) */
+	unsigned long long used = (unsigned long long)(v.f_blocks - v.f_bfree);
+	unsigned long long avail = (unsigned long long)v.f_bavail;
+	return used + avail ? (int)((used * 100 + used + avail - 1) / (used + avail)) : -1;
+}
+
+/*
+ * After a commit, at most once a minute (ROOST_PERSIST_CHECK_MS): warn when
+ * the filesystem passes 90 % full, once per crossing, so the household
+ * hears of it before writes fail; and keep the side file's had_data true.
+ */
+static void maintain(roost_persist *p)
+{
+	if (is_memory(p->path))
+		return;
+	uint64_t now = roost_clock_now(&p->clock);
+	if (now < p->next_check_ms)
+		return;
+	p->next_check_ms = now + ROOST_PERSIST_CHECK_MS;
+	int used = space_used_percent(p->path);
+	if (used > ROOST_PERSIST_SPACE_WARN_PERCENT && !p->space_low) {
+		p->space_low = true;
+		roost_log_warn(p->log, "store %s: its filesystem is %d%% full (warning above %d%%); when it is full, "
+		               "messages that must be stored are no longer acknowledged",
+		               p->path, used, ROOST_PERSIST_SPACE_WARN_PERCENT);
+	} else if (used >= 0 && used <= ROOST_PERSIST_SPACE_WARN_PERCENT && p->space_low) {
+		p->space_low = false;
+		roost_log_notice(p->log, "store %s: its filesystem is back to %d%% full", p->path, used);
+	}
+	if (!p->had_data && has_data(p)) {
+		p->had_data = true;
+		state_write(p);
+	}
+}
+
 roost_err roost_persist_commit(roost_persist *p)
 {
 	if (p->batch_failed) {
@@ -234,6 +285,7 @@ roost_err roost_persist_commit(roost_persist *p)
 		return err;
 	}
 	p->stats.commits++;
+	maintain(p);
 	return ROOST_OK;
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "roost/alloc.h"
+#include "roost/clock.h"
 #include "roost/persist.h"
 
 static const roost_log quiet = {.level = ROOST_LOG_ERROR, .write = NULL};
@@ -884,6 +885,73 @@ START_TEST(test_persist_vfs_nth_write_fails_committed_means_stored)
 }
 END_TEST
 
+/* The store's filesystem passes 90 % full: one warning per crossing,
+ * checked at commit at most once a minute (fake clock). Needs a small
+ * filesystem of its own: a tmpfs, where mounting works. */
+static int count_lines(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *t = text; (t = strstr(t, needle)); t++)
+		n++;
+	return n;
+}
+
+static void commit_at(roost_persist *p, uint64_t *now, uint64_t advance)
+{
+	static int n;
+	char id[16];
+	*now += advance;
+	snprintf(id, sizeof id, "s%d", n++);
+	ck_assert_int_eq(roost_persist_session_add(p, id), ROOST_OK);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+}
+
+START_TEST(test_persist_disk_90_percent_warned_once_per_crossing)
+{
+	make_tmpdir();
+	char fs[128], path[160], filler[160];
+	snprintf(fs, sizeof fs, "%s/fs", tmpdir);
+	ck_assert_int_eq(mkdir(fs, 0700), 0);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=8m roost-test %s 2>/dev/null", fs);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "check_persist: cannot mount a tmpfs here; the 90 %% warning is not exercised\n");
+		remove_tmpdir();
+		return;
+	}
+	snprintf(path, sizeof path, "%s/roost.db", fs);
+	snprintf(filler, sizeof filler, "%s/filler", fs);
+	uint64_t now = 1000;
+	roost_clock clock = {roost_clock_fake_now, &now};
+	captured cap = {0};
+	roost_log log = capture_log(&cap);
+	roost_persist_options o = {.path = path, .log = &log, .clock = &clock};
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open_ex(&o, &p), ROOST_OK);
+	commit_at(p, &now, 0); /* first check: nearly empty */
+	ck_assert_int_eq(count_lines(cap.text, "% full"), 0);
+	static char block[64 * 1024];
+	FILE *f = fopen(filler, "wb");
+	for (int i = 0; i < 7 * 16 + 8; i++) /* 7.5 MiB of 8 */
+		ck_assert_uint_eq(fwrite(block, 1, sizeof block, f), sizeof block);
+	fclose(f);
+	commit_at(p, &now, 1000); /* within the minute: not checked yet */
+	ck_assert_int_eq(count_lines(cap.text, "% full"), 0);
+	commit_at(p, &now, ROOST_PERSIST_CHECK_MS);
+	ck_assert_int_eq(count_lines(cap.text, "filesystem is 9"), 1);
+	commit_at(p, &now, ROOST_PERSIST_CHECK_MS); /* still full: no second line */
+	commit_at(p, &now, ROOST_PERSIST_CHECK_MS);
+	ck_assert_int_eq(count_lines(cap.text, "% full"), 1);
+	unlink(filler);
+	commit_at(p, &now, ROOST_PERSIST_CHECK_MS);
+	ck_assert_int_eq(count_lines(cap.text, "is back to"), 1);
+	roost_persist_close(p);
+	snprintf(cmd, sizeof cmd, "umount %s", fs);
+	ck_assert_int_eq(system(cmd), 0);
+	remove_tmpdir();
+}
+END_TEST
+
 Suite *persist_suite(void);
 Suite *persist_suite(void)
 {
@@ -913,6 +981,7 @@ Suite *persist_suite(void)
 	tcase_add_test(bad, test_persist_orphan_wal_reported);
 	tcase_add_test(bad, test_persist_missing_directory_created);
 	tcase_add_test(bad, test_persist_resolve_path_rules);
+	tcase_add_test(bad, test_persist_disk_90_percent_warned_once_per_crossing);
 	suite_add_tcase(s, bad);
 	return s;
 }

@@ -68,6 +68,11 @@
 #include "roost/message.h"
 
 #define ROOST_PERSIST_SCHEMA_VERSION 1
+/* After a commit, at most once per ROOST_PERSIST_CHECK_MS (of the options'
+ * clock): one warning when the store's filesystem passes this percentage,
+ * one notice when it is back below. */
+#define ROOST_PERSIST_SPACE_WARN_PERCENT 90
+#define ROOST_PERSIST_CHECK_MS 60000
 
 /* Components find the broker's store as the named service "store". */
 typedef struct roost_persist roost_persist;
