@@ -97,10 +97,25 @@ static const char schema_v1[] =
 	"CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
 	"PRAGMA user_version = 1;";
 
-/* migrations[v] upgrades a database at version v to v + 1 (none yet). */
+/*
+ * Version 2: the count of databases moved aside leaves the database (it
+ * cannot live in the file that gets moved; it is in "<path>.state" now,
+ * carried over by migrate()), and the file says it is roost's
+ * (application_id), so a foreign SQLite file is recognised even when it has
+ * a user_version of its own.
+ */
+#define ROOST_APPLICATION_ID 0x526f6f73 /* "Roos" */
+static const char schema_v2[] = "DELETE FROM counters WHERE name = 'store_moved_aside';"
+                                "PRAGMA application_id = 1383034739;"
+                                "PRAGMA user_version = 2;";
+
+/* migrations[v] upgrades a database at version v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1,
+	[1] = schema_v2,
 };
+_Static_assert(sizeof migrations / sizeof migrations[0] == ROOST_PERSIST_SCHEMA_VERSION,
+               "one migration per schema version");
 
 struct roost_persist {
 	sqlite3 *db;
@@ -555,6 +570,16 @@ static roost_err check_db(roost_persist *p, int *version, const char **why)
 		*why = "not a roost database (tables without a schema version)";
 		return ROOST_ERR_INVALID;
 	}
+	if (sqlite3_prepare_v2(p->db, "PRAGMA application_id", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW) {
+		int app = sqlite3_column_int(s, 0);
+		if (app != 0 && app != ROOST_APPLICATION_ID) {
+			sqlite3_finalize(s);
+			*why = "not a roost database (another application's id)";
+			return ROOST_ERR_INVALID;
+		}
+	}
+	sqlite3_finalize(s);
 	if (*version > ROOST_PERSIST_SCHEMA_VERSION) {
 		*why = "written by a newer roost (schema version too high); this roost does not downgrade it";
 		return ROOST_ERR_UNSUPPORTED;
@@ -578,6 +603,12 @@ static roost_err migrate(roost_persist *p, int version, const char **why)
 			return ROOST_ERR_IO;
 		}
 		roost_log_notice(p->log, "store %s: copied to %s before migrating its schema", p->path, copy);
+	}
+	/* v1 kept the count of lost databases inside the file: carry it over to
+	 * the side file before v2 drops it (an older roost has no side file). */
+	if (version == 1 && !p->have_state && !is_memory(p->path)) {
+		p->stats.moved_aside_total = roost_persist_counter_get(p, "store_moved_aside");
+		state_write(p);
 	}
 	for (int v = version; v < ROOST_PERSIST_SCHEMA_VERSION; v++) {
 		if (sqlite3_exec(p->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
@@ -687,12 +718,8 @@ static roost_err open_checked(roost_persist *p, roost_persist_sync sync)
 		                why ? why : roost_err_str(err));
 		return err == ROOST_ERR_INVALID ? ROOST_ERR_IO : err;
 	}
-	if (!is_memory(p->path)) {
-		/* Databases moved aside by an older roost were counted inside them. */
-		if (!p->have_state && p->stats.moved_aside_total == 0)
-			p->stats.moved_aside_total = roost_persist_counter_get(p, "store_moved_aside");
+	if (!is_memory(p->path))
 		check_not_emptied(p, wal_bytes);
-	}
 	return ROOST_OK;
 }
 

@@ -952,6 +952,94 @@ START_TEST(test_persist_disk_90_percent_warned_once_per_crossing)
 }
 END_TEST
 
+/* A file as roost 1 (schema version 1) wrote it, made here with that
+ * version's DDL: retained message, session, and the lost-database count
+ * that v1 kept inside the file. */
+static const char v1_file[] =
+	"CREATE TABLE retained(topic BLOB PRIMARY KEY, qos INTEGER NOT NULL, payload BLOB NOT NULL,"
+	" props BLOB) WITHOUT ROWID;"
+	"CREATE TABLE sessions(client_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+	"CREATE TABLE subs(client_id TEXT NOT NULL, filter BLOB NOT NULL, options INTEGER NOT NULL,"
+	" PRIMARY KEY(client_id, filter)) WITHOUT ROWID;"
+	"CREATE TABLE messages(id INTEGER PRIMARY KEY AUTOINCREMENT, topic BLOB NOT NULL,"
+	" qos INTEGER NOT NULL, retain INTEGER NOT NULL, payload BLOB NOT NULL, props BLOB);"
+	"CREATE TABLE deliveries(client_id TEXT NOT NULL, seq INTEGER NOT NULL, msg_id INTEGER NOT NULL,"
+	" qos INTEGER NOT NULL, packet_id INTEGER NOT NULL, state INTEGER NOT NULL,"
+	" PRIMARY KEY(client_id, seq));"
+	"CREATE INDEX deliveries_msg ON deliveries(msg_id);"
+	"CREATE TABLE qos2_in(client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,"
+	" PRIMARY KEY(client_id, packet_id)) WITHOUT ROWID;"
+	"CREATE TABLE spool(seq INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+	"CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+	"PRAGMA user_version = 1;"
+	"INSERT INTO retained VALUES (CAST('home/a' AS BLOB), 1, CAST('on' AS BLOB), NULL);"
+	"INSERT INTO sessions VALUES ('dev1');"
+	"INSERT INTO counters VALUES ('store_moved_aside', 2);";
+
+static int pragma_int(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	int v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Upgrading from version 1: a copy of the file as it was is taken first
+ * (roost.db.pre-v2, via roost_persist_backup), the count of lost databases
+ * moves from the file to the side file, and the data is all there. */
+START_TEST(test_persist_migration_from_v1_copies_the_file_first)
+{
+	make_tmpdir();
+	char path[128], copy[160];
+	snprintf(path, sizeof path, "%s/m.db", tmpdir);
+	snprintf(copy, sizeof copy, "%s.pre-v2", path);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, v1_file, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	ck_assert_uint_eq(roost_persist_stats_get(p)->moved_aside_total, 2);
+	ck_assert_uint_eq(roost_persist_counter_get(p, "store_moved_aside"), 0); /* gone from the file */
+	loaded l;
+	load_all(p, &l);
+	ck_assert_str_eq(l.log, "R home/a=on q1;S dev1;");
+	roost_persist_close(p);
+	ck_assert_int_eq(pragma_int(path, "PRAGMA user_version"), 2);
+	/* The copy is version 1 with everything in it. */
+	ck_assert_int_eq(pragma_int(copy, "PRAGMA user_version"), 1);
+	ck_assert_int_eq(pragma_int(copy, "SELECT value FROM counters WHERE name = 'store_moved_aside'"), 2);
+	ck_assert_int_eq(pragma_int(copy, "SELECT count(*) FROM retained"), 1);
+	ck_assert_int_eq(pragma_int(copy, "SELECT count(*) FROM sessions"), 1);
+	/* Reopening: nothing more to migrate, the count stays. */
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	ck_assert_uint_eq(roost_persist_stats_get(p)->moved_aside_total, 2);
+	roost_persist_close(p);
+	remove_tmpdir();
+}
+END_TEST
+
+/* Another application's SQLite file with a user_version of its own is not
+ * mistaken for a roost store: moved aside, like any foreign file. */
+START_TEST(test_persist_other_application_id_moved_aside)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/bad.db", tmpdir);
+	sqlite3 *db;
+	sqlite3_open(path, &db);
+	sqlite3_exec(db, "PRAGMA application_id = 12345; PRAGMA user_version = 1;", NULL, NULL, NULL);
+	sqlite3_close(db);
+	expect_moved_aside(path);
+	remove_tmpdir();
+}
+END_TEST
+
 Suite *persist_suite(void);
 Suite *persist_suite(void)
 {
@@ -982,6 +1070,8 @@ Suite *persist_suite(void)
 	tcase_add_test(bad, test_persist_missing_directory_created);
 	tcase_add_test(bad, test_persist_resolve_path_rules);
 	tcase_add_test(bad, test_persist_disk_90_percent_warned_once_per_crossing);
+	tcase_add_test(bad, test_persist_migration_from_v1_copies_the_file_first);
+	tcase_add_test(bad, test_persist_other_application_id_moved_aside);
 	suite_add_tcase(s, bad);
 	return s;
 }

@@ -67,7 +67,7 @@
 #include "roost/log.h"
 #include "roost/message.h"
 
-#define ROOST_PERSIST_SCHEMA_VERSION 1
+#define ROOST_PERSIST_SCHEMA_VERSION 2
 /* After a commit, at most once per ROOST_PERSIST_CHECK_MS (of the options'
  * clock): one warning when the store's filesystem passes this percentage,
  * one notice when it is back below. */
