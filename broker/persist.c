@@ -434,6 +434,7 @@ static roost_err check_writable(roost_persist *p)
 			return ROOST_ERR_IO;
 		}
 	}
+	errno = 0;
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
 		roost_log_error(p->log, "store %s: cannot write in the directory %s: %s (running as uid %ld); "
 		                "not starting, nothing touched",
