@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "roost/backup_cmd.h"
 #include "roost/broker.h"
 #include "roost/component.h"
 #include "roost/config.h"
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
 	/* `roost passwd ...` manages password files (Mosquitto's format). */
 	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
 		return roost_passwd_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "backup") == 0) return roost_backup_main(argc - 1, argv + 1);
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"port", required_argument, NULL, 'p'},

@@ -14,6 +14,7 @@
  * - At startup, retained messages, sessions, subscriptions, queued and
  *   inflight deliveries and QoS 2 ids are loaded before the listeners open.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "internal.h"
@@ -159,9 +160,18 @@ struct evbuffer *conn_out(roost_conn *c)
 
 /* ---- load ---- */
 
+/* What the load found in the file, counted as it comes (the retained count
+ * of the tree would include roost's own $SYS messages, published later). */
+typedef struct store_load {
+	roost_broker *b;
+	size_t retained, sessions, deliveries;
+} store_load;
+
 static void load_retained(void *ctx, roost_msg *msg)
 {
-	roost_broker *b = ctx;
+	store_load *l = ctx;
+	roost_broker *b = l->b;
+	l->retained++;
 	void *old = NULL;
 	if (roost_topic_tree_retain_set(b->tree, msg->topic, msg->topic_len, msg, &old) != ROOST_OK)
 		roost_msg_unref(msg);
@@ -170,7 +180,9 @@ static void load_retained(void *ctx, roost_msg *msg)
 
 static void load_session(void *ctx, const char *client_id)
 {
-	roost_broker *b = ctx;
+	store_load *l = ctx;
+	roost_broker *b = l->b;
+	l->sessions++;
 	roost_session *s = roost_session_new(client_id, strlen(client_id), false);
 	if (!s || broker_session_add(b, s) != ROOST_OK) {
 		roost_log_error(b->log, "store: out of memory restoring session %s", client_id);
@@ -188,7 +200,7 @@ static roost_session *loaded(roost_broker *b, const char *client_id)
 
 static void load_sub(void *ctx, const char *client_id, const char *filter, uint8_t options)
 {
-	roost_broker *b = ctx;
+	roost_broker *b = ((store_load *)ctx)->b;
 	roost_session *s = loaded(b, client_id);
 	size_t len = strlen(filter);
 	if (s && (roost_topic_tree_subscribe(b->tree, filter, len, s, options, NULL) != ROOST_OK ||
@@ -199,7 +211,9 @@ static void load_sub(void *ctx, const char *client_id, const char *filter, uint8
 static void load_delivery(void *ctx, const char *client_id, uint64_t seq, roost_msg *msg, uint8_t qos,
                           uint16_t packet_id, uint8_t state, uint64_t store_id)
 {
-	roost_broker *b = ctx;
+	store_load *l = ctx;
+	roost_broker *b = l->b;
+	l->deliveries++;
 	roost_session *s = loaded(b, client_id);
 	if (s && roost_session_restore(s, seq, msg, qos, packet_id, state, store_id) != ROOST_OK)
 		roost_log_error(b->log, "store: cannot restore a delivery of %s", client_id);
@@ -207,7 +221,7 @@ static void load_delivery(void *ctx, const char *client_id, uint64_t seq, roost_
 
 static void load_qos2(void *ctx, const char *client_id, uint16_t packet_id)
 {
-	roost_broker *b = ctx;
+	roost_broker *b = ((store_load *)ctx)->b;
 	roost_session *s = loaded(b, client_id);
 	if (s)
 		roost_session_restore_qos2(s, packet_id);
@@ -221,10 +235,24 @@ roost_err broker_store_open(roost_broker *b)
 		                       "persistent sessions live in memory only and are lost on restart");
 		return ROOST_OK;
 	}
-	roost_err err = roost_persist_open(pc->path, pc->sync ? ROOST_PERSIST_SYNC_FULL : ROOST_PERSIST_SYNC_NORMAL,
-	                                   b->log, &b->store);
-	if (err)
+	char path[PATH_MAX];
+	roost_err err = roost_persist_resolve_path(pc->path, path, sizeof path);
+	if (err) {
+		roost_log_error(b->log, "persistence.path %s: too long", pc->path);
 		return err;
+	}
+	roost_persist_options o = {
+		.path = path,
+		.sync = pc->sync ? ROOST_PERSIST_SYNC_FULL : ROOST_PERSIST_SYNC_NORMAL,
+		.log = b->log,
+		.clock = &b->clock,
+	};
+	err = roost_persist_open_ex(&o, &b->store);
+	if (err) {
+		/* persist logged why; systemd's Restart= retries. */
+		roost_log_error(b->log, "roost cannot start: the store %s is unusable (%s)", path, roost_err_str(err));
+		return err;
+	}
 	b->commit_ev = event_new(b->base, -1, 0, commit_cb, b);
 	if (!b->commit_ev)
 		return ROOST_ERR_NOMEM;
@@ -239,16 +267,15 @@ roost_err broker_store_open(roost_broker *b)
 		.delivery = load_delivery,
 		.qos2 = load_qos2,
 	};
-	err = roost_persist_load(b->store, &v, b);
+	store_load l = {.b = b};
+	err = roost_persist_load(b->store, &v, &l);
 	if (err)
-		roost_log_error(b->log, "store %s: loading stopped early (%s); what loaded is kept", pc->path,
+		roost_log_error(b->log, "store %s: loading stopped early (%s); what loaded is kept", path,
 		                roost_err_str(err));
-	/* The count of databases lost to corruption survives restarts, and is
-	 * visible to any client as a retained $SYS message. */
-	uint64_t moved = roost_persist_stats_get(b->store)->moved_aside;
-	uint64_t total = roost_persist_counter_get(b->store, "store_moved_aside") + moved;
-	if (moved)
-		roost_persist_counter_set(b->store, "store_moved_aside", total);
+	/* The count of databases lost to corruption survives restarts (persist
+	 * keeps it beside the file), visible to any client as a retained $SYS
+	 * message. */
+	uint64_t total = roost_persist_stats_get(b->store)->moved_aside_total;
 	char text[24];
 	int n = snprintf(text, sizeof text, "%llu", (unsigned long long)total);
 	static const char topic[] = "$SYS/broker/store/moved_aside";
@@ -257,12 +284,12 @@ roost_err broker_store_open(roost_broker *b)
 		broker_publish(b, m);
 		roost_msg_unref(m);
 	}
-	size_t n_sessions = 0;
-	for (session_entry *e = b->sessions; e; e = e->hh.next, n_sessions++)
+	for (session_entry *e = b->sessions; e; e = e->hh.next)
 		roost_session_set_journal(e->s, &journal, b);
-	roost_log_notice(b->log, "store %s: loaded %zu retained messages, %zu persistent sessions (sync %s)",
-	                 pc->path, roost_topic_tree_retained_count(b->tree), n_sessions,
-	                 pc->sync ? "full" : "normal");
+	roost_log_notice(b->log,
+	                 "store %s: loaded %zu retained messages, %zu persistent sessions, %zu queued or in-flight "
+	                 "deliveries from the file (sync %s)",
+	                 path, l.retained, l.sessions, l.deliveries, pc->sync ? "full" : "normal");
 	return ROOST_OK;
 }
 

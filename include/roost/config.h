@@ -89,7 +89,7 @@ typedef struct roost_http_config {
 /* persistence: — the durable store (SQLite). */
 typedef struct roost_persistence_config {
 	bool enabled;              /* default true; false = memory only */
-	char *path;                /* database file, default "roost.db" (relative to the working dir) */
+	char *path;                /* default "roost.db"; see roost_persist_resolve_path() */
 	int sync;                  /* 0 normal (survives kill -9), 1 full (survives power loss) */
 } roost_persistence_config;
 
