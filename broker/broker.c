@@ -1,4 +1,7 @@
-/* broker.c — the broker object: sessions, fan-out, retained messages. */
+/*
+ * broker.c — the broker object: its lifecycle (new, shutdown, free, the
+ * reaper), sessions, fan-out, retained messages.
+ */
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +34,7 @@ roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
 	b->cfg = cfg;
 	b->log = log;
 	b->clock = clock;
+	b->commit_done = conn_commit_done;
 	b->limits = (roost_session_limits){
 		.max_inflight = cfg->limits.max_inflight_messages,
 		.max_queued = cfg->limits.max_queued_messages,
@@ -72,6 +76,14 @@ void roost_broker_free(roost_broker *b)
 	broker_authz_free(b);
 	roost_free(b->targets);
 	roost_free(b);
+}
+
+void roost_broker_shutdown(roost_broker *b)
+{
+	b->shutting_down = true;
+	broker_listeners_close(b);
+	while (b->conns)
+		conn_close(b->conns, false, "broker shutting down");
 }
 
 void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out)

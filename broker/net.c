@@ -132,20 +132,16 @@ void roost_broker_reload_tls(roost_broker *b)
 	}
 }
 
-void roost_broker_shutdown(roost_broker *b)
+void broker_listeners_close(roost_broker *b)
 {
-	b->shutting_down = true;
 	for (size_t i = 0; i < b->n_listeners; i++) {
 		roost_listener *l = &b->listeners[i];
 		if (l->l)
 			evconnlistener_free(l->l);
 		l->l = NULL;
 	}
-	while (b->conns)
-		conn_close(b->conns, false, "broker shutting down");
 }
 
-/* After every connection is freed: the TLS contexts. */
 void broker_listeners_free(roost_broker *b)
 {
 	for (size_t i = 0; i < b->n_listeners; i++)
