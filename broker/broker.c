@@ -104,11 +104,16 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	roost_broker *b = arg;
+	bool freed = b->reap != NULL;
 	while (b->reap) {
 		roost_conn *c = b->reap;
 		b->reap = c->reap_next;
 		broker_conn_free(c);
 	}
+	/* Their descriptors are closed now: a listener paused for lack of
+	 * them need not wait for its timer. */
+	if (freed)
+		broker_listeners_resume(b);
 }
 
 void broker_schedule_reap(roost_broker *b, roost_conn *c)

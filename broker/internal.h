@@ -56,6 +56,9 @@ typedef struct roost_listener {
 	SSL_CTX *ssl;             /* NULL for plain TCP; swapped on reload */
 	bool loopback;            /* bound to 127.0.0.0/8 or ::1 only */
 	int port;                 /* the bound port */
+	struct event *retry;      /* re-enables accepting after a pause (net.c) */
+	unsigned retry_ms;        /* current pause; 0 = accepting normally */
+	unsigned failed_accepts;  /* since accepting last worked */
 } roost_listener;
 
 struct roost_conn {
@@ -172,6 +175,8 @@ uint64_t broker_store_writes(const roost_broker *b);
 void broker_listeners_close(roost_broker *b);
 /* After every connection is freed: the TLS contexts. */
 void broker_listeners_free(roost_broker *b);
+/* Descriptors were freed: a listener paused for lack of them retries now. */
+void broker_listeners_resume(roost_broker *b);
 
 /* ---- authz.c ---- */
 /* ROOST_AUTH_ALLOW (verified user), ROOST_AUTH_DEFER (admitted as anonymous)

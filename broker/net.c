@@ -2,8 +2,15 @@
  * net.c — listeners: plain TCP and TLS. Accepted sockets become
  * connections; the max_connections limit is applied here, before any
  * per-client state exists.
+ *
+ * Out of descriptors (EMFILE and friends) the pending connection stays in
+ * the kernel's backlog and the listening socket stays readable: retrying at
+ * once would spin the loop. The listener is paused instead and re-enabled
+ * by its retry timer (100 ms, doubling to 1 s) or as soon as a closed
+ * connection gave a descriptor back; one line is logged per episode.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,12 +18,44 @@
 #include "internal.h"
 #include "roost/alloc.h"
 
+#define ACCEPT_RETRY_MIN_MS 100u
+#define ACCEPT_RETRY_MAX_MS 1000u
+
+static void resume_accepting(roost_listener *l)
+{
+	event_del(l->retry);
+	if (l->l)
+		evconnlistener_enable(l->l);
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	resume_accepting(arg);
+}
+
+void broker_listeners_resume(roost_broker *b)
+{
+	for (size_t i = 0; i < b->n_listeners; i++) {
+		roost_listener *l = &b->listeners[i];
+		if (l->retry && evtimer_pending(l->retry, NULL))
+			resume_accepting(l);
+	}
+}
+
 static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
 	(void)evl;
 	roost_listener *l = arg;
 	roost_broker *b = l->b;
+	if (l->failed_accepts) {
+		roost_log_notice(b->log, "listener port %d: accepting connections again (after %u failed accepts)",
+		                 l->port, l->failed_accepts);
+		l->failed_accepts = 0;
+		l->retry_ms = 0;
+	}
 	int32_t max = b->cfg->limits.max_connections;
 	if (b->shutting_down || (max >= 0 && b->stats.connections >= (uint64_t)max)) {
 		roost_log_notice(b->log, "connection refused: limits.max_connections (%d) reached", max);
@@ -27,13 +66,24 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		roost_log_error(b->log, "out of memory accepting a connection");
 }
 
+/* libevent already retries EAGAIN/EINTR/ECONNABORTED; what reaches here
+ * would fail again at once, so every such error pauses the listener. */
 static void accept_error_cb(struct evconnlistener *evl, void *arg)
 {
-	(void)evl;
 	roost_listener *l = arg;
 	int err = EVUTIL_SOCKET_ERROR();
-	/* EMFILE and friends: keep listening; the next close frees a slot. */
-	roost_log_warn(l->b->log, "accept failed: %s", evutil_socket_error_to_string(err));
+	evconnlistener_disable(evl);
+	l->retry_ms = l->retry_ms ? l->retry_ms * 2 : ACCEPT_RETRY_MIN_MS;
+	if (l->retry_ms > ACCEPT_RETRY_MAX_MS)
+		l->retry_ms = ACCEPT_RETRY_MAX_MS;
+	if (l->failed_accepts++ == 0) {
+		bool fds = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+		roost_log_warn(l->b->log, "listener port %d: accept failed: %s; %spaused, retrying every %u..%u ms%s",
+		               l->port, evutil_socket_error_to_string(err), fds ? "out of resources, " : "",
+		               ACCEPT_RETRY_MIN_MS, ACCEPT_RETRY_MAX_MS, fds ? " and when a connection closes" : "");
+	}
+	struct timeval tv = {.tv_sec = l->retry_ms / 1000, .tv_usec = (suseconds_t)(l->retry_ms % 1000) * 1000};
+	evtimer_add(l->retry, &tv);
 }
 
 /* Parse bind + port; sets *loopback when the address is loopback-only. */
@@ -84,6 +134,9 @@ static roost_err listen_one(roost_broker *b, const roost_listener_config *lc, ro
 		return ROOST_ERR_IO;
 	}
 	evconnlistener_set_error_cb(l->l, accept_error_cb);
+	l->retry = evtimer_new(b->base, retry_cb, l);
+	if (!l->retry)
+		return ROOST_ERR_NOMEM;
 	/* Report the real port (port 0 asks the kernel for one). */
 	struct sockaddr_storage bound;
 	socklen_t blen = sizeof bound;
@@ -139,6 +192,9 @@ void broker_listeners_close(roost_broker *b)
 		if (l->l)
 			evconnlistener_free(l->l);
 		l->l = NULL;
+		if (l->retry)
+			event_free(l->retry);
+		l->retry = NULL;
 	}
 }
 
