@@ -163,6 +163,7 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  *   limits.connect_timeout        1..3600 seconds, default 10
  *   limits.max_keepalive          0..65535 seconds, default 65535
  *   limits.max_subscriptions      0..10000000 per client, default 0 (unlimited)
+ *   limits.max_connect_size       128..268435455 bytes before CONNACK, default 262144
  *   log.level                     error|warning|notice|info|debug, default info
  *
  * Only the listening sockets need a restart; every other key applies to new
@@ -186,6 +187,7 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "limits.max_keepalive",         limits.max_keepalive,          0,  65535,     65535,     LIVE),
 	DEF_INT(roost_config, "limits.max_subscriptions",     limits.max_subscriptions,      0,  10000000,  0,         LIVE),
 	DEF_INT(roost_config, "limits.slow_client_timeout",   limits.slow_client_timeout,    1,  86400,     30,        LIVE),
+	DEF_INT(roost_config, "limits.max_connect_size",      limits.max_connect_size,       128, 268435455, 262144,   LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
 	/* persistence: the durable store; no path = in memory only. */
 	DEF_BOOL(roost_config, "persistence.enabled", persistence.enabled, true, RESTART),

@@ -540,6 +540,23 @@ static void dispatch_switch(roost_conn *c, uint8_t type, const uint8_t *pkt, siz
 	}
 }
 
+/*
+ * Until CONNACK the client is not authenticated: a packet longer than
+ * limits.max_connect_size (a CONNECT with its will fits in the default) is
+ * refused from its fixed header, before its body is buffered, so a
+ * stranger cannot make us hold max_packet_size bytes per connection.
+ */
+static bool too_big_before_connack(roost_conn *c, const roost_frame *f)
+{
+	size_t remaining = f->remaining_len;
+	uint32_t max = c->b->cfg->limits.max_connect_size;
+	if (remaining <= max)
+		return false;
+	conn_close(c, false, "%s of %zu bytes before CONNACK exceeds limits.max_connect_size (%u)",
+	           roost_mqtt_type_name(f->type), remaining, max);
+	return true;
+}
+
 void conn_handle_packet(roost_conn *c, const uint8_t *pkt, size_t len)
 {
 	assert(len > 0);
@@ -582,6 +599,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			conn_close_codec(c, "bad packet", &e);
 			return;
 		}
+		if (c->state == CONN_AWAIT_CONNECT && too_big_before_connack(c, &f))
+			return;
 		if (avail < f.total_len)
 			return; /* body incomplete: wait for more */
 		const uint8_t *pkt = evbuffer_pullup(in, (ev_ssize_t)f.total_len);

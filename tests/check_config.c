@@ -80,6 +80,7 @@ static void check_defaults(const roost_config *cfg)
 	ck_assert_int_eq(cfg->listeners[0].port, 1883);
 	ck_assert_int_eq(cfg->allow_anonymous, -1); /* not set: loopback only */
 	ck_assert_uint_eq(cfg->limits.max_packet_size, 268435455);
+	ck_assert_uint_eq(cfg->limits.max_connect_size, 262144);
 	ck_assert_uint_eq(cfg->limits.max_queued_messages, 1000);
 	ck_assert_uint_eq(cfg->limits.max_queued_bytes, 0);
 	ck_assert_uint_eq(cfg->limits.max_inflight_messages, 20);
@@ -544,6 +545,7 @@ static const struct {
 	{"connect_timeout", 1, 3600},
 	{"max_keepalive", 0, 65535},
 	{"max_subscriptions", 0, 10000000},
+	{"max_connect_size", 128, 268435455},
 };
 
 static long long limit_value(const roost_config *cfg, const char *key)
@@ -557,6 +559,7 @@ static long long limit_value(const roost_config *cfg, const char *key)
 	if (!strcmp(key, "connect_timeout")) return l->connect_timeout;
 	if (!strcmp(key, "max_keepalive")) return l->max_keepalive;
 	if (!strcmp(key, "max_subscriptions")) return l->max_subscriptions;
+	if (!strcmp(key, "max_connect_size")) return l->max_connect_size;
 	ck_abort_msg("no such key %s", key);
 	return 0;
 }

@@ -46,6 +46,7 @@ typedef struct roost_limits_config {
 	uint32_t max_keepalive;          /* seconds, 0..65535, default 65535 */
 	uint32_t max_subscriptions;      /* per client, 0 = unlimited (default) */
 	uint32_t slow_client_timeout;    /* seconds a client may leave >1 MiB unread, default 30 */
+	uint32_t max_connect_size;       /* bytes of a packet before CONNACK, default 262144 */
 } roost_limits_config;
 
 /*

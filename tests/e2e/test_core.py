@@ -6,7 +6,11 @@ import time
 import unittest
 
 import roostlib
-from roostlib import Broker, CONNACK, Closed, PacketTimeout, RawClient, connect_packet
+
+# Under AddressSanitizer freed memory sits in a quarantine and would count
+# as growth in the RSS bound below (as in test_abuse).
+os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4").lstrip(":")
+from roostlib import Broker, CONNACK, Closed, PacketTimeout, RawClient, connect_packet, rss_kb, varint
 
 
 def conf(extra=""):
@@ -80,6 +84,36 @@ class CoreTest(unittest.TestCase):
         b.wait_for_log(r"accepting connections again", since=mark)
         for c in got + waiting:
             c.close()
+
+    def test_connect_larger_than_max_connect_size_closed_from_its_header(self):
+        """limits.max_connect_size: a CONNECT announcing 10 MB is refused from
+        its fixed header; the broker does not buffer the body first."""
+        b = self.start()
+        rss0 = rss_kb(b.proc.pid)
+        mark = b.log_mark()
+        clients = []
+        for i in range(8):
+            c = RawClient(b.port)
+            self.addCleanup(c.close)
+            # Fixed header of a 10 MB CONNECT, then the start of its body.
+            c.send(b"\x10" + varint(10 * 1024 * 1024) + b"\x00\x04MQTT\x04\x02\x00\x3c"
+                   + b"x" * 65536, allow_closed=True)
+            clients.append(c)
+        for c in clients:
+            with self.assertRaises(Closed):
+                # Keep sending the body: the broker has closed, so this ends
+                # in a reset / EOF quickly instead of 10 MB being taken in.
+                for _ in range(120):  # 7.5 MB: less than announced
+                    c.send(b"y" * 65536)
+                c.recv_packet(timeout=5.0)
+        b.wait_for_log(r"CONNECT of 10485760 bytes before CONNACK exceeds limits\.max_connect_size "
+                       r"\(262144\)", since=mark)
+        grew = rss_kb(b.proc.pid) - rss0
+        self.assertLess(grew, 8 * 1024, "RSS grew by %d kB for 8 oversized CONNECTs" % grew)
+        # A CONNECT within the limit (the largest will MQTT allows fits) is accepted.
+        c = b.raw()
+        c.send(connect_packet("big-will", will=roostlib.Will("w/t", b"z" * 65535)))
+        c.expect(CONNACK)
 
 
 if __name__ == "__main__":
