@@ -133,7 +133,7 @@ static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
 static const key_def listener_keys[] = {
 	/*                                       path    field min max    default reload */
 	DEF_INT_REQUIRED(roost_listener_config, "port", port, 0,  65535, 1883,   RESTART),
-	DEF_STRING(roost_listener_config,       "bind", bind, "0.0.0.0",         RESTART),
+	DEF_STRING(roost_listener_config,       "bind", bind, NULL,              RESTART), /* NULL: "::" dual-stack */
 	/* TLS; certificate files are re-read on SIGHUP. */
 	DEF_STRING(roost_listener_config, "certfile", certfile, NULL, LIVE),
 	DEF_STRING(roost_listener_config, "keyfile", keyfile, NULL, LIVE),
@@ -151,7 +151,8 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  * etc/roost.yaml, which must agree with this table):
  *
  *   listeners                     sequence of {port, bind}, at least one;
- *                                 default one listener on 0.0.0.0:1883
+ *                                 default one listener on port 1883; bind unset:
+ *                                 "::" dual-stack (IPv6 and IPv4), 0.0.0.0 without IPv6
  *   allow_anonymous               bool; unset: anonymous clients only on loopback
  *                                 listeners and only while no password_file is set
  *   password_file, acl_file       Mosquitto-format files (re-read on SIGHUP)

@@ -54,6 +54,11 @@ static void format_addr(char *out, size_t cap, const struct sockaddr *sa)
 		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
 		port = ntohs(in->sin_port);
 		snprintf(out, cap, "%s:%u", ip, port);
+	} else if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+		/* An IPv4 client of the dual-stack listener: shown as IPv4. */
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, sizeof ip);
+		snprintf(out, cap, "%s:%u", ip, ntohs(in6->sin6_port));
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
 		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);

@@ -76,7 +76,7 @@ static void expect_error_prefix(const char *yaml, int line, const char *prefix)
 static void check_defaults(const roost_config *cfg)
 {
 	ck_assert_uint_eq(cfg->n_listeners, 1);
-	ck_assert_str_eq(cfg->listeners[0].bind, "0.0.0.0");
+	ck_assert_ptr_null(cfg->listeners[0].bind); /* not set: "::" dual-stack */
 	ck_assert_int_eq(cfg->listeners[0].port, 1883);
 	ck_assert_int_eq(cfg->allow_anonymous, -1); /* not set: loopback only */
 	ck_assert_uint_eq(cfg->limits.max_packet_size, 268435455);
@@ -183,7 +183,7 @@ START_TEST(test_every_key)
 	ck_assert_int_eq(cfg->listeners[0].port, 8883);
 	ck_assert_str_eq(cfg->listeners[0].bind, "127.0.0.1");
 	ck_assert_int_eq(cfg->listeners[1].port, 0);
-	ck_assert_str_eq(cfg->listeners[1].bind, "0.0.0.0"); /* bind defaults per listener */
+	ck_assert_ptr_null(cfg->listeners[1].bind); /* bind defaults per listener */
 	ck_assert_int_eq(cfg->listeners[2].port, 65535);
 	ck_assert_str_eq(cfg->listeners[2].bind, "::1");
 	ck_assert(!cfg->allow_anonymous);

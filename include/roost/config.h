@@ -24,7 +24,7 @@
 #include "roost/error.h"
 
 typedef struct roost_listener_config {
-	char *bind;        /* address; default "0.0.0.0" */
+	char *bind;        /* address as given; NULL (default): "::" dual-stack, 0.0.0.0 without IPv6 */
 	int port;          /* 0..65535; 0 = ephemeral (tests) */
 	/* TLS: a listener with a certfile speaks MQTT over TLS (8883 by convention). */
 	char *certfile;    /* PEM certificate chain; NULL = plain TCP */
@@ -121,7 +121,7 @@ typedef struct roost_config_errors {
 	size_t count;
 } roost_config_errors;
 
-/* The embedded defaults: one listener on 0.0.0.0:1883, limits as documented. */
+/* The embedded defaults: one dual-stack listener on port 1883, limits as documented. */
 roost_err roost_config_defaults(roost_config **out);
 
 /*

@@ -1,7 +1,9 @@
 """The daemon core under resource pressure: out of file descriptors, accept
 pauses instead of spinning. Loopback only; every loop bounded."""
 import os
+import re
 import resource
+import socket
 import time
 import unittest
 
@@ -10,7 +12,7 @@ import roostlib
 # Under AddressSanitizer freed memory sits in a quarantine and would count
 # as growth in the RSS bound below (as in test_abuse).
 os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4").lstrip(":")
-from roostlib import Broker, CONNACK, Closed, PacketTimeout, RawClient, connect_packet, rss_kb, varint
+from roostlib import Broker, CONNACK, roost_bin, Closed, PacketTimeout, RawClient, connect_packet, rss_kb, varint
 
 
 def conf(extra=""):
@@ -36,6 +38,19 @@ def answered(clients, timeout):
         except (PacketTimeout, Closed):
             waiting.append(c)
     return got, waiting
+
+
+class DefaultBindBroker(Broker):
+    """A broker whose listener sets no bind: it reports "[::]:PORT"."""
+
+    def _start_roost(self):
+        self.config_path = os.path.join(self._tmp.name, "roost.yaml")
+        with open(self.config_path, "w") as f:
+            f.write(conf().replace("    bind: 127.0.0.1\n", ""))
+        self._spawn([roost_bin(), "-c", self.config_path])
+        m = self.wait_for_log(r"listening on \[::\]:(\d+) \(IPv6 and IPv4\)", self.START_TIMEOUT,
+                              what="the default dual-stack listener")
+        self.port = int(m.group(1))
 
 
 class CoreTest(unittest.TestCase):
@@ -114,6 +129,27 @@ class CoreTest(unittest.TestCase):
         c = b.raw()
         c.send(connect_packet("big-will", will=roostlib.Will("w/t", b"z" * 65535)))
         c.expect(CONNACK)
+
+    def test_default_listener_is_dual_stack(self):
+        """No bind: "::" with IPV6_V6ONLY off, so IPv4 and IPv6 clients connect."""
+        b = DefaultBindBroker()
+        b.start()
+        self.addCleanup(b.stop)
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(5.0)
+                s.connect((host, b.port))
+                s.sendall(connect_packet("dual-%d" % family))
+                got = b""
+                while len(got) < 4:
+                    chunk = s.recv(4 - len(got))
+                    self.assertTrue(chunk, "closed before CONNACK over %s" % host)
+                    got += chunk
+                self.assertEqual(got, b"\x20\x02\x00\x00", "CONNACK over %s" % host)
+                port = s.getsockname()[1]
+            # An IPv4 client (::ffff:127.0.0.1 to the socket) is logged as IPv4.
+            want = "127.0.0.1:%d" % port if family == socket.AF_INET else "[::1]:%d" % port
+            b.wait_for_log(r"client dual-%d \(%s\) connected" % (family, re.escape(want)))
 
 
 if __name__ == "__main__":
