@@ -45,6 +45,29 @@ const char *conn_client_id(const roost_conn *c)
 	return c->session ? roost_session_client_id(c->session) : "-";
 }
 
+/*
+ * The client id for a log line, cut to ROOST_LOG_ID_MAX bytes (at a UTF-8
+ * boundary) with its length appended, so that a long id cannot push what
+ * the line is about (a close reason) past the log line's end.
+ */
+#define ROOST_LOG_ID_MAX 64
+typedef struct log_id {
+	char s[ROOST_LOG_ID_MAX + 32];
+} log_id;
+
+static const char *conn_log_id(const roost_conn *c, log_id *out)
+{
+	const char *id = conn_client_id(c);
+	size_t len = strlen(id);
+	if (len <= ROOST_LOG_ID_MAX)
+		return id;
+	size_t n = ROOST_LOG_ID_MAX;
+	while (n > 0 && ((unsigned char)id[n] & 0xC0) == 0x80)
+		n--; /* do not split a multi-byte character */
+	snprintf(out->s, sizeof out->s, "%.*s\xe2\x80\xa6(%zu bytes)", (int)n, id, len);
+	return out->s;
+}
+
 static void format_addr(char *out, size_t cap, const struct sockaddr *sa)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -332,8 +355,9 @@ static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_l
 	roost_broker *b = c->b;
 	char why[512];
 	vsnprintf(why, sizeof why, fmt, ap);
+	log_id id;
 	roost_log_msg(b->log, publish_will ? ROOST_LOG_NOTICE : ROOST_LOG_INFO, "client %s (%s) closed: %s",
-	              conn_client_id(c), c->addr, why);
+	              conn_log_id(c, &id), c->addr, why);
 	c->state = CONN_DEAD;
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	event_del(c->timer);
@@ -384,7 +408,8 @@ void conn_close_after_flush(roost_conn *c, const char *why)
 {
 	if (c->state >= CONN_CLOSING)
 		return;
-	roost_log_notice(c->b->log, "client %s (%s): %s", conn_client_id(c), c->addr, why);
+	log_id id;
+	roost_log_notice(c->b->log, "client %s (%s): %s", conn_log_id(c, &id), c->addr, why);
 	c->state = CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
 	if (!c->hold && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)

@@ -301,6 +301,46 @@ START_TEST(test_handlers_first_packet_not_connect_MQTT_3_1_0_1)
 }
 END_TEST
 
+/* The last log line at or above the fixture's level. */
+static char last_line[1100];
+static void capture(void *ctx, roost_log_level level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	snprintf(last_line, sizeof last_line, "%s", line);
+}
+
+START_TEST(test_handlers_long_client_id_keeps_the_close_reason_in_the_line)
+{
+	fixture f;
+	setup(&f);
+	f.log = (roost_log){.level = ROOST_LOG_DEBUG, .write = capture};
+	int peer;
+	roost_conn *c = connect_pair(&f, &peer);
+	/* CONNECT with a 2000-byte client id: longer than a log line. */
+	enum { IDLEN = 2000 };
+	uint8_t pkt[3 + 12 + IDLEN];
+	size_t rem = 10 + 2 + IDLEN;
+	const uint8_t head[] = {0x10, (uint8_t)(0x80 | (rem & 0x7f)), (uint8_t)(rem >> 7), 0, 4, 'M', 'Q', 'T',
+	                        'T', 4, 0x02, 0, 60, IDLEN >> 8, IDLEN & 0xff};
+	memcpy(pkt, head, sizeof head);
+	memset(pkt + sizeof head, 'x', IDLEN);
+	conn_handle_packet(c, pkt, sizeof pkt);
+	ck_assert_int_eq(c->state, CONN_ACTIVE);
+	conn_handle_packet(c, disconnect, sizeof disconnect);
+	ck_assert_int_eq(c->state, CONN_DEAD);
+	ck_assert_msg(strstr(last_line, "xxx\xe2\x80\xa6(2000 bytes) (") != NULL, "id not cut: %.120s", last_line);
+	const char *end = "closed: client sent DISCONNECT";
+	size_t n = strlen(last_line);
+	ck_assert_msg(n > strlen(end) && strcmp(last_line + n - strlen(end), end) == 0, "reason lost: ...%s",
+	              last_line + (n > 80 ? n - 80 : 0));
+	ck_assert_uint_lt(n, 200);
+	pump(&f);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
 Suite *handlers_suite(void);
 Suite *handlers_suite(void)
 {
@@ -309,6 +349,7 @@ Suite *handlers_suite(void)
 	tcase_add_test(tc, test_handlers_connect_connack_MQTT_3_2_0_1);
 	tcase_add_test(tc, test_handlers_publish_qos1_puback_MQTT_4_3_2_2);
 	tcase_add_test(tc, test_handlers_first_packet_not_connect_MQTT_3_1_0_1);
+	tcase_add_test(tc, test_handlers_long_client_id_keeps_the_close_reason_in_the_line);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hold");
 	tcase_add_test(tc, test_handlers_persistent_connack_waits_for_the_commit);
