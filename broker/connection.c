@@ -178,6 +178,9 @@ void conn_hold_until_commit(roost_conn *c)
 	}
 	c->hold_next = c->b->holding;
 	c->b->holding = c;
+	/* Normally the write that moved the counter scheduled it already; one
+	 * that failed before opening a transaction may not have. */
+	broker_store_commit_soon(c->b);
 }
 
 /* Closed: forget its held output (it was never acknowledged). */

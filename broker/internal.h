@@ -169,6 +169,8 @@ void broker_store_retain(roost_broker *b, const roost_msg *msg);
 /* Store writes attempted so far (0 without a store): a caller compares two
  * readings to tell whether its operation wrote. */
 uint64_t broker_store_writes(const roost_broker *b);
+/* Make sure a commit runs in this loop pass (and reports to commit_done). */
+void broker_store_commit_soon(roost_broker *b);
 
 /* ---- net.c ---- */
 /* Stop accepting: close every listening socket (shutdown). */

@@ -107,8 +107,13 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
  */
 static void schedule_commit(void *ctx)
 {
-	roost_broker *b = ctx;
-	event_active(b->commit_ev, 0, 0);
+	broker_store_commit_soon(ctx);
+}
+
+void broker_store_commit_soon(roost_broker *b)
+{
+	if (b->commit_ev)
+		event_active(b->commit_ev, 0, 0); /* a no-op when already active */
 }
 
 uint64_t broker_store_writes(const roost_broker *b)

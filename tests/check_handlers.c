@@ -285,6 +285,25 @@ START_TEST(test_handlers_hold_released_to_several_connections)
 }
 END_TEST
 
+START_TEST(test_handlers_hold_always_gets_a_commit)
+{
+	/* A hold whose write did not open a transaction (it failed first)
+	 * still gets a commit to settle it: never held forever. */
+	fixture f;
+	setup(&f);
+	int peer;
+	roost_conn *c = connected(&f, "h3", true, &peer);
+	conn_hold_until_commit(c);
+	conn_handle_packet(c, pingreq, sizeof pingreq);
+	ck_assert_uint_eq(held(c), sizeof pingresp);
+	pump(&f);
+	ck_assert_ptr_null(c->hold);
+	expect_read(peer, pingresp, sizeof pingresp);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
 START_TEST(test_handlers_first_packet_not_connect_MQTT_3_1_0_1)
 {
 	fixture f;
@@ -356,6 +375,7 @@ Suite *handlers_suite(void)
 	tcase_add_test(tc, test_handlers_puback_held_until_commit_in_order);
 	tcase_add_test(tc, test_handlers_commit_failure_closes_unacknowledged);
 	tcase_add_test(tc, test_handlers_hold_released_to_several_connections);
+	tcase_add_test(tc, test_handlers_hold_always_gets_a_commit);
 	suite_add_tcase(s, tc);
 	return s;
 }
