@@ -1,4 +1,7 @@
-/* broker.c — the broker object: sessions, fan-out, retained messages. */
+/*
+ * broker.c — the broker object: its lifecycle (new, shutdown, free, the
+ * reaper), sessions, fan-out, retained messages.
+ */
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +34,7 @@ roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
 	b->cfg = cfg;
 	b->log = log;
 	b->clock = clock;
+	b->commit_done = conn_commit_done;
 	b->limits = (roost_session_limits){
 		.max_inflight = cfg->limits.max_inflight_messages,
 		.max_queued = cfg->limits.max_queued_messages,
@@ -74,6 +78,14 @@ void roost_broker_free(roost_broker *b)
 	roost_free(b);
 }
 
+void roost_broker_shutdown(roost_broker *b)
+{
+	b->shutting_down = true;
+	broker_listeners_close(b);
+	while (b->conns)
+		conn_close(b->conns, false, "broker shutting down");
+}
+
 void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out)
 {
 	*out = b->stats;
@@ -92,11 +104,16 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	roost_broker *b = arg;
+	bool freed = b->reap != NULL;
 	while (b->reap) {
 		roost_conn *c = b->reap;
 		b->reap = c->reap_next;
 		broker_conn_free(c);
 	}
+	/* Their descriptors are closed now: a listener paused for lack of
+	 * them need not wait for its timer. */
+	if (freed)
+		broker_listeners_resume(b);
 }
 
 void broker_schedule_reap(roost_broker *b, roost_conn *c)

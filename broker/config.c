@@ -133,7 +133,7 @@ static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
 static const key_def listener_keys[] = {
 	/*                                       path    field min max    default reload */
 	DEF_INT_REQUIRED(roost_listener_config, "port", port, 0,  65535, 1883,   RESTART),
-	DEF_STRING(roost_listener_config,       "bind", bind, "0.0.0.0",         RESTART),
+	DEF_STRING(roost_listener_config,       "bind", bind, NULL,              RESTART), /* NULL: "::" dual-stack */
 	/* TLS; certificate files are re-read on SIGHUP. */
 	DEF_STRING(roost_listener_config, "certfile", certfile, NULL, LIVE),
 	DEF_STRING(roost_listener_config, "keyfile", keyfile, NULL, LIVE),
@@ -151,7 +151,8 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  * etc/roost.yaml, which must agree with this table):
  *
  *   listeners                     sequence of {port, bind}, at least one;
- *                                 default one listener on 0.0.0.0:1883
+ *                                 default one listener on port 1883; bind unset:
+ *                                 "::" dual-stack (IPv6 and IPv4), 0.0.0.0 without IPv6
  *   allow_anonymous               bool; unset: anonymous clients only on loopback
  *                                 listeners and only while no password_file is set
  *   password_file, acl_file       Mosquitto-format files (re-read on SIGHUP)
@@ -166,6 +167,7 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  *   limits.max_topic_levels       1..65535 levels per topic or filter, default 200
  *   limits.max_topic_length       1..65535 bytes per topic or filter, default 65535
  *   limits.max_retained_messages  0..100000000, default 0 (unlimited)
+ *   limits.max_connect_size       128..268435455 bytes before CONNACK, default 262144
  *   log.level                     error|warning|notice|info|debug, default info
  *
  * Only the listening sockets need a restart; every other key applies to new
@@ -192,6 +194,7 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "limits.max_topic_levels",      limits.max_topic_levels,       1,  65535,     200,       LIVE),
 	DEF_INT(roost_config, "limits.max_topic_length",      limits.max_topic_length,       1,  65535,     65535,     LIVE),
 	DEF_INT(roost_config, "limits.max_retained_messages", limits.max_retained_messages,  0,  100000000, 0,         LIVE),
+	DEF_INT(roost_config, "limits.max_connect_size",      limits.max_connect_size,       128, 268435455, 262144,   LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
 	/* persistence: the durable store; no path = in memory only. */
 	DEF_BOOL(roost_config, "persistence.enabled", persistence.enabled, true, RESTART),

@@ -9,6 +9,14 @@
  * writes it with one writev when the callback returns: replies and fan-out are
  * coalesced without a write per message.
  *
+ * Acknowledged means stored: while a packet is handled, the connection
+ * remembers the store's write counter from before; the first output to it
+ * after the counter moved starts holding (conn_hold_until_commit): from then
+ * on its output waits in c->hold, in order, until the store's group commit
+ * reports back through conn_commit_done — released when it committed, the
+ * connection closed unacknowledged when it did not. Every reply goes
+ * through conn_out, so no handler can send an ack around the hold.
+ *
  * Closing: conn_close() runs the close logic (will, session detach, log) at
  * once but never frees the connection: that happens in the broker's reaper,
  * after the current callback has returned.
@@ -37,6 +45,29 @@ const char *conn_client_id(const roost_conn *c)
 	return c->session ? roost_session_client_id(c->session) : "-";
 }
 
+/*
+ * The client id for a log line, cut to ROOST_LOG_ID_MAX bytes (at a UTF-8
+ * boundary) with its length appended, so that a long id cannot push what
+ * the line is about (a close reason) past the log line's end.
+ */
+#define ROOST_LOG_ID_MAX 64
+typedef struct log_id {
+	char s[ROOST_LOG_ID_MAX + 32];
+} log_id;
+
+static const char *conn_log_id(const roost_conn *c, log_id *out)
+{
+	const char *id = conn_client_id(c);
+	size_t len = strlen(id);
+	if (len <= ROOST_LOG_ID_MAX)
+		return id;
+	size_t n = ROOST_LOG_ID_MAX;
+	while (n > 0 && ((unsigned char)id[n] & 0xC0) == 0x80)
+		n--; /* do not split a multi-byte character */
+	snprintf(out->s, sizeof out->s, "%.*s\xe2\x80\xa6(%zu bytes)", (int)n, id, len);
+	return out->s;
+}
+
 static void format_addr(char *out, size_t cap, const struct sockaddr *sa)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -46,6 +77,11 @@ static void format_addr(char *out, size_t cap, const struct sockaddr *sa)
 		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
 		port = ntohs(in->sin_port);
 		snprintf(out, cap, "%s:%u", ip, port);
+	} else if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+		/* An IPv4 client of the dual-stack listener: shown as IPv4. */
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, sizeof ip);
+		snprintf(out, cap, "%s:%u", ip, ntohs(in6->sin6_port));
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
 		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
@@ -122,6 +158,81 @@ void broker_conn_free(roost_conn *c)
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	roost_free(c);
+}
+
+/* ---- the hold: acknowledgements wait for the commit ---- */
+
+void conn_hold_until_commit(roost_conn *c)
+{
+	if (c->hold || c->state == CONN_DEAD)
+		return;
+	c->hold = evbuffer_new();
+	if (!c->hold) {
+		/* Sending the ack now would acknowledge what may not be stored:
+		 * stop writing, and let the timer close it (not from inside a
+		 * handler or a fan-out). */
+		bufferevent_disable(c->bev, EV_WRITE);
+		c->overflowed = true;
+		event_active(c->timer, EV_TIMEOUT, 0);
+		return;
+	}
+	c->hold_next = c->b->holding;
+	c->b->holding = c;
+	/* Normally the write that moved the counter scheduled it already; one
+	 * that failed before opening a transaction may not have. */
+	broker_store_commit_soon(c->b);
+}
+
+/* Closed: forget its held output (it was never acknowledged). */
+static void unhold(roost_conn *c)
+{
+	if (!c->hold)
+		return;
+	for (roost_conn **pp = &c->b->holding; *pp; pp = &(*pp)->hold_next) {
+		if (*pp == c) {
+			*pp = c->hold_next;
+			break;
+		}
+	}
+	c->hold_next = NULL;
+	evbuffer_free(c->hold);
+	c->hold = NULL;
+}
+
+static const char *flush_reason(const roost_conn *c);
+
+void conn_commit_done(roost_broker *b, bool committed)
+{
+	while (b->holding) {
+		roost_conn *c = b->holding;
+		if (!committed) {
+			conn_close(c, false, "the store could not commit; acknowledgements withheld");
+			continue; /* conn_close unholds it */
+		}
+		b->holding = c->hold_next;
+		c->hold_next = NULL;
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		evbuffer_add_buffer(out, c->hold);
+		evbuffer_free(c->hold);
+		c->hold = NULL;
+		/* A reply-then-close (refused CONNECT) waited for this too. */
+		if (c->state == CONN_CLOSING && evbuffer_get_length(out) == 0)
+			conn_close(c, false, "%s", flush_reason(c));
+	}
+}
+
+/*
+ * Where output for c goes now: its held buffer when its acknowledgements
+ * must wait for the store, else the socket's output buffer. The one place
+ * that decides: the hold starts at the first output after this packet's
+ * handling wrote to the store (the counter moved, whether or not the write
+ * succeeded: a failed write poisons the batch and the commit reports it).
+ */
+static struct evbuffer *conn_out(roost_conn *c)
+{
+	if (!c->hold && c->dispatching && broker_store_writes(c->b) != c->dispatch_mark)
+		conn_hold_until_commit(c);
+	return c->hold ? c->hold : bufferevent_get_output(c->bev);
 }
 
 /* ---- output ---- */
@@ -247,14 +358,20 @@ static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_l
 	roost_broker *b = c->b;
 	char why[512];
 	vsnprintf(why, sizeof why, fmt, ap);
+	log_id id;
 	roost_log_msg(b->log, publish_will ? ROOST_LOG_NOTICE : ROOST_LOG_INFO, "client %s (%s) closed: %s",
-	              conn_client_id(c), c->addr, why);
+	              conn_log_id(c, &id), c->addr, why);
 	c->state = CONN_DEAD;
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	event_del(c->timer);
 	conn_unlink(c);
-	broker_store_unhold(b, c);
+	unhold(c);
 
+	/* The will is authorised again as it is published: rights may have
+	 * shrunk since CONNECT (a reload, an auth hook). Decided while the
+	 * session is still attached, since the decision needs its identity. */
+	if (c->will && publish_will && !b->shutting_down)
+		broker_authz_will(b, c);
 	roost_msg *will = c->will;
 	c->will = NULL;
 	roost_session *s = c->session;
@@ -299,12 +416,14 @@ void conn_close_after_flush(roost_conn *c, const char *why)
 {
 	if (c->state >= CONN_CLOSING)
 		return;
-	roost_log_notice(c->b->log, "client %s (%s): %s", conn_client_id(c), c->addr, why);
+	log_id id;
+	roost_log_notice(c->b->log, "client %s (%s): %s", conn_log_id(c, &id), c->addr, why);
 	c->state = CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (!c->hold && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_close(c, false, "%s", flush_reason(c));
-	/* otherwise write_cb finishes the close when the buffer drains */
+	/* otherwise write_cb finishes the close when the buffer drains, after
+	 * conn_commit_done released what was held */
 }
 
 /* ---- events ---- */
@@ -413,7 +532,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- input ---- */
 
-static void dispatch(roost_conn *c, uint8_t type, const uint8_t *pkt, size_t len)
+static void dispatch_switch(roost_conn *c, uint8_t type, const uint8_t *pkt, size_t len)
 {
 	if (c->state == CONN_AWAIT_CONNECT && type != ROOST_MQTT_CONNECT) {
 		conn_close(c, false, "first packet is %s, not CONNECT [MQTT-3.1.0-1]",
@@ -459,6 +578,32 @@ static void dispatch(roost_conn *c, uint8_t type, const uint8_t *pkt, size_t len
 	}
 }
 
+/*
+ * Until CONNACK the client is not authenticated: a packet longer than
+ * limits.max_connect_size (a CONNECT with its will fits in the default) is
+ * refused from its fixed header, before its body is buffered, so a
+ * stranger cannot make us hold max_packet_size bytes per connection.
+ */
+static bool too_big_before_connack(roost_conn *c, const roost_frame *f)
+{
+	size_t remaining = f->remaining_len;
+	uint32_t max = c->b->cfg->limits.max_connect_size;
+	if (remaining <= max)
+		return false;
+	conn_close(c, false, "%s of %zu bytes before CONNACK exceeds limits.max_connect_size (%u)",
+	           roost_mqtt_type_name(f->type), remaining, max);
+	return true;
+}
+
+void conn_handle_packet(roost_conn *c, const uint8_t *pkt, size_t len)
+{
+	assert(len > 0);
+	c->dispatch_mark = broker_store_writes(c->b);
+	c->dispatching = true;
+	dispatch_switch(c, pkt[0] >> 4, pkt, len);
+	c->dispatching = false;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	roost_conn *c = arg;
@@ -492,6 +637,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			conn_close_codec(c, "bad packet", &e);
 			return;
 		}
+		if (c->state == CONN_AWAIT_CONNECT && too_big_before_connack(c, &f))
+			return;
 		if (avail < f.total_len)
 			return; /* body incomplete: wait for more */
 		const uint8_t *pkt = evbuffer_pullup(in, (ev_ssize_t)f.total_len);
@@ -500,10 +647,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 		c->last_rx_ms = roost_clock_now(&b->clock);
-		b->dispatch_conn = c;
-		b->dispatch_mark = b->store ? roost_persist_writes(b->store) : 0;
-		dispatch(c, f.type, pkt, f.total_len);
-		b->dispatch_conn = NULL;
+		conn_handle_packet(c, pkt, f.total_len);
 		evbuffer_drain(in, f.total_len);
 	}
 }

@@ -17,6 +17,7 @@
 
 #include "roost/broker.h"
 #include "roost/codec.h"
+#include "roost/daemon.h"
 #include "roost/persist.h"
 #include "roost/session.h"
 #include "roost/topic.h"
@@ -55,6 +56,9 @@ typedef struct roost_listener {
 	SSL_CTX *ssl;             /* NULL for plain TCP; swapped on reload */
 	bool loopback;            /* bound to 127.0.0.0/8 or ::1 only */
 	int port;                 /* the bound port */
+	struct event *retry;      /* re-enables accepting after a pause (net.c) */
+	unsigned retry_ms;        /* current pause; 0 = accepting normally */
+	unsigned failed_accepts;  /* since accepting last worked */
 } roost_listener;
 
 struct roost_conn {
@@ -66,6 +70,8 @@ struct roost_conn {
 	struct event *timer;      /* connect timeout, then keepalive */
 	struct evbuffer *hold;    /* output held until the store commits; NULL when not holding */
 	roost_conn *hold_next;    /* broker's list of holding connections */
+	uint64_t dispatch_mark;   /* store writes when the packet being handled arrived */
+	bool dispatching;         /* a packet of this connection is being handled */
 	roost_listener *listener; /* where it was accepted */
 	roost_msg *will;          /* reference held; NULL when none */
 	uint64_t last_rx_ms;      /* clock time of the last complete packet */
@@ -117,9 +123,10 @@ struct roost_broker {
 	struct hook_entry *hooks;         /* component auth hooks, in order */
 	roost_persist *store;             /* NULL: persistence off */
 	struct event *commit_ev;          /* group commit, lowest priority */
-	roost_conn *holding;              /* connections whose output waits for the commit */
-	roost_conn *dispatch_conn;        /* the connection whose packet is being handled */
-	uint64_t dispatch_mark;           /* store writes when that packet's handling began */
+	/* store.c calls it after every commit attempt (set by roost_broker_new
+	 * to conn_commit_done): the store tells its owner, never a connection. */
+	void (*commit_done)(roost_broker *b, bool committed);
+	roost_conn *holding;              /* connection.c's: connections whose output waits for the commit */
 	struct service *services;         /* named component interfaces */
 	roost_broker_sub *component_subs; /* freed with the broker */
 	uint64_t component_ids;
@@ -163,11 +170,19 @@ void broker_store_close(roost_broker *b);
 void broker_store_session_added(roost_broker *b, roost_session *s);
 void broker_store_session_removed(roost_broker *b, roost_session *s);
 void broker_store_retain(roost_broker *b, const roost_msg *msg);
-/* Connection c stops holding (closed): forget its held output. */
-void broker_store_unhold(roost_broker *b, roost_conn *c);
+/* Store writes attempted so far (0 without a store): a caller compares two
+ * readings to tell whether its operation wrote. */
+uint64_t broker_store_writes(const roost_broker *b);
+/* Make sure a commit runs in this loop pass (and reports to commit_done). */
+void broker_store_commit_soon(roost_broker *b);
 
 /* ---- net.c ---- */
+/* Stop accepting: close every listening socket (shutdown). */
+void broker_listeners_close(roost_broker *b);
+/* After every connection is freed: the TLS contexts. */
 void broker_listeners_free(roost_broker *b);
+/* Descriptors were freed: a listener paused for lack of them retries now. */
+void broker_listeners_resume(roost_broker *b);
 
 /* ---- authz.c ---- */
 /* ROOST_AUTH_ALLOW (verified user), ROOST_AUTH_DEFER (admitted as anonymous)
@@ -198,9 +213,6 @@ SSL_CTX *broker_tls_ctx_new(const roost_listener_config *lc, const roost_log *lo
 bool broker_tls_peer_cn(struct bufferevent *bev, char *out, size_t cap);
 
 /* ---- connection.c ---- */
-/* Where output for c goes now: its held buffer when its acknowledgements
- * must wait for the store, else the socket's output buffer. */
-struct evbuffer *conn_out(roost_conn *c);
 roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockaddr *sa, int salen);
 /* Close now: publish the will if publish_will, detach the session, schedule free. */
 void conn_close(roost_conn *c, bool publish_will, const char *fmt, ...)
@@ -218,6 +230,15 @@ bool conn_is_slow(roost_conn *c);
 const char *conn_client_id(const roost_conn *c);
 /* (Re)arm the connection's timer for keepalive expiry. */
 void conn_arm_keepalive(roost_conn *c);
+/* Handle one complete packet (pkt, len: fixed header included) through the
+ * dispatch switch. Its output waits for the store when its handling wrote. */
+void conn_handle_packet(roost_conn *c, const uint8_t *pkt, size_t len);
+/* From now on everything sent to c waits in c->hold until the next commit:
+ * the acknowledgement of something stored is sent only once it is durable. */
+void conn_hold_until_commit(roost_conn *c);
+/* The store's commit finished: release the held output of every holding
+ * connection (committed) or close them unacknowledged (not committed). */
+void conn_commit_done(roost_broker *b, bool committed);
 
 /* ---- handlers: each returns ROOST_OK or closes the connection itself ---- */
 void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len);

@@ -12,7 +12,7 @@
 #include <event2/event.h>
 
 #include "roost/backup_cmd.h"
-#include "roost/broker.h"
+#include "roost/daemon.h"
 #include "roost/component.h"
 #include "roost/config.h"
 #include "roost/log.h"

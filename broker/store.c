@@ -6,11 +6,11 @@
  * - Group commit: the first write after a commit activates commit_ev, an
  *   event at the lowest priority, so it runs once the loop has handled every
  *   ready connection in this pass. Then one COMMIT covers them all.
- * - Acknowledgements wait for the commit: when a packet's handling wrote to
- *   the store, everything written to that connection from then on is held
- *   in conn->hold and released, in order, after the commit. If the commit
- *   fails, those connections are closed instead: nothing un-stored is ever
- *   acknowledged, and the clients will send again.
+ * - After each commit attempt the owner is told through b->commit_done
+ *   (the connection module's conn_commit_done, which releases the
+ *   acknowledgements that waited for it or closes those connections). This
+ *   file knows nothing of connections: broker_store_writes() lets the
+ *   connection module see whether a packet's handling wrote.
  * - At startup, retained messages, sessions, subscriptions, queued and
  *   inflight deliveries and QoS 2 ids are loaded before the listeners open.
  */
@@ -89,22 +89,6 @@ void broker_store_retain(roost_broker *b, const roost_msg *msg)
 
 /* ---- group commit ---- */
 
-static void hold_release(roost_broker *b, bool committed)
-{
-	while (b->holding) {
-		roost_conn *c = b->holding;
-		b->holding = c->hold_next;
-		c->hold_next = NULL;
-		struct evbuffer *held = c->hold;
-		c->hold = NULL;
-		if (committed)
-			evbuffer_add_buffer(bufferevent_get_output(c->bev), held);
-		evbuffer_free(held);
-		if (!committed)
-			conn_close(c, false, "the store could not commit; acknowledgements withheld");
-	}
-}
-
 static void commit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -113,7 +97,8 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
 	roost_err err = roost_persist_commit(b->store);
 	if (err)
 		roost_log_error(b->log, "store commit failed: nothing of this batch is acknowledged");
-	hold_release(b, err == ROOST_OK);
+	if (b->commit_done)
+		b->commit_done(b, err == ROOST_OK);
 }
 
 /*
@@ -123,39 +108,18 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
  */
 static void schedule_commit(void *ctx)
 {
-	roost_broker *b = ctx;
-	event_active(b->commit_ev, 0, 0);
+	broker_store_commit_soon(ctx);
 }
 
-void broker_store_unhold(roost_broker *b, roost_conn *c)
+void broker_store_commit_soon(roost_broker *b)
 {
-	if (!c->hold)
-		return;
-	for (roost_conn **pp = &b->holding; *pp; pp = &(*pp)->hold_next) {
-		if (*pp == c) {
-			*pp = c->hold_next;
-			break;
-		}
-	}
-	c->hold_next = NULL;
-	evbuffer_free(c->hold);
-	c->hold = NULL;
+	if (b->commit_ev)
+		event_active(b->commit_ev, 0, 0); /* a no-op when already active */
 }
 
-struct evbuffer *conn_out(roost_conn *c)
+uint64_t broker_store_writes(const roost_broker *b)
 {
-	roost_broker *b = c->b;
-	if (!c->hold && b->store && c == b->dispatch_conn &&
-	    roost_persist_writes(b->store) != b->dispatch_mark) {
-		/* This packet's handling wrote to the store: what we send it from
-		 * now on (its acknowledgement first) waits for the commit. */
-		c->hold = evbuffer_new();
-		if (c->hold) {
-			c->hold_next = b->holding;
-			b->holding = c;
-		}
-	}
-	return c->hold ? c->hold : bufferevent_get_output(c->bev);
+	return b->store ? roost_persist_writes(b->store) : 0;
 }
 
 /* ---- load ---- */
@@ -301,7 +265,9 @@ void broker_store_close(roost_broker *b)
 	}
 	if (b->store) {
 		roost_broker_service_remove(b, "store");
-		hold_release(b, roost_persist_commit(b->store) == ROOST_OK);
+		bool committed = roost_persist_commit(b->store) == ROOST_OK;
+		if (b->commit_done)
+			b->commit_done(b, committed);
 		roost_persist_close(b->store);
 		b->store = NULL;
 	}

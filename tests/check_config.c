@@ -76,10 +76,11 @@ static void expect_error_prefix(const char *yaml, int line, const char *prefix)
 static void check_defaults(const roost_config *cfg)
 {
 	ck_assert_uint_eq(cfg->n_listeners, 1);
-	ck_assert_str_eq(cfg->listeners[0].bind, "0.0.0.0");
+	ck_assert_ptr_null(cfg->listeners[0].bind); /* not set: "::" dual-stack */
 	ck_assert_int_eq(cfg->listeners[0].port, 1883);
 	ck_assert_int_eq(cfg->allow_anonymous, -1); /* not set: loopback only */
 	ck_assert_uint_eq(cfg->limits.max_packet_size, 268435455);
+	ck_assert_uint_eq(cfg->limits.max_connect_size, 262144);
 	ck_assert_uint_eq(cfg->limits.max_queued_messages, 1000);
 	ck_assert_uint_eq(cfg->limits.max_queued_bytes, 0);
 	ck_assert_uint_eq(cfg->limits.max_inflight_messages, 20);
@@ -185,7 +186,7 @@ START_TEST(test_every_key)
 	ck_assert_int_eq(cfg->listeners[0].port, 8883);
 	ck_assert_str_eq(cfg->listeners[0].bind, "127.0.0.1");
 	ck_assert_int_eq(cfg->listeners[1].port, 0);
-	ck_assert_str_eq(cfg->listeners[1].bind, "0.0.0.0"); /* bind defaults per listener */
+	ck_assert_ptr_null(cfg->listeners[1].bind); /* bind defaults per listener */
 	ck_assert_int_eq(cfg->listeners[2].port, 65535);
 	ck_assert_str_eq(cfg->listeners[2].bind, "::1");
 	ck_assert(!cfg->allow_anonymous);
@@ -550,6 +551,7 @@ static const struct {
 	{"max_topic_levels", 1, 65535},
 	{"max_topic_length", 1, 65535},
 	{"max_retained_messages", 0, 100000000},
+	{"max_connect_size", 128, 268435455},
 };
 
 static long long limit_value(const roost_config *cfg, const char *key)
@@ -566,6 +568,7 @@ static long long limit_value(const roost_config *cfg, const char *key)
 	if (!strcmp(key, "max_topic_levels")) return l->max_topic_levels;
 	if (!strcmp(key, "max_topic_length")) return l->max_topic_length;
 	if (!strcmp(key, "max_retained_messages")) return l->max_retained_messages;
+	if (!strcmp(key, "max_connect_size")) return l->max_connect_size;
 	ck_abort_msg("no such key %s", key);
 	return 0;
 }

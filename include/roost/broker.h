@@ -7,10 +7,9 @@
  * are no globals: main() builds one broker and passes it explicitly; tests
  * can build several side by side.
  *
- * Lifetime: roost_broker_new() -> roost_broker_listen() -> run the event
- * base -> roost_broker_shutdown() (closes listeners and connections,
- * publishing no wills: a clean stop is not a client failure) ->
- * roost_broker_free().
+ * This header is what a component may call (publish, subscribe, hooks,
+ * services, the loop, log and configuration). Creating, starting, reloading
+ * and stopping the broker is the daemon's business: roost/daemon.h.
  */
 #ifndef ROOST_BROKER_H
 #define ROOST_BROKER_H
@@ -27,29 +26,6 @@
 
 struct event_base;
 typedef struct roost_broker roost_broker;
-
-/* cfg and log must outlive the broker. */
-roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
-                               const roost_log *log, roost_clock clock);
-void roost_broker_free(roost_broker *b);
-
-/*
- * Open the durable store configured in persistence.path (nothing when it is
- * unset) and load it: retained messages, persistent sessions with their
- * subscriptions and queued messages. Call before roost_broker_listen. Fails
- * only when no database can be created at all; a corrupt one is moved aside.
- */
-roost_err roost_broker_open_store(roost_broker *b);
-
-/* Open every configured listener; logs "listening on ADDR:PORT" for each. */
-roost_err roost_broker_listen(roost_broker *b);
-
-/* Re-read every TLS listener's certificate and key (SIGHUP); connected
- * clients are not dropped, and a failed reload keeps the old ones. */
-void roost_broker_reload_tls(roost_broker *b);
-
-/* Stop accepting, close all connections (flushing what is queued). */
-void roost_broker_shutdown(roost_broker *b);
 
 /*
  * Publish a message as a component (the HTTP API, the example component, a
@@ -123,19 +99,6 @@ typedef struct roost_auth_hook {
 /* The hook is borrowed until removed. */
 roost_err roost_broker_auth_hook_add(roost_broker *b, const roost_auth_hook *hook);
 void roost_broker_auth_hook_remove(roost_broker *b, const roost_auth_hook *hook);
-
-/*
- * Load password_file and acl_file (at start, before listening). Every
- * problem is printed as "file:line: message" to the log; returns
- * ROOST_ERR_CONFIG then.
- */
-roost_err roost_broker_load_auth(roost_broker *b);
-/* SIGHUP: re-read both files; on any error the old ones stay. Clients are
- * not dropped; a subscription the new ACL no longer grants is removed at
- * once, a will its client may no longer publish is dropped, and every
- * delivery not yet sent (queued and retained ones too) is checked against
- * the new ACL. */
-void roost_broker_reload_auth(roost_broker *b);
 
 typedef struct roost_broker_stats {
 	uint64_t connections;        /* currently open */

@@ -24,7 +24,7 @@
 #include "roost/error.h"
 
 typedef struct roost_listener_config {
-	char *bind;        /* address; default "0.0.0.0" */
+	char *bind;        /* address as given; NULL (default): "::" dual-stack, 0.0.0.0 without IPv6 */
 	int port;          /* 0..65535; 0 = ephemeral (tests) */
 	/* TLS: a listener with a certfile speaks MQTT over TLS (8883 by convention). */
 	char *certfile;    /* PEM certificate chain; NULL = plain TCP */
@@ -49,6 +49,7 @@ typedef struct roost_limits_config {
 	uint32_t max_topic_levels;       /* levels per topic or filter, default 200 */
 	uint32_t max_topic_length;       /* bytes per topic or filter, default 65535 */
 	uint32_t max_retained_messages;  /* retained topics, 0 = unlimited (default) */
+	uint32_t max_connect_size;       /* bytes of a packet before CONNACK, default 262144 */
 } roost_limits_config;
 
 /*
@@ -123,7 +124,7 @@ typedef struct roost_config_errors {
 	size_t count;
 } roost_config_errors;
 
-/* The embedded defaults: one listener on 0.0.0.0:1883, limits as documented. */
+/* The embedded defaults: one dual-stack listener on port 1883, limits as documented. */
 roost_err roost_config_defaults(roost_config **out);
 
 /*

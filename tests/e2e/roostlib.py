@@ -95,6 +95,15 @@ def limits(**kw):
     return deco
 
 
+def rss_kb(pid):
+    """Resident set size of process pid, in kB (0 when unknown)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def free_port():
     """A loopback port that was free a moment ago (only for Mosquitto and -p)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

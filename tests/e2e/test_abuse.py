@@ -8,7 +8,7 @@ import time
 import unittest
 
 import roostlib
-from roostlib import Broker, connect_packet, publish_packet, subscribe_packet
+from roostlib import Broker, connect_packet, publish_packet, subscribe_packet, rss_kb
 
 
 # Under AddressSanitizer, freed memory sits in a quarantine (256 MB by
@@ -21,14 +21,6 @@ def conf(extra=""):
     return ("listeners:\n  - port: 0\n    bind: 127.0.0.1\nallow_anonymous: true\n"
             "limits:\n  connect_timeout: 1\n  max_packet_size: 65536\n%s"
             "http: {port: -1}\npersistence: {enabled: false}\nlog: {level: info}\n" % extra)
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class AbuseTest(unittest.TestCase):

@@ -26,7 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		devnull = fopen("/dev/null", "w");
 	roost_err err = roost_config_load_string("fuzz.yaml", (const char *)data, size, &cfg, &errs);
 	if (err == ROOST_OK) {
-		if (!cfg || cfg->n_listeners == 0 || !cfg->listeners[0].bind || errs.count != 0)
+		/* listeners[].bind may be NULL: not set, the dual-stack default. */
+		if (!cfg || cfg->n_listeners == 0 || cfg->listeners[0].port < 0 || cfg->listeners[0].port > 65535 ||
+		    errs.count != 0)
 			abort();
 	} else {
 		if (cfg || (err == ROOST_ERR_CONFIG && errs.count == 0))

@@ -1,0 +1,390 @@
+/*
+ * check_handlers.c — the packet handlers and the acknowledgement hold, over
+ * a socketpair with an in-process broker and an in-memory store.
+ *
+ * The client side of each socketpair speaks bytes written here from the
+ * MQTT 3.1.1 layouts (not roost's encoder). Packets are handed to the
+ * broker through conn_handle_packet, the same entry read_cb uses, so a test
+ * can look at the connection between a packet's handling and the commit
+ * that runs in the next loop pass.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../broker/internal.h"
+#include "roost/alloc.h"
+
+typedef struct fixture {
+	struct event_base *base;
+	roost_config *cfg;
+	roost_broker *b;
+	roost_log log;
+	roost_listener l;
+} fixture;
+
+static void setup(fixture *f)
+{
+	memset(f, 0, sizeof *f);
+	f->base = event_base_new();
+	ck_assert_int_eq(roost_config_defaults(&f->cfg), ROOST_OK);
+	f->cfg->allow_anonymous = 1;
+	f->cfg->persistence.enabled = true;
+	roost_free(f->cfg->persistence.path);
+	f->cfg->persistence.path = roost_strdup(":memory:");
+	f->log = (roost_log){.level = ROOST_LOG_ERROR};
+	f->b = roost_broker_new(f->base, f->cfg, &f->log, roost_clock_system());
+	ck_assert_ptr_nonnull(f->b);
+	ck_assert_int_eq(roost_broker_open_store(f->b), ROOST_OK);
+	f->l = (roost_listener){.b = f->b, .cfg = &f->cfg->listeners[0], .loopback = true};
+}
+
+static void teardown(fixture *f)
+{
+	roost_broker_free(f->b);
+	roost_config_free(f->cfg);
+	event_base_free(f->base);
+}
+
+/* A broker connection whose peer is *peer (non-blocking). */
+static roost_conn *connect_pair(fixture *f, int *peer)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(40000),
+	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	roost_conn *c = conn_new(&f->l, sv[0], (struct sockaddr *)&sin, sizeof sin);
+	ck_assert_ptr_nonnull(c);
+	*peer = sv[1];
+	return c;
+}
+
+/* Run the loop until nothing is ready: writes, the commit, the reaper. */
+static void pump(fixture *f)
+{
+	for (int i = 0; i < 8; i++)
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+}
+
+/* Everything the peer can read now; -1 at EOF with nothing read. */
+static ssize_t peer_read(int fd, uint8_t *buf, size_t cap)
+{
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + got, cap - got);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0 && got == 0)
+			return -1;
+		return (ssize_t)got;
+	}
+}
+
+/* The peer can read exactly want (n bytes) now. */
+static void expect_read(int fd, const uint8_t *want, size_t n)
+{
+	uint8_t buf[64];
+	ck_assert_int_eq(peer_read(fd, buf, sizeof buf), (ssize_t)n);
+	ck_assert_mem_eq(buf, want, n);
+}
+
+static size_t unsent(roost_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static size_t held(roost_conn *c)
+{
+	return c->hold ? evbuffer_get_length(c->hold) : 0;
+}
+
+/* CONNECT, MQTT 3.1.1, keepalive 60, client id "id" (2 bytes), clean flag. */
+static void connect_packet(uint8_t out[16], const char *id, bool clean)
+{
+	const uint8_t p[16] = {0x10, 14, 0, 4, 'M', 'Q', 'T', 'T', 4, clean ? 0x02 : 0x00, 0, 60, 0, 2,
+	                       (uint8_t)id[0], (uint8_t)id[1]};
+	memcpy(out, p, sizeof p);
+}
+
+static const uint8_t connack_ok[] = {0x20, 2, 0, 0};
+/* PUBLISH QoS 1, topic "a/b", packet id 1, payload "hi". */
+static const uint8_t publish_q1[] = {0x32, 9, 0, 3, 'a', '/', 'b', 0, 1, 'h', 'i'};
+static const uint8_t puback_1[] = {0x40, 2, 0, 1};
+/* SUBSCRIBE packet id 1, "a/b" at QoS 1. */
+static const uint8_t subscribe_q1[] = {0x82, 8, 0, 1, 0, 3, 'a', '/', 'b', 1};
+static const uint8_t suback_q1[] = {0x90, 3, 0, 1, 1};
+static const uint8_t pingreq[] = {0xc0, 0};
+static const uint8_t pingresp[] = {0xd0, 0};
+static const uint8_t disconnect[] = {0xe0, 0};
+
+/* Connect id over a new pair and read its CONNACK (after the commit). */
+static roost_conn *connected(fixture *f, const char *id, bool clean, int *peer)
+{
+	roost_conn *c = connect_pair(f, peer);
+	uint8_t pkt[16];
+	connect_packet(pkt, id, clean);
+	conn_handle_packet(c, pkt, sizeof pkt);
+	pump(f);
+	expect_read(*peer, connack_ok, sizeof connack_ok);
+	return c;
+}
+
+/* A persistent session "sb" subscribed to a/b at QoS 1, then offline: a
+ * QoS 1 PUBLISH on a/b is queued for it, which writes to the store. */
+static void offline_subscriber(fixture *f)
+{
+	int peer;
+	roost_conn *c = connected(f, "sb", false, &peer);
+	conn_handle_packet(c, subscribe_q1, sizeof subscribe_q1);
+	pump(f);
+	expect_read(peer, suback_q1, sizeof suback_q1);
+	conn_handle_packet(c, disconnect, sizeof disconnect);
+	pump(f);
+	close(peer);
+}
+
+START_TEST(test_handlers_connect_connack_MQTT_3_2_0_1)
+{
+	fixture f;
+	setup(&f);
+	int peer;
+	roost_conn *c = connect_pair(&f, &peer);
+	uint8_t pkt[16];
+	connect_packet(pkt, "c1", true);
+	conn_handle_packet(c, pkt, sizeof pkt);
+	/* A clean session writes nothing to the store: CONNACK goes at once. */
+	ck_assert_int_eq(c->state, CONN_ACTIVE);
+	ck_assert_ptr_null(c->hold);
+	ck_assert_uint_eq(unsent(c), sizeof connack_ok);
+	pump(&f);
+	expect_read(peer, connack_ok, sizeof connack_ok);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(test_handlers_persistent_connack_waits_for_the_commit)
+{
+	fixture f;
+	setup(&f);
+	int peer;
+	roost_conn *c = connect_pair(&f, &peer);
+	uint8_t pkt[16];
+	connect_packet(pkt, "p1", false);
+	conn_handle_packet(c, pkt, sizeof pkt);
+	/* The new persistent session was written: its CONNACK waits. */
+	ck_assert_uint_eq(unsent(c), 0);
+	ck_assert_uint_eq(held(c), sizeof connack_ok);
+	pump(&f); /* the group commit runs, then the write */
+	expect_read(peer, connack_ok, sizeof connack_ok);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(test_handlers_publish_qos1_puback_MQTT_4_3_2_2)
+{
+	fixture f;
+	setup(&f);
+	int peer;
+	roost_conn *c = connected(&f, "c1", true, &peer);
+	conn_handle_packet(c, publish_q1, sizeof publish_q1);
+	/* Nobody subscribed: nothing stored, the PUBACK is not held. */
+	ck_assert_ptr_null(c->hold);
+	pump(&f);
+	expect_read(peer, puback_1, sizeof puback_1);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(test_handlers_puback_held_until_commit_in_order)
+{
+	fixture f;
+	setup(&f);
+	offline_subscriber(&f);
+	int peer;
+	roost_conn *c = connected(&f, "c2", true, &peer);
+	uint64_t before = broker_store_writes(f.b);
+	conn_handle_packet(c, publish_q1, sizeof publish_q1);
+	ck_assert_uint_gt(broker_store_writes(f.b), before); /* queued for "sb" */
+	/* The PUBACK acknowledges a stored delivery: not sent before the commit. */
+	ck_assert_uint_eq(unsent(c), 0);
+	ck_assert_uint_eq(held(c), sizeof puback_1);
+	/* Later output queues behind it, even from a packet that wrote nothing. */
+	conn_handle_packet(c, pingreq, sizeof pingreq);
+	ck_assert_uint_eq(unsent(c), 0);
+	ck_assert_uint_eq(held(c), sizeof puback_1 + sizeof pingresp);
+	pump(&f);
+	ck_assert_ptr_null(c->hold);
+	uint8_t buf[64];
+	ck_assert_int_eq(peer_read(peer, buf, sizeof buf), sizeof puback_1 + sizeof pingresp);
+	ck_assert_mem_eq(buf, puback_1, sizeof puback_1);
+	ck_assert_mem_eq(buf + sizeof puback_1, pingresp, sizeof pingresp);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(test_handlers_commit_failure_closes_unacknowledged)
+{
+	fixture f;
+	setup(&f);
+	offline_subscriber(&f);
+	int peer;
+	roost_conn *c = connected(&f, "c3", true, &peer);
+	conn_handle_packet(c, publish_q1, sizeof publish_q1);
+	ck_assert_uint_eq(unsent(c), 0);
+	ck_assert_uint_eq(held(c), sizeof puback_1);
+	/* What the store reports when the batch's commit (or any write in it)
+	 * failed: the holding connection is closed, its PUBACK never sent. */
+	conn_commit_done(f.b, false);
+	ck_assert_int_eq(c->state, CONN_DEAD);
+	ck_assert_ptr_null(f.b->holding);
+	pump(&f); /* c is freed here */
+	uint8_t buf[64];
+	ck_assert_int_eq(peer_read(peer, buf, sizeof buf), -1); /* EOF, no byte */
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(test_handlers_hold_released_to_several_connections)
+{
+	fixture f;
+	setup(&f);
+	int p1, p2;
+	roost_conn *c1 = connected(&f, "h1", true, &p1);
+	roost_conn *c2 = connected(&f, "h2", true, &p2);
+	conn_hold_until_commit(c1);
+	conn_hold_until_commit(c2);
+	conn_handle_packet(c1, pingreq, sizeof pingreq);
+	conn_handle_packet(c2, pingreq, sizeof pingreq);
+	ck_assert_uint_eq(unsent(c1) + unsent(c2), 0);
+	conn_commit_done(f.b, true);
+	ck_assert_ptr_null(f.b->holding);
+	ck_assert_uint_eq(unsent(c1), sizeof pingresp);
+	ck_assert_uint_eq(unsent(c2), sizeof pingresp);
+	pump(&f);
+	uint8_t buf[8];
+	ck_assert_int_eq(peer_read(p1, buf, sizeof buf), sizeof pingresp);
+	ck_assert_int_eq(peer_read(p2, buf, sizeof buf), sizeof pingresp);
+	close(p1);
+	close(p2);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(test_handlers_hold_always_gets_a_commit)
+{
+	/* A hold whose write did not open a transaction (it failed first)
+	 * still gets a commit to settle it: never held forever. */
+	fixture f;
+	setup(&f);
+	int peer;
+	roost_conn *c = connected(&f, "h3", true, &peer);
+	conn_hold_until_commit(c);
+	conn_handle_packet(c, pingreq, sizeof pingreq);
+	ck_assert_uint_eq(held(c), sizeof pingresp);
+	pump(&f);
+	ck_assert_ptr_null(c->hold);
+	expect_read(peer, pingresp, sizeof pingresp);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(test_handlers_first_packet_not_connect_MQTT_3_1_0_1)
+{
+	fixture f;
+	setup(&f);
+	int peer;
+	roost_conn *c = connect_pair(&f, &peer);
+	conn_handle_packet(c, pingreq, sizeof pingreq);
+	ck_assert_int_eq(c->state, CONN_DEAD);
+	pump(&f);
+	uint8_t buf[8];
+	ck_assert_int_eq(peer_read(peer, buf, sizeof buf), -1);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+/* The last log line at or above the fixture's level. */
+static char last_line[1100];
+static void capture(void *ctx, roost_log_level level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	snprintf(last_line, sizeof last_line, "%s", line);
+}
+
+START_TEST(test_handlers_long_client_id_keeps_the_close_reason_in_the_line)
+{
+	fixture f;
+	setup(&f);
+	f.log = (roost_log){.level = ROOST_LOG_DEBUG, .write = capture};
+	int peer;
+	roost_conn *c = connect_pair(&f, &peer);
+	/* CONNECT with a 2000-byte client id: longer than a log line. */
+	enum { IDLEN = 2000 };
+	uint8_t pkt[3 + 12 + IDLEN];
+	size_t rem = 10 + 2 + IDLEN;
+	const uint8_t head[] = {0x10, (uint8_t)(0x80 | (rem & 0x7f)), (uint8_t)(rem >> 7), 0, 4, 'M', 'Q', 'T',
+	                        'T', 4, 0x02, 0, 60, IDLEN >> 8, IDLEN & 0xff};
+	memcpy(pkt, head, sizeof head);
+	memset(pkt + sizeof head, 'x', IDLEN);
+	conn_handle_packet(c, pkt, sizeof pkt);
+	ck_assert_int_eq(c->state, CONN_ACTIVE);
+	conn_handle_packet(c, disconnect, sizeof disconnect);
+	ck_assert_int_eq(c->state, CONN_DEAD);
+	ck_assert_msg(strstr(last_line, "xxx\xe2\x80\xa6(2000 bytes) (") != NULL, "id not cut: %.120s", last_line);
+	const char *end = "closed: client sent DISCONNECT";
+	size_t n = strlen(last_line);
+	ck_assert_msg(n > strlen(end) && strcmp(last_line + n - strlen(end), end) == 0, "reason lost: ...%s",
+	              last_line + (n > 80 ? n - 80 : 0));
+	ck_assert_uint_lt(n, 200);
+	pump(&f);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+Suite *handlers_suite(void);
+Suite *handlers_suite(void)
+{
+	Suite *s = suite_create("handlers");
+	TCase *tc = tcase_create("valid");
+	tcase_add_test(tc, test_handlers_connect_connack_MQTT_3_2_0_1);
+	tcase_add_test(tc, test_handlers_publish_qos1_puback_MQTT_4_3_2_2);
+	tcase_add_test(tc, test_handlers_first_packet_not_connect_MQTT_3_1_0_1);
+	tcase_add_test(tc, test_handlers_long_client_id_keeps_the_close_reason_in_the_line);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("hold");
+	tcase_add_test(tc, test_handlers_persistent_connack_waits_for_the_commit);
+	tcase_add_test(tc, test_handlers_puback_held_until_commit_in_order);
+	tcase_add_test(tc, test_handlers_commit_failure_closes_unacknowledged);
+	tcase_add_test(tc, test_handlers_hold_released_to_several_connections);
+	tcase_add_test(tc, test_handlers_hold_always_gets_a_commit);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(handlers_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
