@@ -14,6 +14,7 @@
 #include "roost/broker.h"
 #include "roost/component.h"
 #include "roost/config.h"
+#include "roost/import_mosquitto.h"
 #include "roost/log.h"
 #include "roost/passwd_cmd.h"
 
@@ -81,6 +82,8 @@ int main(int argc, char **argv)
 	/* `roost passwd ...` manages password files (Mosquitto's format). */
 	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
 		return roost_passwd_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "import-mosquitto") == 0)
+		return roost_import_mosquitto_main(argc - 1, argv + 1);
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"port", required_argument, NULL, 'p'},

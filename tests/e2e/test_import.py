@@ -1,0 +1,312 @@
+"""End-to-end: `roost import-mosquitto`, with files the real Debian mosquitto
+writes during the test.
+
+  --db FILE [-c roost.yaml]  Mosquitto's retained messages and persistent
+                             sessions (subscriptions, queued QoS 1/2) into
+                             roost's store; a broken, foreign or unread file,
+                             or a store in use, exits 2 and writes nothing.
+
+Mosquitto drops privileges to user `mosquitto` when started as root: its
+persistence directory is given to that user.
+"""
+
+import hashlib
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from roostlib import (HOST, MOSQUITTO_BIN, PUBREL, Broker, RawClient, free_port, main,
+                      pubcomp_packet, pubrec_packet, roost_bin, roost_only)
+
+RUN_TIMEOUT = 20
+
+# Home Assistant discovery configs, availability, and the edge cases: a
+# binary payload with every byte value, empty topic levels, QoS 1 retained.
+RETAINED = {
+    "homeassistant/sensor/kitchen_temp/config":
+        b'{"name":"Kitchen temperature","state_topic":"home/kitchen/temp",'
+        b'"unit_of_measurement":"\xc2\xb0C","device_class":"temperature",'
+        b'"unique_id":"kitchen_temp_1","availability_topic":"home/kitchen/status"}',
+    "homeassistant/binary_sensor/front_door/config":
+        b'{"name":"Front door","state_topic":"home/door/state","device_class":"door"}',
+    "home/kitchen/status": b"online",
+    "blobs/raw": bytes(range(256)) * 4,
+    "a//b/": b"empty levels",
+}
+RETAINED_QOS1 = {"home/kitchen/status"}
+SESSION = "ha-persist"
+SUBS = [("home/#", 1), ("alarm/#", 2)]
+QUEUED = [("home/q/1", b"one", 1), ("alarm/siren", b"on", 2), ("home/q/2", b"\x00two\xff", 1),
+          ("home/q/3", b"three", 1)]
+
+
+def run_import(*args):
+    return subprocess.run([roost_bin(), "import-mosquitto"] + list(args), capture_output=True,
+                          timeout=RUN_TIMEOUT, text=True)
+
+
+def digest(path):
+    """Bytes of the store's files (database and WAL), to prove them untouched."""
+    h = hashlib.sha256()
+    for suffix in ("", "-wal"):
+        if os.path.exists(path + suffix):
+            with open(path + suffix, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+class Mosquitto:
+    """Debian's mosquitto on a free loopback port with the given extra
+    configuration lines; stop() sends SIGTERM, on which it writes its db."""
+
+    def __init__(self, workdir, lines):
+        self.workdir = workdir
+        self.lines = lines
+        self.proc = None
+
+    def start(self):
+        for attempt in range(3):
+            self.port = free_port()
+            self.conf = os.path.join(self.workdir, "mosquitto.conf")
+            with open(self.conf, "w") as f:
+                f.write("listener %d %s\n" % (self.port, HOST))
+                f.write("\n".join(self.lines + ["log_dest stderr", "log_type all"]) + "\n")
+            self.log_path = os.path.join(self.workdir, "mosquitto.log")
+            self.log = open(self.log_path, "w")
+            self.proc = subprocess.Popen([MOSQUITTO_BIN, "-c", self.conf], stdin=subprocess.DEVNULL,
+                                         stdout=self.log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if re.search(r"mosquitto version \S+ running", self.text()):
+                    return self
+                time.sleep(0.05)
+            self.stop()
+            if "in use" not in self.text() or attempt == 2:
+                raise AssertionError("mosquitto did not start on %s:\n%s" % (self.conf, self.text()))
+        return self
+
+    def text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log.close()
+        return self.proc.returncode
+
+
+def mosquitto_writable_dir(parent, name):
+    """A directory Mosquitto can write after dropping to user mosquitto."""
+    path = os.path.join(parent, name)
+    os.mkdir(path)
+    if os.geteuid() == 0:
+        os.chmod(parent, 0o755)
+        try:
+            pw = pwd.getpwnam("mosquitto")
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+        except KeyError:
+            pass
+    return path
+
+
+def roost_config(store):
+    return ("listeners:\n  - port: 0\n    bind: %s\nallow_anonymous: true\n"
+            "persistence:\n  path: %s\nlog:\n  level: debug\nhttp:\n  port: -1\n" % (HOST, store))
+
+
+@roost_only("imports into roost's store")
+class ImportDb(unittest.TestCase):
+    """One mosquitto.db written by the real mosquitto for the whole class."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.access(MOSQUITTO_BIN, os.X_OK):
+            raise unittest.SkipTest("needs Debian's mosquitto at %s" % MOSQUITTO_BIN)
+        cls.tmp = tempfile.TemporaryDirectory(prefix="roost-import-")
+        cls.addClassCleanup(cls.tmp.cleanup)
+        mdir = mosquitto_writable_dir(cls.tmp.name, "mosq")
+        m = Mosquitto(cls.tmp.name, ["allow_anonymous true", "persistence true",
+                                     "persistence_location %s/" % mdir,
+                                     "max_queued_messages 100"]).start()
+        try:
+            pub = RawClient(m.port)
+            pub.connect("publisher")
+            for topic, payload in RETAINED.items():
+                pub.publish(topic, payload, qos=1 if topic in RETAINED_QOS1 else 0, retain=True)
+            # The persistent session subscribes (and gets the retained
+            # messages it matches while online), then goes away.
+            s = RawClient(m.port)
+            s.connect(SESSION, clean=False)
+            s.subscribe(SUBS)
+            s.drain_publishes(idle=0.5)
+            s.disconnect(wait_closed=False)
+            time.sleep(0.2)
+            for topic, payload, qos in QUEUED:
+                pub.publish(topic, payload, qos=qos)
+            cls.inflight_pids = cls.leave_inflight(m.port, pub)
+            pub.disconnect(wait_closed=False)
+            time.sleep(0.2)
+        finally:
+            rc = m.stop()
+        assert rc == 0, "mosquitto exited %s:\n%s" % (rc, m.text())
+        cls.db = os.path.join(mdir, "mosquitto.db")
+        assert os.path.exists(cls.db), "mosquitto wrote no db:\n" + m.text()
+
+    @staticmethod
+    def leave_inflight(port, pub):
+        """Two sessions that drop their connection mid-flow: a QoS 1 PUBLISH
+        not acknowledged, a QoS 2 one acknowledged with PUBREC (Mosquitto
+        sent PUBREL, no PUBCOMP came). Returns their packet ids."""
+        pids = {}
+        for client_id, qos in (("inflight-1", 1), ("inflight-2", 2)):
+            c = RawClient(port)
+            c.connect(client_id, clean=False)
+            c.subscribe(("flight/%d" % qos, qos))
+            pub.publish("flight/%d" % qos, b"in flight %d" % qos, qos=qos)
+            m = c.recv_publish(ack=False)
+            if qos == 2:
+                c.send(pubrec_packet(m.pid))
+                c.expect_ack(PUBREL, m.pid)
+            pids[client_id] = m.pid
+            c.abort()
+        time.sleep(0.2)
+        return pids
+
+    def setUp(self):
+        self.work = tempfile.TemporaryDirectory(prefix="roost-import-store-")
+        self.addCleanup(self.work.cleanup)
+        self.store = os.path.join(self.work.name, "roost.db")
+        self.yaml = os.path.join(self.work.name, "roost.yaml")
+        with open(self.yaml, "w") as f:
+            f.write(roost_config(self.store))
+
+    def broker(self):
+        b = Broker(config_text=roost_config(self.store))
+        b.start()
+        self.addCleanup(b.stop)
+        return b
+
+    def raw(self, b):
+        c = RawClient(b.port)
+        self.addCleanup(c.close)
+        return c
+
+    def test_retained_and_persistent_session_survive_the_move(self):
+        r = run_import("--db", self.db, "-c", self.yaml)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("%d retained messages, 3 sessions with 4 subscriptions, 4 queued and 2 inflight"
+                      % len(RETAINED), r.stdout)
+        b = self.broker()
+        # Retained: byte-exact, with RETAIN 1 to a new subscription [MQTT-3.3.1-6].
+        c = self.raw(b)
+        c.connect("checker")
+        c.subscribe(("#", 1))
+        got = {m.topic: m for m in c.drain_publishes(idle=0.7)}
+        self.assertEqual(sorted(got), sorted(RETAINED))
+        for topic, payload in RETAINED.items():
+            self.assertEqual(got[topic].payload, payload, topic)
+            self.assertTrue(got[topic].retain, topic)
+            self.assertEqual(got[topic].qos, 1 if topic in RETAINED_QOS1 else 0, topic)
+        # The session: present [MQTT-3.2.2-2], its queued messages in order at
+        # their QoS, then its subscriptions still deliver.
+        s = self.raw(b)
+        s.connect(SESSION, clean=False, expect_sp=1)
+        for topic, payload, qos in QUEUED:
+            s.expect_publish(topic=topic, payload=payload, qos=qos, retain=False)
+        c.publish("alarm/live", b"after", qos=2)
+        s.expect_publish(topic="alarm/live", payload=b"after", qos=2)
+        s.expect_no_publish()
+
+    def test_inflight_messages_resume_with_their_packet_ids(self):
+        r = run_import("--db", self.db, "-c", self.yaml)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        b = self.broker()
+        # [MQTT-4.4.0-1] on a resumed session, unacknowledged PUBLISH and
+        # PUBREL packets are sent again with their original packet ids.
+        s = self.raw(b)
+        s.connect("inflight-1", clean=False, expect_sp=1)
+        m = s.expect_publish(topic="flight/1", payload=b"in flight 1", qos=1, ack=False)
+        self.assertTrue(m.dup, "[MQTT-3.3.1-1] a resent PUBLISH has DUP 1")
+        self.assertEqual(m.pid, self.inflight_pids["inflight-1"])
+        s.ack(m)
+        s.expect_no_publish()
+        s2 = self.raw(b)
+        s2.connect("inflight-2", clean=False, expect_sp=1)
+        s2.expect_ack(PUBREL, self.inflight_pids["inflight-2"])
+        s2.send(pubcomp_packet(self.inflight_pids["inflight-2"]))
+        s2.expect_no_publish()
+
+    def test_import_twice_changes_nothing(self):
+        r = run_import("--db", self.db, "-c", self.yaml)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run_import("--db", self.db, "-c", self.yaml)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("0 sessions", r.stdout)
+        self.assertIn("3 sessions the store already had", r.stderr)
+        b = self.broker()
+        s = self.raw(b)
+        s.connect(SESSION, clean=False, expect_sp=1)
+        for topic, payload, qos in QUEUED:
+            s.expect_publish(topic=topic, payload=payload, qos=qos)
+        s.expect_no_publish()
+
+    def refused(self, path, message):
+        """Import of path exits 2 naming the file and message; store untouched."""
+        r = run_import("--db", self.db, "-c", self.yaml)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        before = digest(self.store)
+        r = run_import("--db", path, "-c", self.yaml)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(path, r.stderr)
+        self.assertRegex(r.stderr, message)
+        self.assertEqual(digest(self.store), before, "the store changed")
+        return r
+
+    def test_truncated_db_refused_with_offset(self):
+        with open(self.db, "rb") as f:
+            data = f.read()
+        bad = os.path.join(self.work.name, "truncated.db")
+        with open(bad, "wb") as f:
+            f.write(data[:len(data) - 3])
+        self.refused(bad, r"offset \d+: .*truncated.*nothing imported")
+
+    def test_non_db_file_refused(self):
+        self.refused(self.yaml, r"offset 0: not a mosquitto\.db")
+
+    def test_unread_version_refused(self):
+        with open(self.db, "rb") as f:
+            data = bytearray(f.read())
+        data[19:23] = (4).to_bytes(4, "big")
+        bad = os.path.join(self.work.name, "v4.db")
+        with open(bad, "wb") as f:
+            f.write(data)
+        self.refused(bad, r"format version 4")
+
+    def test_missing_db_refused(self):
+        self.refused(os.path.join(self.work.name, "nope.db"), r"No such file")
+
+    def test_store_in_use_refused(self):
+        b = self.broker()
+        r = run_import("--db", self.db, "-c", self.yaml)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("in use", r.stderr)
+        c = self.raw(b)
+        c.connect("checker")
+        c.subscribe(("#", 0))
+        self.assertEqual(c.drain_publishes(idle=0.5), [])
+
+
+if __name__ == "__main__":
+    main()
