@@ -16,8 +16,11 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: roost import-mosquitto --db MOSQUITTO.DB [-c ROOST.YAML]\n"
+	        "usage: roost import-mosquitto MOSQUITTO.CONF > roost.yaml\n"
+	        "       roost import-mosquitto --db MOSQUITTO.DB [-c ROOST.YAML]\n"
 	        "\n"
+	        "  MOSQUITTO.CONF  print the equivalent roost configuration; what cannot\n"
+	        "              be carried over is a warning FILE:LINE on stderr\n"
 	        "  --db FILE   load Mosquitto's retained messages and persistent sessions\n"
 	        "              into the store ROOST.YAML names (default: the embedded\n"
 	        "              defaults' store); stop roost first\n"
@@ -58,6 +61,8 @@ int roost_import_mosquitto_main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
+	if (!db && optind == argc - 1 && !config)
+		return roost_import_mosquitto_conf(argv[optind]);
 	if (!db || optind != argc) {
 		usage(stderr);
 		return 2;

@@ -11,4 +11,7 @@
 /* mosquitto.db -> the store cfg names (import_mosquitto_db.c). */
 int roost_import_mosquitto_db(const char *db_path, const roost_config *cfg);
 
+/* mosquitto.conf -> roost YAML on stdout (import_mosquitto_conf.c). */
+int roost_import_mosquitto_conf(const char *conf_path);
+
 #endif

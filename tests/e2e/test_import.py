@@ -62,12 +62,14 @@ def digest(path):
 
 
 class Mosquitto:
-    """Debian's mosquitto on a free loopback port with the given extra
-    configuration lines; stop() sends SIGTERM, on which it writes its db."""
+    """Debian's mosquitto on free loopback ports; make_conf(port) returns the
+    text of its configuration. Started in workdir (Mosquitto resolves
+    relative paths against its working directory). stop() sends SIGTERM, on
+    which it writes its db."""
 
-    def __init__(self, workdir, lines):
+    def __init__(self, workdir, make_conf):
         self.workdir = workdir
-        self.lines = lines
+        self.make_conf = make_conf
         self.proc = None
 
     def start(self):
@@ -75,12 +77,11 @@ class Mosquitto:
             self.port = free_port()
             self.conf = os.path.join(self.workdir, "mosquitto.conf")
             with open(self.conf, "w") as f:
-                f.write("listener %d %s\n" % (self.port, HOST))
-                f.write("\n".join(self.lines + ["log_dest stderr", "log_type all"]) + "\n")
+                f.write(self.make_conf(self.port))
             self.log_path = os.path.join(self.workdir, "mosquitto.log")
             self.log = open(self.log_path, "w")
             self.proc = subprocess.Popen([MOSQUITTO_BIN, "-c", self.conf], stdin=subprocess.DEVNULL,
-                                         stdout=self.log, stderr=subprocess.STDOUT)
+                                         stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and self.proc.poll() is None:
                 if re.search(r"mosquitto version \S+ running", self.text()):
@@ -137,9 +138,10 @@ class ImportDb(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory(prefix="roost-import-")
         cls.addClassCleanup(cls.tmp.cleanup)
         mdir = mosquitto_writable_dir(cls.tmp.name, "mosq")
-        m = Mosquitto(cls.tmp.name, ["allow_anonymous true", "persistence true",
-                                     "persistence_location %s/" % mdir,
-                                     "max_queued_messages 100"]).start()
+        m = Mosquitto(cls.tmp.name, lambda port: "\n".join([
+            "listener %d %s" % (port, HOST), "allow_anonymous true", "persistence true",
+            "persistence_location %s/" % mdir, "max_queued_messages 100",
+            "log_dest stderr", "log_type all"]) + "\n").start()
         try:
             pub = RawClient(m.port)
             pub.connect("publisher")
@@ -306,6 +308,201 @@ class ImportDb(unittest.TestCase):
         c.connect("checker")
         c.subscribe(("#", 0))
         self.assertEqual(c.drain_publishes(idle=0.5), [])
+
+
+# A household's mosquitto.conf (Debian layout), on free loopback ports.
+HOUSEHOLD_CONF = """\
+# Place your local configuration in {d}/conf.d/
+per_listener_settings true
+persistence true
+persistence_location {mdir}/
+log_dest stderr
+log_type all
+
+# LAN clients with a password
+listener {p1} 127.0.0.1
+allow_anonymous false
+password_file passwd
+acl_file {d}/acl
+
+# MQTT over TLS, client certificates
+listener {p2} 127.0.0.1
+certfile {d}/server.pem
+keyfile {d}/server.key
+cafile {d}/ca.pem
+require_certificate true
+use_identity_as_username true
+tls_version tlsv1.2
+password_file passwd
+
+# the dashboard's websockets
+listener {p3} 127.0.0.1
+protocol websockets
+allow_anonymous true
+
+include_dir {d}/conf.d
+
+connection cloud
+address 127.0.0.1:{p4}
+topic home/# out 1
+remote_clientid roost-import-test
+"""
+INCLUDED_CONF = "max_queued_messages 5000\nmax_inflight_messages 40\nmax_keepalive 300\n"
+
+
+def line_of(text, needle):
+    return text.splitlines().index(needle) + 1
+
+
+def test_config(path):
+    return subprocess.run([roost_bin(), "--test-config", "-c", path], capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT)
+
+
+@roost_only("converts to roost's configuration")
+class ImportConf(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="roost-import-conf-")
+        self.addCleanup(self.tmp.cleanup)
+        self.d = self.tmp.name
+        os.chmod(self.d, 0o755)
+
+    def write(self, name, text, mode=0o644):
+        path = os.path.join(self.d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def household(self):
+        """The files the household conf names: users, ACL, certificates."""
+        subprocess.run([roost_bin(), "passwd", "-c", "-b", os.path.join(self.d, "passwd"), "alice", "wonder"],
+                       check=True, capture_output=True, timeout=RUN_TIMEOUT)
+        os.chmod(os.path.join(self.d, "passwd"), 0o644)   # mosquitto reads it as user mosquitto
+        self.write("acl", "user alice\ntopic readwrite home/#\n")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", os.path.join(self.d, "server.key"),
+                        "-out", os.path.join(self.d, "server.pem")],
+                       check=True, capture_output=True, timeout=RUN_TIMEOUT)
+        os.chmod(os.path.join(self.d, "server.key"), 0o644)
+        shutil.copy(os.path.join(self.d, "server.pem"), os.path.join(self.d, "ca.pem"))
+        os.mkdir(os.path.join(self.d, "conf.d"))
+        self.write("conf.d/household.conf", INCLUDED_CONF)
+        self.write("conf.d/README", "not a .conf file: Mosquitto skips it\nnonsense here\n")
+        mdir = mosquitto_writable_dir(self.d, "mosq")
+        self.ports = {}
+
+        def make(port):
+            self.ports = {"p1": port, "p2": free_port(), "p3": free_port(), "p4": free_port()}
+            return HOUSEHOLD_CONF.format(d=self.d, mdir=mdir, **self.ports)
+        return Mosquitto(self.d, make), mdir
+
+    def test_household_conf_becomes_a_config_roost_accepts(self):
+        if not os.access(MOSQUITTO_BIN, os.X_OK):
+            self.skipTest("needs Debian's mosquitto at %s" % MOSQUITTO_BIN)
+        m, mdir = self.household()
+        # Precondition: the real Mosquitto accepts the file (it has no
+        # test flag: it must start and listen).
+        m.start()
+        self.assertEqual(m.stop(), 0, m.text())
+        conf_text = open(m.conf).read()
+        r = run_import(m.conf)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ws = line_of(conf_text, "protocol websockets")
+        bridge = line_of(conf_text, "connection cloud")
+        self.assertIn("%s:%d: warning: protocol websockets" % (m.conf, ws), r.stderr)
+        self.assertIn("%s:%d: warning: bridge 'cloud' not carried over" % (m.conf, bridge), r.stderr)
+        self.assertIn("%s:%d: note: log_dest" % (m.conf, line_of(conf_text, "log_dest stderr")), r.stderr)
+        self.assertNotIn("README", r.stderr)
+        out = self.write("roost.yaml", r.stdout)
+        t = test_config(out)
+        self.assertEqual(t.returncode, 0, t.stdout + t.stderr + r.stdout)
+
+        import yaml
+        y = yaml.safe_load(r.stdout)
+        ls = y["listeners"]
+        self.assertEqual([l["port"] for l in ls], [self.ports["p1"], self.ports["p2"]])
+        self.assertEqual(ls[1]["certfile"], os.path.join(self.d, "server.pem"))
+        self.assertEqual(ls[1]["keyfile"], os.path.join(self.d, "server.key"))
+        self.assertEqual(ls[1]["cafile"], os.path.join(self.d, "ca.pem"))
+        self.assertIs(ls[1]["require_certificate"], True)
+        self.assertIs(ls[1]["use_identity_as_username"], True)
+        self.assertEqual(y["limits"], {"max_queued_messages": 5000, "max_inflight_messages": 40,
+                                       "max_keepalive": 300})
+        self.assertEqual(y["persistence"], {"enabled": True, "path": os.path.join(mdir, "roost.db")})
+        self.assertIn("roost import-mosquitto --db %s/mosquitto.db" % mdir, r.stdout)
+        passwd = os.path.join(self.d, "passwd")   # relative in the conf: beside it
+        if "allow_anonymous" in ls[0]:
+            # This roost has per-listener security: each listener as in Mosquitto.
+            self.assertEqual([l.get("allow_anonymous") for l in ls], [False, False])
+            self.assertEqual([l.get("password_file") for l in ls], [passwd, passwd])
+            self.assertEqual(ls[0]["acl_file"], os.path.join(self.d, "acl"))
+        else:
+            self.assertIn("%s:2: warning: per_listener_settings" % m.conf, r.stderr)
+            self.assertIs(y["allow_anonymous"], False)
+            self.assertEqual(y["password_file"], passwd)
+            self.assertEqual(y["acl_file"], os.path.join(self.d, "acl"))
+
+        # And it serves: anonymous refused, alice admitted on the first listener.
+        with open(out) as f:
+            text = f.read()
+        b = Broker(config_text=text.replace("enabled: true", "enabled: false"))
+        b.start()
+        self.addCleanup(b.stop)
+        c = RawClient(self.ports["p1"])
+        self.addCleanup(c.close)
+        c.connect("anon", expect_rc=5)
+        a = RawClient(self.ports["p1"])
+        self.addCleanup(a.close)
+        a.connect("alice-1", username="alice", password="wonder")
+
+    def test_no_listener_is_loopback_only_and_anonymous(self):
+        conf = self.write("mosquitto.conf", "# Mosquitto 2.0, nothing configured\npersistence false\n")
+        r = run_import(conf)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        import yaml
+        y = yaml.safe_load(r.stdout)
+        self.assertEqual(y["listeners"], [{"port": 1883, "bind": "127.0.0.1"}, {"port": 1883, "bind": "::1"}])
+        self.assertIs(y["allow_anonymous"], True)
+        self.assertIn("only this machine can connect", r.stdout)
+        self.assertEqual(test_config(self.write("roost.yaml", r.stdout)).returncode, 0)
+
+    def test_allow_anonymous_not_set_means_false(self):
+        conf = self.write("mosquitto.conf", "listener 1883\n")
+        r = run_import(conf)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        import yaml
+        self.assertIs(yaml.safe_load(r.stdout)["allow_anonymous"], False)
+        self.assertIn("not set: false in Mosquitto 2.0", r.stdout)
+
+    def test_unknown_option_is_a_warning_with_its_line(self):
+        conf = self.write("mosquitto.conf", "listener 1883\n\nfrobnicate yes\n")
+        r = run_import(conf)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("%s:3: warning: frobnicate" % conf, r.stderr)
+
+    def test_broken_files_exit_2_with_file_and_line(self):
+        cases = [
+            ("listener 1883\nmax_queued_messages lots\n", 2, "not a number"),
+            ("allow_anonymous maybe\n", 1, "not a boolean"),
+            ("listener 70000\n", 1, "out of the range"),
+            ("password_file /a\npassword_file /b\n", 2, "duplicate"),
+            ("address 127.0.0.1\n", 1, "outside a 'connection'"),
+            ("listener 1883\npassword_file\n", 2, "empty"),
+        ]
+        for text, line, message in cases:
+            conf = self.write("bad.conf", text)
+            r = run_import(conf)
+            self.assertEqual(r.returncode, 2, (text, r.stdout, r.stderr))
+            self.assertIn("%s:%d: " % (conf, line), r.stderr, text)
+            self.assertIn(message, r.stderr, text)
+            self.assertEqual(r.stdout, "", text)
+
+    def test_unreadable_file_exits_2(self):
+        r = run_import(os.path.join(self.d, "missing.conf"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("missing.conf: No such file", r.stderr)
 
 
 if __name__ == "__main__":
