@@ -53,6 +53,7 @@ typedef struct stored {
 	uint64_t id;
 	roost_mosquitto_db_msg_store m;
 	roost_msg *msg;       /* made when a delivery first needs it; shared by all */
+	bool props_counted;   /* its v5 properties were counted as left out */
 	UT_hash_handle hh;
 } stored;
 
@@ -229,7 +230,8 @@ static stored *message(importer *im, uint64_t id, size_t offset)
 	} else if (expired(im, s->m.expiry_time)) {
 		im->n.expired++;
 		s = NULL;
-	} else if (s->m.props.len) {
+	} else if (s->m.props.len && !s->props_counted) {
+		s->props_counted = true;
 		im->n.props++;
 	}
 	return s;
