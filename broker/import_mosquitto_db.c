@@ -422,6 +422,13 @@ static void importer_cleanup(importer *im)
 	}
 }
 
+static int refuse_in_use(const char *path)
+{
+	fprintf(stderr, "%s: the store %s is in use (is roost running?); stop roost first, nothing imported\n", PROG,
+	        path);
+	return 2;
+}
+
 static int open_store(importer *im, const roost_config *cfg, const roost_log *log)
 {
 	const roost_persistence_config *pc = &cfg->persistence;
@@ -430,13 +437,13 @@ static int open_store(importer *im, const roost_config *cfg, const roost_log *lo
 		                "import into\n", PROG);
 		return 2;
 	}
-	if (store_in_use(pc->path)) {
-		fprintf(stderr, "%s: the store %s is in use (is roost running?); stop roost first, nothing imported\n",
-		        PROG, pc->path);
-		return 2;
-	}
-	if (roost_persist_open(pc->path, ROOST_PERSIST_SYNC_FULL, log, &im->store) != ROOST_OK) {
-		fprintf(stderr, "%s: cannot open the store %s\n", PROG, pc->path);
+	if (store_in_use(pc->path))
+		return refuse_in_use(pc->path);
+	roost_err err = roost_persist_open(pc->path, ROOST_PERSIST_SYNC_FULL, log, &im->store);
+	if (err == ROOST_ERR_EXISTS) /* the store's own lock (where it has one): another roost holds it */
+		return refuse_in_use(pc->path);
+	if (err) {
+		fprintf(stderr, "%s: cannot open the store %s (%s)\n", PROG, pc->path, roost_err_str(err));
 		return 1;
 	}
 	if (scan_store(im) != ROOST_OK) {

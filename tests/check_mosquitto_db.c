@@ -65,7 +65,8 @@ typedef struct buf {
 static void put(buf *b, const void *p, size_t n)
 {
 	ck_assert_uint_le(b->len + n, sizeof b->d);
-	memcpy(b->d + b->len, p, n);
+	if (n)
+		memcpy(b->d + b->len, p, n);
 	b->len += n;
 }
 static void put8(buf *b, uint8_t v) { put(b, &v, 1); }

@@ -153,8 +153,7 @@ class ImportDb(unittest.TestCase):
             s.connect(SESSION, clean=False)
             s.subscribe(SUBS)
             s.drain_publishes(idle=0.5)
-            s.disconnect(wait_closed=False)
-            time.sleep(0.2)
+            s.disconnect()   # closed by mosquitto: the session is offline from here
             for topic, payload, qos in QUEUED:
                 pub.publish(topic, payload, qos=qos)
             cls.inflight_pids = cls.leave_inflight(m.port, pub)
@@ -475,6 +474,21 @@ class ImportConf(unittest.TestCase):
         import yaml
         self.assertIs(yaml.safe_load(r.stdout)["allow_anonymous"], False)
         self.assertIn("not set: false in Mosquitto 2.0", r.stdout)
+
+    def test_include_dir_in_mosquittos_order(self):
+        # Mosquitto sorts case-insensitively: a.conf, B.conf, c.conf (ASCII
+        # would put B first); the last value read wins.
+        os.mkdir(os.path.join(self.d, "inc"))
+        self.write("inc/B.conf", "max_keepalive 200\nmax_queued_messages 7\n")
+        self.write("inc/a.conf", "max_keepalive 100\n")
+        self.write("inc/c.conf", "max_queued_messages 9\n")
+        self.write("inc/d.conf.disabled", "max_keepalive 1\n")
+        conf = self.write("mosquitto.conf", "listener 1883\ninclude_dir inc\n")
+        r = run_import(conf)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        import yaml
+        self.assertEqual(yaml.safe_load(r.stdout)["limits"], {"max_keepalive": 200, "max_queued_messages": 9})
+        self.assertIn("%s/inc/B.conf:1" % self.d, r.stdout)
 
     def test_unknown_option_is_a_warning_with_its_line(self):
         conf = self.write("mosquitto.conf", "listener 1883\n\nfrobnicate yes\n")
