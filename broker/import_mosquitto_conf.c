@@ -475,8 +475,11 @@ static int do_line(conv *c, char *line, where at)
 	case A_FN: return k->fn(c, k, rest, at);
 	case A_STORE: break;
 	}
-	if (k->scope != S_GLOBAL && c->cur == &c->ls[0])
-		c->ls[0].defined = c->ls[0].defined || k->scope == S_LISTENER;
+	/* Mosquitto makes the default listener when one of its own options is
+	 * set before the first `listener` (a per-listener password_file too). */
+	if (c->cur == &c->ls[0] && (k->scope == S_LISTENER || (k->scope == S_SECURITY && c->g.per_listener_settings.i &&
+	                                                      k->off == SEC(password_file))))
+		c->ls[0].defined = true;
 	return set_val(k, slot(c, k), rest, at);
 }
 
@@ -580,6 +583,8 @@ static int keep(const mlistener *l, bool *kept)
 	}
 	if (l->protocol.set && strcmp(l->protocol.s, "mqtt") != 0)
 		return broken(l->protocol.at, "protocol %s: Mosquitto knows mqtt and websockets", l->protocol.s);
+	if (l->socket_domain.set && strcmp(l->socket_domain.s, "ipv4") && strcmp(l->socket_domain.s, "ipv6"))
+		return broken(l->socket_domain.at, "socket_domain %s: Mosquitto knows ipv4 and ipv6", l->socket_domain.s);
 	if (l->port.set && l->port.i == 0) {
 		say(l->at, "warning", "listener", "a Unix socket listener is not carried over");
 		return 0;
