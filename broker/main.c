@@ -15,6 +15,7 @@
 #include "roost/daemon.h"
 #include "roost/component.h"
 #include "roost/config.h"
+#include "roost/import_mosquitto.h"
 #include "roost/log.h"
 #include "roost/passwd_cmd.h"
 
@@ -82,7 +83,10 @@ int main(int argc, char **argv)
 	/* `roost passwd ...` manages password files (Mosquitto's format). */
 	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
 		return roost_passwd_main(argc - 1, argv + 1);
-	if (argc > 1 && strcmp(argv[1], "backup") == 0) return roost_backup_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "backup") == 0)
+		return roost_backup_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "import-mosquitto") == 0)
+		return roost_import_mosquitto_main(argc - 1, argv + 1);
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"port", required_argument, NULL, 'p'},
