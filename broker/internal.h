@@ -61,6 +61,21 @@ typedef struct roost_listener {
 	unsigned failed_accepts;  /* since accepting last worked */
 } roost_listener;
 
+/*
+ * What an MQTT 5 client declared in its CONNECT properties (MQTT 5.0
+ * 3.1.2.11); a 3.1.1 client gets the defaults. Filled by handle_connect
+ * (the connect side), read by the send path and flow control (the publish
+ * side): the one place both halves of v5 meet.
+ */
+typedef struct conn_v5 {
+	uint16_t receive_max;     /* client's Receive Maximum; default 65535 [MQTT-3.3.4-9] */
+	uint32_t max_packet;      /* client's Maximum Packet Size; 0 = none [MQTT-3.1.2-24] */
+	uint16_t topic_alias_max; /* aliases the client accepts from us; default 0 [MQTT-3.1.2-26] */
+	bool problem_info;        /* Request Problem Information; default true [MQTT-3.1.2-29] */
+	bool response_info;       /* Request Response Information; default false */
+	uint32_t session_expiry;  /* seconds, as last set by CONNECT or DISCONNECT */
+} conn_v5;
+
 struct roost_conn {
 	roost_broker *b;
 	struct bufferevent *bev;
@@ -82,6 +97,7 @@ struct roost_conn {
 	uint64_t slow_since;      /* clock time output went above the high water mark; 0 = not slow */
 	bool overflowed;          /* output passed the hard limit: close at the next chance */
 	char addr[56];            /* "ip:port" of the peer */
+	conn_v5 v5;               /* MQTT 5 client properties (defaults for 3.1.1) */
 };
 
 typedef struct session_entry {
