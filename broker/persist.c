@@ -43,8 +43,8 @@ enum stmt_id {
 	ST_MSG_GC,
 	ST_QOS2_ADD,
 	ST_QOS2_DEL,
-	ST_SPOOL_ADD,
-	ST_SPOOL_DEL,
+	ST_QUEUE_PUT,
+	ST_QUEUE_DEL,
 	ST_COUNTER_PUT,
 	ST_COUNTER_GET,
 	ST_COUNT
@@ -72,8 +72,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	              "(SELECT 1 FROM deliveries WHERE msg_id = ?1)",
 	[ST_QOS2_ADD] = "INSERT OR IGNORE INTO qos2_in(client_id, packet_id) VALUES (?1, ?2)",
 	[ST_QOS2_DEL] = "DELETE FROM qos2_in WHERE client_id = ?1 AND packet_id = ?2",
-	[ST_SPOOL_ADD] = "INSERT OR REPLACE INTO spool(seq, body) VALUES (?1, ?2)",
-	[ST_SPOOL_DEL] = "DELETE FROM spool WHERE seq = ?1",
+	[ST_QUEUE_PUT] = "INSERT OR REPLACE INTO queue(name, seq, body) VALUES (?1, ?2, ?3)",
+	[ST_QUEUE_DEL] = "DELETE FROM queue WHERE name = ?1 AND seq <= ?2",
 	[ST_COUNTER_PUT] = "INSERT OR REPLACE INTO counters(name, value) VALUES (?1, ?2)",
 	[ST_COUNTER_GET] = "SELECT value FROM counters WHERE name = ?1",
 };
@@ -109,10 +109,26 @@ static const char schema_v2[] = "DELETE FROM counters WHERE name = 'store_moved_
                                 "PRAGMA application_id = 1383034739;"
                                 "PRAGMA user_version = 2;";
 
+/*
+ * Version 3: the store knows no component. The hub connector's spool table
+ * becomes the generic durable queue of the component API (roost/queue.h),
+ * one table for every named queue, its rows carried over as queue "hub".
+ * A new table rather than a name column on spool: the key must become
+ * (name, seq), so a queue's rows are one ordered range (peek in order, ack
+ * "up to seq" is a range delete), and SQLite cannot change a primary key.
+ */
+static const char schema_v3[] =
+	"CREATE TABLE queue(name TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL,"
+	" PRIMARY KEY(name, seq)) WITHOUT ROWID;"
+	"INSERT INTO queue(name, seq, body) SELECT 'hub', seq, body FROM spool;"
+	"DROP TABLE spool;"
+	"PRAGMA user_version = 3;";
+
 /* migrations[v] upgrades a database at version v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1,
 	[1] = schema_v2,
+	[2] = schema_v3,
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == ROOST_PERSIST_SCHEMA_VERSION,
                "one migration per schema version");
@@ -488,7 +504,7 @@ static long long count_rows(sqlite3 *db, const char *table)
 /* Anything a user put there: roost's own $SYS messages do not count. */
 static bool has_data(roost_persist *p)
 {
-	static const char sql[] = "SELECT EXISTS(SELECT 1 FROM sessions) OR EXISTS(SELECT 1 FROM spool) OR "
+	static const char sql[] = "SELECT EXISTS(SELECT 1 FROM sessions) OR EXISTS(SELECT 1 FROM queue) OR "
 	                          "EXISTS(SELECT 1 FROM retained WHERE substr(topic, 1, 5) <> CAST('$SYS/' AS BLOB))";
 	sqlite3_stmt *s = NULL;
 	bool yes = false;
@@ -506,7 +522,7 @@ static void move_aside(roost_persist *p, const char *why)
 		r = count_rows(p->db, "retained");
 		ses = count_rows(p->db, "sessions");
 		d = count_rows(p->db, "deliveries");
-		sp = count_rows(p->db, "spool");
+		sp = count_rows(p->db, "queue");
 		sqlite3_close_v2(p->db);
 		p->db = NULL;
 	}
@@ -532,7 +548,7 @@ static void move_aside(roost_persist *p, const char *why)
 	roost_log_error(p->log,
 	                "STORE LOST: %s is unusable (%s); moved it to %s and starting with an empty store. "
 	                "It held %lld retained messages, %lld persistent sessions, %lld queued deliveries, "
-	                "%lld spooled events (-1 = could not be counted). Databases lost so far: %llu.",
+	                "%lld queued component items (-1 = could not be counted). Databases lost so far: %llu.",
 	                p->path, why, aside, r, ses, d, sp, (unsigned long long)p->stats.moved_aside_total);
 }
 
@@ -1020,22 +1036,25 @@ roost_err roost_persist_qos2_set(roost_persist *p, const char *client_id, uint16
 	return run(p, s);
 }
 
-roost_err roost_persist_spool_push(roost_persist *p, uint64_t seq, const char *body, size_t len)
+roost_err roost_persist_queue_put(roost_persist *p, const char *name, uint64_t seq, const void *body,
+                                  size_t len)
 {
-	sqlite3_stmt *s = write_stmt(p, ST_SPOOL_ADD);
+	sqlite3_stmt *s = write_stmt(p, ST_QUEUE_PUT);
 	if (!s)
 		return ROOST_ERR_IO;
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
-	bind_blob(s, 2, body, len);
+	bind_text(s, 1, name, strlen(name));
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+	bind_blob(s, 3, body, len);
 	return run(p, s);
 }
 
-roost_err roost_persist_spool_remove(roost_persist *p, uint64_t seq)
+roost_err roost_persist_queue_remove_upto(roost_persist *p, const char *name, uint64_t seq)
 {
-	sqlite3_stmt *s = write_stmt(p, ST_SPOOL_DEL);
+	sqlite3_stmt *s = write_stmt(p, ST_QUEUE_DEL);
 	if (!s)
 		return ROOST_ERR_IO;
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+	bind_text(s, 1, name, strlen(name));
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
 	return run(p, s);
 }
 
@@ -1219,14 +1238,6 @@ static roost_err load_qos2(roost_persist *p, sqlite3_stmt *s, const roost_persis
 	return ROOST_OK;
 }
 
-static roost_err load_spool(roost_persist *p, sqlite3_stmt *s, const roost_persist_visitor *v, void *ctx)
-{
-	(void)p;
-	if (v->spool)
-		v->spool(ctx, (uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1),
-		         (size_t)sqlite3_column_bytes(s, 1));
-	return ROOST_OK;
-}
 
 roost_err roost_persist_load(roost_persist *p, const roost_persist_visitor *v, void *ctx)
 {
@@ -1239,7 +1250,23 @@ roost_err roost_persist_load(roost_persist *p, const roost_persist_visitor *v, v
 		err = load_deliveries(p, v, ctx);
 	if (!err)
 		err = each_row(p, "SELECT client_id, packet_id FROM qos2_in", load_qos2, v, ctx);
-	if (!err)
-		err = each_row(p, "SELECT seq, body FROM spool ORDER BY seq", load_spool, v, ctx);
+	return err;
+}
+
+roost_err roost_persist_queue_load(roost_persist *p, const char *name, roost_persist_queue_fn fn, void *ctx)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(p->db, "SELECT seq, body FROM queue WHERE name = ?1 ORDER BY seq", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return fail_sql(p, "load");
+	bind_text(s, 1, name, strlen(name));
+	int rc;
+	roost_err err = ROOST_OK;
+	while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		err = fn(ctx, (uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1),
+		         (size_t)sqlite3_column_bytes(s, 1));
+	if (!err && rc != SQLITE_DONE)
+		err = fail_sql(p, "load");
+	sqlite3_finalize(s);
 	return err;
 }

@@ -27,7 +27,7 @@
 #include "roost/alloc.h"
 #include "roost/broker.h"
 #include "roost/bus.h"
-#include "roost/persist.h"
+#include "roost/queue.h"
 #include "roost/component.h"
 #include "roost/config.h"
 #include "roost/log.h"
@@ -137,11 +137,13 @@ static roost_err start(roost_broker *b, void **state)
 	/* The sink first, so that nothing fired at subscribe time (retained
 	 * messages) is missed. */
 	if (c->cfg->hub.url) {
-		err = roost_hub_client_new(roost_broker_base(b), c->log, &c->cfg->hub, m->event_type,
-		                           c->cfg->path, &c->hub);
-		roost_persist *store = roost_broker_service_find(b, "store");
-		if (!err && store)
-			err = roost_hub_client_set_store(c->hub, store);
+		roost_queue *spool;
+		err = roost_broker_queue_open(b, "hub", c->cfg->hub.spool_max, &spool);
+		if (err)
+			roost_log_error(c->log, "hub connector: cannot open its event spool: %s", roost_err_str(err));
+		else
+			err = roost_hub_client_new(roost_broker_base(b), c->log, &c->cfg->hub, m->event_type,
+			                           c->cfg->path, spool, &c->hub);
 		if (!err)
 			err = roost_bus_listen(c->bus, m->event_type, on_event, c, &c->listener);
 		if (err)
@@ -186,7 +188,7 @@ static void stop(void *state)
 		roost_hub_stats s;
 		roost_hub_client_stats(c->hub, &s);
 		roost_log_notice(c->log, "hub connector: %llu events fired; Home Assistant: %llu delivered, "
-		                 "%llu queued (not kept across restarts yet), %llu dropped (spool full), "
+		                 "%llu queued (kept across restarts with persistence on), %llu dropped (spool full), "
 		                 "%llu rejected, %llu retries",
 		                 (unsigned long long)c->fired, (unsigned long long)s.delivered,
 		                 (unsigned long long)s.queued, (unsigned long long)s.dropped,

@@ -37,12 +37,11 @@
 #include <openssl/x509v3.h>
 
 #include "roost/alloc.h"
-#include "roost/persist.h"
+#include "roost/queue.h"
 
 #include "hub_client.h"
 #include "hub_proto.h"
 #include "hub_resolve.h"
-#include "spool.h"
 
 /* Home Assistant answers /api/events with a few bytes of JSON; anything
  * much larger is not HA and is not read. */
@@ -58,8 +57,7 @@ typedef enum hub_state {
 struct roost_hub_client {
 	struct event_base *base;
 	const roost_log *log;
-	roost_spool *spool;
-	roost_persist *store; /* NULL: the spool lives in memory only */
+	roost_queue *spool;   /* the events waiting for HA (durable when the broker's store is) */
 	const char *config_path;
 	uint32_t timeout_s, retry_max_s;
 
@@ -203,12 +201,15 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 
 roost_err roost_hub_client_new(struct event_base *base, const roost_log *log,
                                const roost_hub_config *hub, const char *event_type,
-                               const char *config_path, roost_hub_client **out)
+                               const char *config_path, roost_queue *queue, roost_hub_client **out)
 {
 	roost_err err = ROOST_ERR_NOMEM;
 	roost_hub_client *h = roost_calloc(1, sizeof *h);
-	if (!h)
+	if (!h) {
+		roost_queue_close(queue);
 		return ROOST_ERR_NOMEM;
+	}
+	h->spool = queue;
 	h->base = base;
 	h->log = log;
 	h->config_path = config_path ? config_path : "the configuration";
@@ -238,11 +239,16 @@ roost_err roost_hub_client_new(struct event_base *base, const roost_log *log,
 	if (h->https && (err = tls_setup(h, hub)) != ROOST_OK)
 		goto fail;
 	err = ROOST_ERR_NOMEM;
-	h->spool = roost_spool_new(hub->spool_max);
 	h->kick = event_new(base, -1, 0, on_kick, h);
 	h->retry = evtimer_new(base, on_kick, h);
 	if (!h->spool || !h->kick || !h->retry)
 		goto fail;
+	size_t n = roost_queue_count(h->spool);
+	if (n) {
+		roost_log_notice(h->log, "hub: %zu events spooled before the restart will be delivered to %s", n,
+		                 h->url);
+		event_active(h->kick, EV_TIMEOUT, 0);
+	}
 	*out = h;
 	return ROOST_OK;
 fail:
@@ -319,7 +325,7 @@ static roost_err conn_open(roost_hub_client *h, const char *addr)
 
 /* ---- outcomes -------------------------------------------------------- */
 
-static size_t queued(const roost_hub_client *h) { return roost_spool_count(h->spool); }
+static size_t queued(const roost_hub_client *h) { return roost_queue_count(h->spool); }
 
 static void schedule_retry(roost_hub_client *h, uint32_t delay_s)
 {
@@ -381,12 +387,7 @@ static void reachable(roost_hub_client *h)
  * have dropped it meanwhile). */
 static void pop_inflight(roost_hub_client *h)
 {
-	uint64_t seq;
-	if (roost_spool_peek(h->spool, NULL, &seq) && seq == h->inflight_seq) {
-		roost_spool_pop(h->spool);
-		if (h->store)
-			roost_persist_spool_remove(h->store, seq);
-	}
+	roost_queue_ack(h->spool, h->inflight_seq);
 }
 
 static void log_rejected(roost_hub_client *h, uint64_t n, int status, const char *answer)
@@ -493,10 +494,13 @@ static void on_response(struct evhttp_request *req, void *arg)
 
 static void send_request(roost_hub_client *h)
 {
-	size_t len;
-	uint64_t seq;
-	const char *body = roost_spool_peek(h->spool, &len, &seq);
-	assert(body); /* only pops by this client empty the spool */
+	roost_queue_item head;
+	size_t got = roost_queue_peek(h->spool, 0, &head, 1);
+	assert(got); /* only acks by this client empty the spool */
+	(void)got;
+	size_t len = head.len;
+	uint64_t seq = head.seq;
+	const char *body = head.body;
 	struct evhttp_request *req = evhttp_request_new(on_response, h);
 	if (!req) {
 		attempt_failed(h, "out of memory");
@@ -564,24 +568,17 @@ static void send_head(roost_hub_client *h)
 roost_err roost_hub_client_enqueue(roost_hub_client *h, const char *body, size_t len)
 {
 	bool dropped;
-	uint64_t oldest = 0, seq = 0;
-	roost_spool_peek(h->spool, NULL, &oldest);
-	roost_err err = roost_spool_push(h->spool, body, len, &dropped, &seq);
-	if (!err && h->store) {
-		if (dropped)
-			roost_persist_spool_remove(h->store, oldest);
-		roost_persist_spool_push(h->store, seq, body, len);
-	}
+	roost_err err = roost_queue_append(h->spool, body, len, NULL, &dropped);
 	if (err) {
 		h->lost++;
 		roost_log_warn(h->log, "hub: out of memory: an event was not queued for Home Assistant");
 		return err;
 	}
 	if (dropped) {
-		uint64_t n = roost_spool_dropped(h->spool);
+		uint64_t n = roost_queue_dropped(h->spool);
 		if (!(n & (n - 1))) /* 1, 2, 4, 8 ...: a running count, never a flood */
 			roost_log_warn(h->log, "hub spool full (%zu events, hub.spool_max): dropped the "
-			               "oldest event; %llu dropped so far", roost_spool_max(h->spool),
+			               "oldest event; %llu dropped so far", roost_queue_max(h->spool),
 			               (unsigned long long)n);
 	}
 	if (!h->busy && !evtimer_pending(h->retry, NULL))
@@ -589,82 +586,11 @@ roost_err roost_hub_client_enqueue(roost_hub_client *h, const char *body, size_t
 	return ROOST_OK;
 }
 
-typedef struct spool_load {
-	roost_hub_client *h;
-	uint64_t *old;     /* store seqs of the loaded rows, rewritten below */
-	size_t n, cap;
-	roost_err err;
-} spool_load;
-
-static void load_spooled(void *ctx, uint64_t seq, const char *body, size_t len)
-{
-	spool_load *l = ctx;
-	if (l->err)
-		return;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		uint64_t *n = roost_realloc(l->old, cap * sizeof *n);
-		if (!n) {
-			l->err = ROOST_ERR_NOMEM;
-			return;
-		}
-		l->old = n;
-		l->cap = cap;
-	}
-	l->old[l->n++] = seq;
-	bool dropped;
-	l->err = roost_spool_push(l->h->spool, body, len, &dropped, NULL);
-}
-
-roost_err roost_hub_client_set_store(roost_hub_client *h, roost_persist *store)
-{
-	static const roost_persist_visitor v = {.spool = load_spooled};
-	spool_load l = {.h = h};
-	roost_err err = roost_persist_load(store, &v, &l);
-	if (!err)
-		err = l.err;
-	/* The spool numbers its entries afresh: rewrite the rows under the new
-	 * numbers (one transaction, at startup). */
-	for (size_t i = 0; !err && i < l.n; i++)
-		err = roost_persist_spool_remove(store, l.old[i]);
-	roost_free(l.old);
-	if (err) {
-		roost_log_error(h->log, "hub: cannot load the spooled events from the store: %s", roost_err_str(err));
-		return err;
-	}
-	h->store = store;
-	size_t n = roost_spool_count(h->spool);
-	for (size_t i = 0; i < n; i++) {
-		/* Walk by popping and pushing back: the spool is a FIFO. */
-		size_t len;
-		uint64_t seq;
-		const char *body = roost_spool_peek(h->spool, &len, &seq);
-		char *copy = roost_strndup(body, len);
-		if (!copy)
-			return ROOST_ERR_NOMEM;
-		roost_spool_pop(h->spool);
-		bool dropped;
-		err = roost_spool_push(h->spool, copy, len, &dropped, &seq);
-		if (!err)
-			err = roost_persist_spool_push(store, seq, copy, len);
-		roost_free(copy);
-		if (err)
-			return err;
-	}
-	if (n) {
-		roost_log_notice(h->log, "hub: %zu events spooled before the restart will be delivered to %s", n,
-		                 h->url);
-		if (!h->busy && !evtimer_pending(h->retry, NULL))
-			event_active(h->kick, EV_TIMEOUT, 0);
-	}
-	return ROOST_OK;
-}
-
 void roost_hub_client_stats(const roost_hub_client *h, roost_hub_stats *out)
 {
 	out->queued = queued(h);
 	out->delivered = h->delivered;
-	out->dropped = roost_spool_dropped(h->spool) + h->lost;
+	out->dropped = roost_queue_dropped(h->spool) + h->lost;
 	out->rejected = h->rejected;
 	out->retries = h->retries;
 }
@@ -681,7 +607,7 @@ void roost_hub_client_free(roost_hub_client *h)
 		event_free(h->retry);
 	if (h->ssl_ctx)
 		SSL_CTX_free(h->ssl_ctx);
-	roost_spool_free(h->spool);
+	roost_queue_close(h->spool);
 	roost_free(h->url);
 	roost_free(h->host);
 	roost_free(h->host_header);

@@ -2,7 +2,7 @@
  * hub_client.h — delivery of events to Home Assistant's REST API.
  *
  * Each event body handed to roost_hub_client_enqueue() is copied into a
- * bounded spool (spool.h) and POSTed, in order and one request at a time, to
+ * bounded spool (a component queue, roost/queue.h) and POSTed, in order and one request at a time, to
  *   {hub.url}/api/events/{event_type}
  * with `Authorization: Bearer {hub.token}` and `Content-Type:
  * application/json`. Delivery is at-least-once: the spool's head is removed
@@ -33,6 +33,7 @@
 #include "roost/config.h"
 #include "roost/error.h"
 #include "roost/log.h"
+#include "roost/queue.h"
 
 struct event_base;
 typedef struct roost_hub_client roost_hub_client;
@@ -50,26 +51,23 @@ typedef struct roost_hub_stats {
  * until the first event. Invalid settings are logged and give
  * ROOST_ERR_CONFIG. config_path names the file in messages (may be NULL).
  * base, log and hub must outlive the client; event_type is copied.
+ *
+ * queue (taken, also on error) is the spool: opened by the caller with
+ * roost_broker_queue_open, it is durable when the broker's store is, so an
+ * MQTT message acknowledged to its publisher has its event on disk (the
+ * append joins the broker's group commit), and a restart loses no event
+ * that HA has not confirmed. Events it holds from before a restart are
+ * delivered first.
  */
 roost_err roost_hub_client_new(struct event_base *base, const roost_log *log,
                                const roost_hub_config *hub, const char *event_type,
-                               const char *config_path, roost_hub_client **out);
+                               const char *config_path, roost_queue *queue, roost_hub_client **out);
 
 /* Closes the connection and frees everything, spooled events included. */
 void roost_hub_client_free(roost_hub_client *h);
 
 /* Queue a copy of one event body (a JSON object) for delivery. */
 roost_err roost_hub_client_enqueue(roost_hub_client *h, const char *body, size_t len);
-
-/*
- * Keep the spool in the durable store (the broker's "store" service): the
- * events it holds are loaded now, and from here on every event queued,
- * delivered or dropped is written through, in the broker's group commit —
- * so an MQTT message acknowledged to its publisher has its event on disk,
- * and a restart loses no event that HA has not confirmed.
- */
-struct roost_persist;
-roost_err roost_hub_client_set_store(roost_hub_client *h, struct roost_persist *store);
 
 void roost_hub_client_stats(const roost_hub_client *h, roost_hub_stats *out);
 

@@ -46,17 +46,20 @@ static void v_delivery(void *ctx, const char *id, uint64_t seq, roost_msg *m, ui
 	     m && m->store_id == store_id ? "" : (m ? " BADID" : ""));
 }
 static void v_qos2(void *ctx, const char *id, uint16_t pid) { addf(ctx, "Q %s %u;", id, pid); }
-static void v_spool(void *ctx, uint64_t seq, const char *body, size_t len)
+/* The hub connector's queue (roost/queue.h), loaded after the rest. */
+static roost_err v_queue(void *ctx, uint64_t seq, const void *body, size_t len)
 {
-	addf(ctx, "P %llu %.*s;", (unsigned long long)seq, (int)len, body);
+	addf(ctx, "P %llu %.*s;", (unsigned long long)seq, (int)len, (const char *)body);
+	return ROOST_OK;
 }
 
-static const roost_persist_visitor visitor = {v_retained, v_session, v_sub, v_delivery, v_qos2, v_spool};
+static const roost_persist_visitor visitor = {v_retained, v_session, v_sub, v_delivery, v_qos2};
 
 static void load_all(roost_persist *p, loaded *l)
 {
 	memset(l, 0, sizeof *l);
 	ck_assert_int_eq(roost_persist_load(p, &visitor, l), ROOST_OK);
+	ck_assert_int_eq(roost_persist_queue_load(p, "hub", v_queue, l), ROOST_OK);
 }
 
 static roost_msg *msg(const char *topic, const char *payload, uint8_t qos, bool retain)
@@ -155,8 +158,8 @@ START_TEST(test_persist_round_trip)
 	roost_persist_delivery_add(p, "dev1", 2, m, 1, 7, 1);
 	roost_persist_delivery_update(p, "dev1", 4, 8, 1);
 	roost_persist_qos2_set(p, "dev1", 33, true);
-	roost_persist_spool_push(p, 2, "{\"b\":2}", 7);
-	roost_persist_spool_push(p, 1, "{\"a\":1}", 7);
+	roost_persist_queue_put(p, "hub", 2, "{\"b\":2}", 7);
+	roost_persist_queue_put(p, "hub", 1, "{\"a\":1}", 7);
 	ck_assert(roost_persist_dirty(p));
 	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
 	ck_assert(!roost_persist_dirty(p));
@@ -292,8 +295,8 @@ static roost_err write_kind(roost_persist *p, int kind, roost_msg *m)
 	case W_DELIV_DEL: err = roost_persist_delivery_remove(p, "old", 1, 1); break;
 	case W_QOS2_ADD: err = roost_persist_qos2_set(p, "old", 8, true); break;
 	case W_QOS2_DEL: err = roost_persist_qos2_set(p, "old", 7, false); break;
-	case W_SPOOL_PUSH: err = roost_persist_spool_push(p, 5, "e", 1); break;
-	case W_SPOOL_DEL: err = roost_persist_spool_remove(p, 1); break;
+	case W_SPOOL_PUSH: err = roost_persist_queue_put(p, "hub", 5, "e", 1); break;
+	case W_SPOOL_DEL: err = roost_persist_queue_remove_upto(p, "hub", 1); break;
 	case W_COUNTER: err = roost_persist_counter_set(p, "c", 2); break;
 	}
 	roost_msg_unref(gone);
@@ -310,7 +313,7 @@ static void store_before(roost_persist *p)
 	roost_persist_sub_set(p, "old", "old/#", 5, 1);
 	roost_persist_delivery_add(p, "old", 1, d, 1, 0, 0);
 	roost_persist_qos2_set(p, "old", 7, true);
-	roost_persist_spool_push(p, 1, "e1", 2);
+	roost_persist_queue_put(p, "hub", 1, "e1", 2);
 	roost_persist_counter_set(p, "c", 1);
 	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
 	roost_msg_unref(r);
@@ -863,7 +866,7 @@ START_TEST(test_persist_vfs_nth_write_fails_committed_means_stored)
 		memset(body, 'a' + i, sizeof body - 1);
 		body[sizeof body - 1] = 0;
 		roost_persist_session_add(p, id);
-		roost_persist_spool_push(p, (uint64_t)i + 1, body, strlen(body)); /* spans pages */
+		roost_persist_queue_put(p, "hub", (uint64_t)i + 1, body, strlen(body)); /* spans pages */
 		ok[i] = roost_persist_commit(p) == ROOST_OK;
 		n_ok += ok[i];
 	}
@@ -974,6 +977,7 @@ static const char v1_file[] =
 	"PRAGMA user_version = 1;"
 	"INSERT INTO retained VALUES (CAST('home/a' AS BLOB), 1, CAST('on' AS BLOB), NULL);"
 	"INSERT INTO sessions VALUES ('dev1');"
+	"INSERT INTO spool VALUES (4, CAST('{\"e\":4}' AS BLOB));"
 	"INSERT INTO counters VALUES ('store_moved_aside', 2);";
 
 static int pragma_int(const char *path, const char *sql)
@@ -990,14 +994,15 @@ static int pragma_int(const char *path, const char *sql)
 }
 
 /* Upgrading from version 1: a copy of the file as it was is taken first
- * (roost.db.pre-v2, via roost_persist_backup), the count of lost databases
- * moves from the file to the side file, and the data is all there. */
+ * (roost.db.pre-v<ours>, via roost_persist_backup), the count of lost
+ * databases moves from the file to the side file, the hub spool's rows
+ * become the queue "hub" (v3), and the data is all there. */
 START_TEST(test_persist_migration_from_v1_copies_the_file_first)
 {
 	make_tmpdir();
 	char path[128], copy[160];
 	snprintf(path, sizeof path, "%s/m.db", tmpdir);
-	snprintf(copy, sizeof copy, "%s.pre-v2", path);
+	snprintf(copy, sizeof copy, "%s.pre-v%d", path, ROOST_PERSIST_SCHEMA_VERSION);
 	sqlite3 *db;
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db, v1_file, NULL, NULL, NULL), SQLITE_OK);
@@ -1008,9 +1013,9 @@ START_TEST(test_persist_migration_from_v1_copies_the_file_first)
 	ck_assert_uint_eq(roost_persist_counter_get(p, "store_moved_aside"), 0); /* gone from the file */
 	loaded l;
 	load_all(p, &l);
-	ck_assert_str_eq(l.log, "R home/a=on q1;S dev1;");
+	ck_assert_str_eq(l.log, "R home/a=on q1;S dev1;P 4 {\"e\":4};");
 	roost_persist_close(p);
-	ck_assert_int_eq(pragma_int(path, "PRAGMA user_version"), 2);
+	ck_assert_int_eq(pragma_int(path, "PRAGMA user_version"), ROOST_PERSIST_SCHEMA_VERSION);
 	/* The copy is version 1 with everything in it. */
 	ck_assert_int_eq(pragma_int(copy, "PRAGMA user_version"), 1);
 	ck_assert_int_eq(pragma_int(copy, "SELECT value FROM counters WHERE name = 'store_moved_aside'"), 2);

@@ -1,5 +1,5 @@
 /*
- * check_spool.c — the hub connector's bounded FIFO (connector/spool.c):
+ * check_spool.c — the bounded FIFO behind component queues (broker/spool.c):
  * order, capacity with drop-oldest, sequence numbers, ring wraparound and
  * growth, allocation failure.
  */

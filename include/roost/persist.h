@@ -3,8 +3,8 @@
  *
  * What it keeps: retained messages, persistent sessions (their
  * subscriptions, queued and inflight QoS 1/2 deliveries with packet ids and
- * state, inbound QoS 2 packet ids), the hub connector's event spool and a few
- * counters. Messages are stored once and referenced by each delivery; a
+ * state, inbound QoS 2 packet ids), the named durable queues of components
+ * (roost/queue.h; the store knows no component) and a few counters. Messages are stored once and referenced by each delivery; a
  * message row goes when its last delivery does. No whole-state snapshots:
  * every change is a few row writes, so bytes written stay close to the
  * message size (SD cards).
@@ -67,7 +67,7 @@
 #include "roost/log.h"
 #include "roost/message.h"
 
-#define ROOST_PERSIST_SCHEMA_VERSION 2
+#define ROOST_PERSIST_SCHEMA_VERSION 3
 /* After a commit, at most once per ROOST_PERSIST_CHECK_MS (of the options'
  * clock): one warning when the store's filesystem passes this percentage,
  * one notice when it is back below. */
@@ -137,9 +137,11 @@ roost_err roost_persist_delivery_update(roost_persist *p, const char *client_id,
 roost_err roost_persist_delivery_remove(roost_persist *p, const char *client_id, uint64_t seq,
                                         uint64_t store_id);
 roost_err roost_persist_qos2_set(roost_persist *p, const char *client_id, uint16_t packet_id, bool added);
-/* Spool (the hub connector's events): FIFO by seq. */
-roost_err roost_persist_spool_push(roost_persist *p, uint64_t seq, const char *body, size_t len);
-roost_err roost_persist_spool_remove(roost_persist *p, uint64_t seq);
+/* Named queues (roost/queue.h keeps the memory side): rows by (name, seq). */
+roost_err roost_persist_queue_put(roost_persist *p, const char *name, uint64_t seq, const void *body,
+                                  size_t len);
+/* Removes every row of queue name with a seq <= seq. */
+roost_err roost_persist_queue_remove_upto(roost_persist *p, const char *name, uint64_t seq);
 /* Counters that survive restarts. */
 roost_err roost_persist_counter_set(roost_persist *p, const char *name, uint64_t value);
 uint64_t roost_persist_counter_get(roost_persist *p, const char *name);
@@ -169,7 +171,7 @@ roost_err roost_persist_backup(const char *src, const char *dst, const char *vfs
 /*
  * Visit everything stored, in an order that rebuilds state: retained
  * messages, sessions, subscriptions, deliveries in ascending seq per
- * session, QoS 2 ids, spool entries in seq order. A retained message is a
+ * session, QoS 2 ids (queues load apart: roost_persist_queue_load). A retained message is a
  * new reference the visitor must release (or keep). A delivery's message is
  * borrowed (ref it to keep it): each message row is loaded once, with its
  * store_id set, and the same roost_msg is passed to every delivery that
@@ -183,9 +185,13 @@ typedef struct roost_persist_visitor {
 	void (*delivery)(void *ctx, const char *client_id, uint64_t seq, roost_msg *msg /* NULL after PUBREC */,
 	                 uint8_t qos, uint16_t packet_id, uint8_t state, uint64_t store_id);
 	void (*qos2)(void *ctx, const char *client_id, uint16_t packet_id);
-	void (*spool)(void *ctx, uint64_t seq, const char *body, size_t len);
 } roost_persist_visitor;
 
 roost_err roost_persist_load(roost_persist *p, const roost_persist_visitor *v, void *ctx);
+
+/* The rows of queue name in seq order; body is borrowed for the call. A
+ * callback error stops the walk and is returned. */
+typedef roost_err (*roost_persist_queue_fn)(void *ctx, uint64_t seq, const void *body, size_t len);
+roost_err roost_persist_queue_load(roost_persist *p, const char *name, roost_persist_queue_fn fn, void *ctx);
 
 #endif

@@ -7,6 +7,7 @@
 #include "spool.h"
 
 typedef struct entry {
+	uint64_t seq;
 	size_t len;
 	char data[]; /* len bytes + NUL */
 } entry;
@@ -71,6 +72,7 @@ roost_err roost_spool_push(roost_spool *s, const char *data, size_t len, bool *d
 	if (!e)
 		return ROOST_ERR_NOMEM;
 	e->len = len;
+	e->seq = s->next_seq;
 	memcpy(e->data, data, len);
 	e->data[len] = '\0';
 	if (s->count == s->cap && s->cap < s->max && grow(s) != ROOST_OK) {
@@ -93,14 +95,25 @@ roost_err roost_spool_push(roost_spool *s, const char *data, size_t len, bool *d
 
 const char *roost_spool_peek(const roost_spool *s, size_t *len, uint64_t *seq)
 {
-	if (!s->count)
+	return roost_spool_peek_at(s, 0, len, seq);
+}
+
+const char *roost_spool_peek_at(const roost_spool *s, size_t i, size_t *len, uint64_t *seq)
+{
+	if (i >= s->count)
 		return NULL;
-	const entry *e = s->ring[s->head];
+	const entry *e = s->ring[(s->head + i) % s->cap];
 	if (len)
 		*len = e->len;
 	if (seq)
-		*seq = s->next_seq - s->count;
+		*seq = e->seq;
 	return e->data;
+}
+
+void roost_spool_set_next_seq(roost_spool *s, uint64_t seq)
+{
+	assert(seq >= s->next_seq);
+	s->next_seq = seq;
 }
 
 void roost_spool_pop(roost_spool *s)

@@ -1,12 +1,15 @@
 /*
- * spool.h — the hub connector's bounded FIFO of event bodies waiting for
- * Home Assistant.
+ * spool.h — a bounded FIFO of byte bodies: the memory side of a component's
+ * queue (roost/queue.h, broker/queue.c), which the hub connector's events
+ * and a bridge's outbound messages wait in.
  *
  * A pure data structure: no I/O, no logging, no clock. Each entry is a copy
  * of one event body (bytes, NUL-terminated for convenience) with a sequence
  * number that grows by one per push, so a sender can tell whether the head
  * it sent is still the head when the answer arrives (it may have been
- * dropped meanwhile).
+ * dropped meanwhile). A durable queue reloading its rows sets the next
+ * number (roost_spool_set_next_seq) so entries keep the numbers they are
+ * stored under.
  *
  * Capacity: at most `max` entries. Pushing onto a full spool drops the
  * OLDEST entry (the head) to make room and counts it: while Home Assistant is
@@ -17,8 +20,6 @@
  * Ownership: the spool owns its copies. roost_spool_peek returns a borrowed
  * pointer that stays valid until the next push or pop.
  *
- * This interface is deliberately small (push/peek/pop/count/dropped) so the
- * spool can later move onto the durable store without touching its users.
  */
 #ifndef ROOST_CONNECTOR_SPOOL_H
 #define ROOST_CONNECTOR_SPOOL_H
@@ -50,6 +51,13 @@ roost_err roost_spool_push(roost_spool *s, const char *data, size_t len, bool *d
  * number (either out-param may be NULL), or NULL when the spool is empty.
  */
 const char *roost_spool_peek(const roost_spool *s, size_t *len, uint64_t *seq);
+
+/* The i-th oldest entry (0 = the head), as roost_spool_peek; NULL past the end. */
+const char *roost_spool_peek_at(const roost_spool *s, size_t i, size_t *len, uint64_t *seq);
+
+/* The next push gets sequence number seq, which must not be below the one
+ * it would have got. */
+void roost_spool_set_next_seq(roost_spool *s, uint64_t seq);
 
 /* Remove the oldest entry; no-op when empty. */
 void roost_spool_pop(roost_spool *s);
