@@ -82,6 +82,9 @@ typedef struct key_def {
 	size_t min_items;            /* KEY_LIST: at least this many */
 	const char *item_name;       /* KEY_LIST: "listener"; KEY_ENUM: "one of a, b" */
 	const char *const *enum_names; /* KEY_ENUM: NULL-terminated accepted words */
+	long long not_yet_above;     /* KEY_INT with not_yet: values above are accepted words ... */
+	const char *not_yet;         /* ... refused with this reason (a feature still to come) */
+	bool empty_ok;               /* KEY_STRING: "" is a value (a topic prefix) */
 } key_def;
 
 struct key_table {
@@ -101,6 +104,16 @@ struct key_table {
 #define DEF_INT_REQUIRED(T, p, m, lo, hi, d, rl) \
 	{ .path = p, .type = KEY_INT, .reload = rl, .required = true, .offset = offsetof(T, m), \
 	  .size = MEMBER_SIZE(T, m), .min = lo, .max = hi, .def = d }
+#define DEF_INT_NOT_YET(T, p, m, lo, hi, d, above, why, rl) \
+	{ .path = p, .type = KEY_INT, .reload = rl, .offset = offsetof(T, m), \
+	  .size = MEMBER_SIZE(T, m), .min = lo, .max = hi, .def = d, .not_yet_above = above, .not_yet = why }
+#define DEF_STRING_EMPTY_OK(T, p, m, rl) \
+	{ .path = p, .type = KEY_STRING, .reload = rl, .offset = offsetof(T, m), .empty_ok = true }
+#define DEF_STRING_REQUIRED(T, p, m, rl) \
+	{ .path = p, .type = KEY_STRING, .reload = rl, .required = true, .offset = offsetof(T, m) }
+#define DEF_STRLIST_REQUIRED(T, p, m, count, rl) \
+	{ .path = p, .type = KEY_STRLIST, .reload = rl, .required = true, .offset = offsetof(T, m), \
+	  .count_offset = offsetof(T, count), .min_items = 1 }
 #define DEF_STRING(T, p, m, d, rl) \
 	{ .path = p, .type = KEY_STRING, .reload = rl, .offset = offsetof(T, m), .def_str = d }
 #define DEF_LOGLEVEL(T, p, m, d, rl) \
@@ -145,6 +158,43 @@ static const key_def listener_keys[] = {
 	         RESTART),
 };
 static const key_table listener_table = {listener_keys, sizeof listener_keys / sizeof listener_keys[0]};
+
+/* One element of a bridge's `topics`, and one element of `bridges`. */
+static const char *const direction_names[] = {"out", "in", "both", NULL};
+static const key_def bridge_topic_keys[] = {
+	DEF_STRING_REQUIRED(roost_bridge_topic_config, "pattern", pattern, RESTART),
+	DEF_ENUM(roost_bridge_topic_config, "direction", direction, direction_names, "one of out, in, both", 0,
+	         RESTART),
+	DEF_INT(roost_bridge_topic_config, "qos", qos, 0, 2, 0, RESTART),
+	DEF_STRING_EMPTY_OK(roost_bridge_topic_config, "local_prefix", local_prefix, RESTART),
+	DEF_STRING_EMPTY_OK(roost_bridge_topic_config, "remote_prefix", remote_prefix, RESTART),
+};
+static const key_table bridge_topic_table = {bridge_topic_keys, sizeof bridge_topic_keys / sizeof bridge_topic_keys[0]};
+
+static const key_def bridge_keys[] = {
+	DEF_STRING_REQUIRED(roost_bridge_config, "name", name, RESTART),
+	DEF_STRLIST_REQUIRED(roost_bridge_config, "address", address, n_address, RESTART),
+	DEF_INT(roost_bridge_config, "port", port, 1, 65535, 1883, RESTART),
+	DEF_INT_NOT_YET(roost_bridge_config, "protocol_version", protocol_version, 4, 5, 4, 4,
+	                "MQTT 5 bridges are not supported yet; use protocol_version: 4 (MQTT 3.1.1)", RESTART),
+	DEF_STRING(roost_bridge_config, "client_id", client_id, NULL, RESTART),
+	DEF_INT(roost_bridge_config, "keepalive", keepalive, 0, 65535, 60, RESTART),
+	DEF_BOOL(roost_bridge_config, "clean_session", clean_session, false, RESTART),
+	DEF_BOOL(roost_bridge_config, "try_private", try_private, true, RESTART),
+	DEF_STRING(roost_bridge_config, "username", username, NULL, RESTART),
+	DEF_STRING(roost_bridge_config, "password", password, NULL, RESTART),
+	DEF_STRING(roost_bridge_config, "tls.cafile", tls_cafile, NULL, RESTART),
+	DEF_STRING(roost_bridge_config, "tls.certfile", tls_certfile, NULL, RESTART),
+	DEF_STRING(roost_bridge_config, "tls.keyfile", tls_keyfile, NULL, RESTART),
+	DEF_TRIBOOL(roost_bridge_config, "tls.insecure", tls_insecure, RESTART),
+	DEF_BOOL(roost_bridge_config, "outgoing_retain", outgoing_retain, true, RESTART),
+	DEF_INT(roost_bridge_config, "max_queued_messages", max_queued_messages, 1, 10000000, 10000, RESTART),
+	DEF_BOOL(roost_bridge_config, "notifications", notifications, true, RESTART),
+	DEF_STRING(roost_bridge_config, "notification_topic", notification_topic, NULL, RESTART),
+	DEF_LIST(roost_bridge_config, "topics", topics, n_topics, roost_bridge_topic_config, bridge_topic_table, 0,
+	         "topic", RESTART),
+};
+static const key_table bridge_table = {bridge_keys, sizeof bridge_keys / sizeof bridge_keys[0]};
 
 /*
  * The keys of roost.yaml and their defaults (see include/roost/config.h and
@@ -221,6 +271,8 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "http.port", http.port, -1, 65535, 8124, RESTART),
 	DEF_STRING(roost_config, "http.bind", http.bind, "127.0.0.1", RESTART),
 	DEF_STRING(roost_config, "http.token", http.token, NULL, RESTART),
+	/* bridges: other brokers to carry topics to and from. */
+	DEF_LIST(roost_config, "bridges", bridges, n_bridges, roost_bridge_config, bridge_table, 0, "bridge", RESTART),
 };
 static const key_table config_table = {config_keys, sizeof config_keys / sizeof config_keys[0]};
 
@@ -598,6 +650,8 @@ static int apply_defaults(const key_table *t, void *base)
 				return -1;
 			break;
 		case KEY_STRLIST: {
+			if (!k->def_str)
+				break; /* required: no default */
 			char **items = roost_calloc(1, sizeof *items);
 			if (!items)
 				return -1;
@@ -742,11 +796,13 @@ static int set_scalar(parse_state *p, const key_def *k, void *base, const char *
 		if (r == -2 || v < k->min || v > k->max)
 			return add_error(p, line, "%s: must be between %lld and %lld, got %s", path, k->min, k->max,
 			                 quote(q, sizeof q, s, n));
+		if (k->not_yet && v > k->not_yet_above)
+			return add_error(p, line, "%s: %lld: %s", path, v, k->not_yet);
 		store_int(dst, k, v);
 		return 0;
 	}
 	case KEY_STRING: {
-		if (n == 0)
+		if (n == 0 && !k->empty_ok)
 			return add_error(p, line, "%s: must not be empty", path);
 		if (memchr(s, '\0', n))
 			return add_error(p, line, "%s: must not contain a NUL character", path);

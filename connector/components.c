@@ -10,10 +10,12 @@
 extern const roost_component roost_http_component;
 extern const roost_component roost_connector_component;
 extern const roost_component roost_mqtt_example_component;
+extern const roost_component roost_bridge_component;
 
 const roost_component *const roost_components[] = {
 	&roost_http_component,      /* first: the others register routes on it */
 	&roost_connector_component,
 	&roost_mqtt_example_component,
+	&roost_bridge_component,
 	NULL,
 };

@@ -24,9 +24,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "roost/alloc.h"
 #include "roost/broker.h"
 #include "roost/bus.h"
+#include "roost/codec.h"
 #include "roost/queue.h"
 #include "roost/component.h"
 #include "roost/config.h"
@@ -48,6 +51,8 @@ typedef struct connector {
 	roost_bus_listener *listener;
 	roost_hub_client *hub;   /* NULL without hub.url */
 	roost_mqtt_client *mqtt; /* NULL without mqtt.broker */
+	roost_mqtt_client_sub *mqtt_subs;
+	char mqtt_client_id[32]; /* mqtt.client_id's default, fixed for the process */
 	uint64_t fired;
 	uint64_t not_fired;      /* no memory for the event body */
 } connector;
@@ -97,6 +102,42 @@ static void on_event(void *ctx, const roost_event *ev)
 }
 
 static void stop(void *state);
+
+/* External mode: the shared MQTT client, subscribed at QoS 2 so each
+ * message arrives at the QoS it was published with. */
+static roost_err start_external(connector *c)
+{
+	const roost_mqtt_config *m = &c->cfg->mqtt;
+	const char *path = c->cfg->path ? c->cfg->path : "the configuration";
+	if (m->n_topics == 0) {
+		roost_log_error(c->log, "%s: mqtt.topics is empty: nothing to subscribe to on %s", path, m->broker);
+		return ROOST_ERR_CONFIG;
+	}
+	c->mqtt_subs = roost_calloc(m->n_topics, sizeof *c->mqtt_subs);
+	if (!c->mqtt_subs)
+		return ROOST_ERR_NOMEM;
+	for (size_t i = 0; i < m->n_topics; i++) {
+		if (!roost_topic_filter_valid((const uint8_t *)m->topics[i], strlen(m->topics[i]))) {
+			roost_log_error(c->log, "%s: mqtt.topics: '%s' is not a valid topic filter", path, m->topics[i]);
+			return ROOST_ERR_CONFIG;
+		}
+		c->mqtt_subs[i] = (roost_mqtt_client_sub){m->topics[i], 2};
+	}
+	unsigned char r[4];
+	if (!m->client_id && RAND_bytes(r, sizeof r) != 1)
+		return ROOST_ERR_IO;
+	snprintf(c->mqtt_client_id, sizeof c->mqtt_client_id, "roost-hub-%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+	const char *const *addr = (const char *const *)&m->broker;
+	roost_mqtt_client_options o = {
+		.label = "mqtt", .keys = "mqtt.", .config_path = c->cfg->path, .addresses = addr, .n_addresses = 1,
+		.port = m->port, .client_id = m->client_id ? m->client_id : c->mqtt_client_id,
+		.keepalive = (uint16_t)m->keepalive, .clean_session = true, .username = m->username,
+		.password = m->password, .subs = c->mqtt_subs, .n_subs = m->n_topics,
+		.max_packet = c->cfg->limits.max_packet_size,
+	};
+	roost_mqtt_client_handler h = {.message = on_client_message, .ctx = c};
+	return roost_mqtt_client_new(roost_broker_base(c->b), c->log, &o, &h, &c->mqtt);
+}
 
 static roost_err subscribe_embedded(connector *c)
 {
@@ -150,8 +191,7 @@ static roost_err start(roost_broker *b, void **state)
 			goto fail;
 	}
 	if (m->broker)
-		err = roost_mqtt_client_new(roost_broker_base(b), c->log, m, c->cfg->limits.max_packet_size,
-		                            c->cfg->path, on_client_message, c, &c->mqtt);
+		err = start_external(c);
 	else
 		err = subscribe_embedded(c);
 	if (err)
@@ -182,6 +222,7 @@ static void stop(void *state)
 		roost_broker_unsubscribe(c->b, c->subs[i]);
 	roost_free(c->subs);
 	roost_mqtt_client_free(c->mqtt);
+	roost_free(c->mqtt_subs);
 	if (c->listener)
 		roost_bus_unlisten(c->bus, c->listener);
 	if (c->hub) {

@@ -853,6 +853,89 @@ START_TEST(test_connector_sections)
 }
 END_TEST
 
+/* bridges: the issue's example, defaults, bounds, and MQTT 5 "not yet". */
+START_TEST(test_bridge_keys_defaults_and_bounds)
+{
+	roost_config *cfg = load_ok("bridges:\n"
+	                            "  - name: upstream\n"
+	                            "    address: broker.example.net\n"
+	                            "    topics:\n"
+	                            "      - {pattern: \"sensors/#\", direction: out, qos: 1, local_prefix: \"\", "
+	                            "remote_prefix: \"home1/\"}\n"
+	                            "  - name: second\n"
+	                            "    address: [\"a.example:1884\", \"[::1]:1885\"]\n"
+	                            "    port: 8883\n"
+	                            "    client_id: c2\n"
+	                            "    keepalive: 30\n"
+	                            "    clean_session: true\n"
+	                            "    try_private: false\n"
+	                            "    username: u\n"
+	                            "    password: p\n"
+	                            "    tls: {cafile: ca.pem, certfile: c.pem, keyfile: c.key, insecure: false}\n"
+	                            "    outgoing_retain: false\n"
+	                            "    max_queued_messages: 5\n"
+	                            "    notifications: false\n"
+	                            "    notification_topic: n/state\n"
+	                            "    topics:\n"
+	                            "      - {pattern: \"cmd/#\", direction: both}\n");
+	ck_assert_uint_eq(cfg->n_bridges, 2);
+	const roost_bridge_config *a = &cfg->bridges[0], *b = &cfg->bridges[1];
+	ck_assert_str_eq(a->name, "upstream");
+	ck_assert_uint_eq(a->n_address, 1);
+	ck_assert_str_eq(a->address[0], "broker.example.net");
+	ck_assert_int_eq(a->port, 1883);
+	ck_assert_int_eq(a->protocol_version, 4);
+	ck_assert_ptr_null(a->client_id);
+	ck_assert_uint_eq(a->keepalive, 60);
+	ck_assert(!a->clean_session);
+	ck_assert(a->try_private);
+	ck_assert(a->outgoing_retain);
+	ck_assert(a->notifications);
+	ck_assert_uint_eq(a->max_queued_messages, 10000);
+	ck_assert_int_eq(a->tls_insecure, -1); /* no tls: plain TCP */
+	ck_assert_ptr_null(a->tls_cafile);
+	ck_assert_uint_eq(a->n_topics, 1);
+	ck_assert_str_eq(a->topics[0].pattern, "sensors/#");
+	ck_assert_int_eq(a->topics[0].direction, ROOST_BRIDGE_OUT);
+	ck_assert_uint_eq(a->topics[0].qos, 1);
+	ck_assert_str_eq(a->topics[0].local_prefix, "");
+	ck_assert_str_eq(a->topics[0].remote_prefix, "home1/");
+	ck_assert_uint_eq(b->n_address, 2);
+	ck_assert_str_eq(b->address[1], "[::1]:1885");
+	ck_assert_int_eq(b->port, 8883);
+	ck_assert_str_eq(b->client_id, "c2");
+	ck_assert(b->clean_session && !b->try_private && !b->outgoing_retain && !b->notifications);
+	ck_assert_str_eq(b->tls_cafile, "ca.pem");
+	ck_assert_str_eq(b->tls_keyfile, "c.key");
+	ck_assert_int_eq(b->tls_insecure, 0);
+	ck_assert_str_eq(b->notification_topic, "n/state");
+	ck_assert_int_eq(b->topics[0].direction, ROOST_BRIDGE_BOTH);
+	ck_assert_uint_eq(b->topics[0].qos, 0);
+	ck_assert_ptr_null(b->topics[0].local_prefix);
+	roost_config_free(cfg);
+
+	cfg = load_ok("");
+	ck_assert_uint_eq(cfg->n_bridges, 0);
+	roost_config_free(cfg);
+
+	expect_error("bridges:\n  - address: x\n", 2, "bridges[0]: missing required key 'name'");
+	expect_error("bridges:\n  - name: n\n", 2, "bridges[0]: missing required key 'address'");
+	expect_error("bridges:\n  - {name: n, address: x, protocol_version: 5}\n", 2,
+	             "bridges[0].protocol_version: 5: MQTT 5 bridges are not supported yet; use protocol_version: 4 "
+	             "(MQTT 3.1.1)");
+	expect_error("bridges:\n  - {name: n, address: x, protocol_version: 3}\n", 2,
+	             "bridges[0].protocol_version: must be between 4 and 5, got 3");
+	expect_error("bridges:\n  - {name: n, address: x, max_queued_messages: 0}\n", 2,
+	             "bridges[0].max_queued_messages: must be between 1 and 10000000, got 0");
+	expect_error("bridges:\n  - name: n\n    address: x\n    topics:\n      - {pattern: a, direction: up}\n", 5,
+	             "bridges[0].topics[0].direction: expected one of out, in, both, got 'up'");
+	expect_error("bridges:\n  - name: n\n    address: x\n    topics:\n      - {pattern: a, qos: 3}\n", 5,
+	             "bridges[0].topics[0].qos: must be between 0 and 2, got 3");
+	expect_error("bridges:\n  - name: n\n    address: x\n    topics:\n      - {qos: 1}\n", 5,
+	             "bridges[0].topics[0]: missing required key 'pattern'");
+}
+END_TEST
+
 START_TEST(test_connector_defaults)
 {
 	roost_config *cfg = load_ok("");
@@ -900,6 +983,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_connector_sections);
 	tcase_add_test(tc, test_persistence_keys);
 	tcase_add_test(tc, test_connector_defaults);
+	tcase_add_test(tc, test_bridge_keys_defaults_and_bounds);
 	tcase_add_test(tc, test_string_list_forms_and_errors);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_etc_roost_yaml_is_the_defaults);

@@ -87,6 +87,44 @@ typedef struct roost_http_config {
 	char *token;               /* Bearer token; required unless bind is loopback */
 } roost_http_config;
 
+/*
+ * bridges: — carry topics to and from other brokers (connector/bridge.c).
+ * Mosquitto's semantics: local topic = local_prefix + pattern, remote topic =
+ * remote_prefix + pattern; out = local -> remote, in = remote -> local.
+ */
+enum { ROOST_BRIDGE_OUT = 0, ROOST_BRIDGE_IN = 1, ROOST_BRIDGE_BOTH = 2 };
+typedef struct roost_bridge_topic_config {
+	char *pattern;             /* topic filter, required */
+	int direction;             /* ROOST_BRIDGE_OUT (default), _IN, _BOTH */
+	uint32_t qos;              /* 0..2, default 0 */
+	char *local_prefix;        /* NULL = "" */
+	char *remote_prefix;       /* NULL = "" */
+} roost_bridge_topic_config;
+
+typedef struct roost_bridge_config {
+	char *name;                /* required: [A-Za-z0-9_.-], names the queue and $SYS topic */
+	char **address;            /* required: host, or host:port entries tried in turn */
+	size_t n_address;
+	int port;                  /* default 1883, for addresses without one */
+	int protocol_version;      /* 4 (MQTT 3.1.1, default); 5 is refused: not yet */
+	char *client_id;           /* NULL = "roost-<name>-<hostname>" */
+	uint32_t keepalive;        /* seconds, 0..65535, default 60 */
+	bool clean_session;        /* default false: the upstream keeps our session */
+	bool try_private;          /* default true: Mosquitto's bridge flag (protocol level 0x84) */
+	char *username;            /* NULL = none */
+	char *password;            /* NULL = none */
+	char *tls_cafile;          /* tls.cafile; NULL = the system CAs */
+	char *tls_certfile;        /* tls.certfile: client certificate */
+	char *tls_keyfile;         /* tls.keyfile */
+	int tls_insecure;          /* tls.insecure: -1 not set; TLS is on when any tls key is set */
+	bool outgoing_retain;      /* default true; false: RETAIN cleared towards the upstream */
+	uint32_t max_queued_messages; /* outbound QoS 1/2 queue bound, default 10000 */
+	bool notifications;        /* default true: $SYS/broker/connection/<client id>/state upstream */
+	char *notification_topic;  /* NULL = the default above */
+	roost_bridge_topic_config *topics; /* at least one */
+	size_t n_topics;
+} roost_bridge_config;
+
 /* persistence: — the durable store (SQLite). */
 typedef struct roost_persistence_config {
 	bool enabled;              /* default true; false = memory only */
@@ -110,6 +148,8 @@ typedef struct roost_config {
 	roost_mqtt_config mqtt;
 	roost_hub_config hub;
 	roost_http_config http;
+	roost_bridge_config *bridges;     /* none by default */
+	size_t n_bridges;
 } roost_config;
 
 /* One error found while parsing: "file:line: message". */
