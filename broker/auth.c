@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <netinet/in.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -556,4 +558,27 @@ roost_err roost_auth_edit(const char *text, size_t len, const char *username, co
 	*out = b.p;
 	*out_len = b.n;
 	return ROOST_OK;
+}
+
+/* ---- who is on this machine -------------------------------------------- */
+
+bool roost_auth_addr_is_loopback(const struct sockaddr *sa)
+{
+	if (!sa)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		/* ::ffff:127.0.0.0/104: byte 12 is the first IPv4 octet. */
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+bool roost_auth_anonymous_allowed(int allow_anonymous, bool peer_loopback)
+{
+	return allow_anonymous == 1 || (allow_anonymous == -1 && peer_loopback);
 }

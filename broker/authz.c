@@ -3,16 +3,18 @@
  *
  * The decisions are made by the pure modules (auth.c: password file,
  * acl.c: ACL file) and by component hooks; this file owns the loaded files,
- * their reload on SIGHUP, and the policy for anonymous clients:
- *  - allow_anonymous true: accepted on every listener; false: nowhere;
- *  - not set: accepted on loopback listeners only, and only while no
- *    password_file is configured. A LAN client is refused with CONNACK
- *    0x05 and a log line naming the setting to change.
+ * their reload on SIGHUP, and the policy for anonymous clients, judged by
+ * the client's PEER address (roost_auth_anonymous_allowed):
+ *  - allow_anonymous true: accepted from everywhere; false: from nowhere;
+ *  - not set: accepted from this machine (a loopback peer) on any listener,
+ *    also once users exist. A LAN client is refused with CONNACK 0x05 and a
+ *    log line naming the setting to change and `roost passwd NAME`.
  * A user name is only an identity once a password_file (or a TLS client
  * certificate, or a hook) has verified it; without one, a client that sends
  * a user name is treated as anonymous, so it cannot claim another user's
  * ACL grants.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -91,12 +93,35 @@ static roost_err load_files(roost_broker *b, roost_auth_db **users, roost_acl **
 	return ROOST_OK;
 }
 
+/* The one startup line that says who may connect. */
+static void log_who_may_connect(roost_broker *b)
+{
+	size_t n = b->users ? roost_auth_count(b->users) : 0;
+	char users[96];
+	if (n)
+		snprintf(users, sizeof users, "one of %zu user%s (roost passwd NAME adds one)", n, n == 1 ? "" : "s");
+	else
+		snprintf(users, sizeof users, "a user: roost passwd NAME");
+	switch (b->cfg->allow_anonymous) {
+	case 1:
+		roost_log_notice(b->log, "anonymous: everyone (allow_anonymous: true); %zu user%s", n, n == 1 ? "" : "s");
+		break;
+	case 0:
+		roost_log_notice(b->log, "anonymous: nobody (allow_anonymous: false); every client needs %s", users);
+		break;
+	default:
+		roost_log_notice(b->log, "anonymous: this machine only; LAN clients need %s", users);
+	}
+}
+
 roost_err roost_broker_load_auth(roost_broker *b)
 {
 	roost_err err = load_files(b, &b->users, &b->acl);
 	if (!err && (b->users || b->acl))
 		roost_log_info(b->log, "auth: %zu users, %zu ACL rules", b->users ? roost_auth_count(b->users) : 0,
 		               b->acl ? roost_acl_count(b->acl) : 0);
+	if (!err)
+		log_who_may_connect(b);
 	return err;
 }
 
@@ -169,11 +194,10 @@ void roost_broker_reload_auth(roost_broker *b)
 int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, const char *username,
                          const uint8_t *password, size_t plen, bool cert_identity, const char **why)
 {
-	bool loopback = c->listener && c->listener->loopback;
 	for (struct hook_entry *e = b->hooks; e; e = e->next) {
 		if (!e->hook->connect)
 			continue;
-		int v = e->hook->connect(e->hook->ctx, client_id, username, password, plen, loopback);
+		int v = e->hook->connect(e->hook->ctx, client_id, username, password, plen, c->peer_loopback);
 		if (v != ROOST_AUTH_DEFER) {
 			*why = "refused by an authentication component";
 			return v;
@@ -190,14 +214,12 @@ int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, 
 	}
 	/* Anonymous (or an unverifiable user name: no password_file). */
 	int policy = b->cfg->allow_anonymous;
-	if (policy == 1 || (policy == -1 && !b->users && loopback))
+	if (roost_auth_anonymous_allowed(policy, c->peer_loopback))
 		return ROOST_AUTH_DEFER; /* admitted, as anonymous */
 	*why = policy == 0 ? "anonymous clients are refused (allow_anonymous: false)"
-	       : b->users ? "anonymous clients are refused because a password_file is set; "
-	                    "set allow_anonymous: true to accept them too"
-	                  : "anonymous clients are accepted on loopback listeners only; set "
-	                    "allow_anonymous: true in the configuration to accept them on this "
-	                    "listener, or add users with `roost passwd` and set password_file";
+	                   : "anonymous clients are accepted from this machine only; set "
+	                     "allow_anonymous: true in the configuration to accept them from "
+	                     "the LAN too, or add a user with `roost passwd NAME`";
 	return ROOST_AUTH_DENY;
 }
 

@@ -152,8 +152,8 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  *
  *   listeners                     sequence of {port, bind}, at least one;
  *                                 default one listener on 0.0.0.0:1883
- *   allow_anonymous               bool; unset: anonymous clients only on loopback
- *                                 listeners and only while no password_file is set
+ *   allow_anonymous               bool; unset: anonymous clients only from a
+ *                                 loopback peer address (this machine)
  *   password_file, acl_file       Mosquitto-format files (re-read on SIGHUP)
  *   limits.max_packet_size        1..268435455 bytes, default 268435455
  *   limits.max_queued_messages    0..10000000 per client, default 1000 (0 = unlimited)

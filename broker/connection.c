@@ -68,6 +68,7 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 	c->b = b;
 	c->listener = l;
 	format_addr(c->addr, sizeof c->addr, sa);
+	c->peer_loopback = roost_auth_addr_is_loopback(sa);
 	int one = 1;
 	/* We coalesce writes ourselves; Nagle would only add latency. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "roost/auth.h"
 #include "roost/broker.h"
 #include "roost/codec.h"
 #include "roost/persist.h"
@@ -75,6 +76,7 @@ struct roost_conn {
 	bool read_paused;         /* input not read while output is above the high water mark */
 	uint64_t slow_since;      /* clock time output went above the high water mark; 0 = not slow */
 	bool overflowed;          /* output passed the hard limit: close at the next chance */
+	bool peer_loopback;       /* the peer's address is loopback: "this machine" for allow_anonymous */
 	char addr[56];            /* "ip:port" of the peer */
 };
 

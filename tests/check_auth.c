@@ -38,6 +38,59 @@
 
 Suite *auth_suite(void);
 
+static bool v4_loopback(const char *ip)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	ck_assert_int_eq(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
+	return roost_auth_addr_is_loopback((struct sockaddr *)&sin);
+}
+
+static bool v6_loopback(const char *ip)
+{
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+	ck_assert_int_eq(inet_pton(AF_INET6, ip, &sin6.sin6_addr), 1);
+	return roost_auth_addr_is_loopback((struct sockaddr *)&sin6);
+}
+
+/* "This machine" is 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (a v4
+ * loopback client on a dual-stack listener); nothing else. */
+START_TEST(test_peer_loopback_classification)
+{
+	ck_assert(v4_loopback("127.0.0.1"));
+	ck_assert(v4_loopback("127.255.3.4"));
+	ck_assert(!v4_loopback("128.0.0.1"));
+	ck_assert(!v4_loopback("126.255.255.255"));
+	ck_assert(!v4_loopback("0.0.0.0"));
+	ck_assert(!v4_loopback("192.168.1.10"));
+	ck_assert(!v4_loopback("198.18.0.2"));
+	ck_assert(v6_loopback("::1"));
+	ck_assert(!v6_loopback("::"));
+	ck_assert(!v6_loopback("::2"));
+	ck_assert(!v6_loopback("fe80::1"));
+	ck_assert(v6_loopback("::ffff:127.0.0.1"));
+	ck_assert(v6_loopback("::ffff:127.1.2.3"));
+	ck_assert(!v6_loopback("::ffff:128.0.0.1"));
+	ck_assert(!v6_loopback("::ffff:192.168.1.10"));
+	ck_assert(!v6_loopback("::127.0.0.1")); /* IPv4-compatible, deprecated: not mapped */
+	ck_assert(!v6_loopback("64:ff9b::7f00:1")); /* NAT64 of 127.0.0.1 comes from elsewhere */
+	struct sockaddr_un_like { sa_family_t f; char path[20]; } un = {.f = AF_UNIX};
+	ck_assert(!roost_auth_addr_is_loopback((struct sockaddr *)&un));
+	ck_assert(!roost_auth_addr_is_loopback(NULL));
+}
+END_TEST
+
+/* Not set: this machine only, with or without users; true: all; false: none. */
+START_TEST(test_anonymous_policy_by_peer)
+{
+	ck_assert(roost_auth_anonymous_allowed(-1, true));
+	ck_assert(!roost_auth_anonymous_allowed(-1, false));
+	ck_assert(roost_auth_anonymous_allowed(1, true));
+	ck_assert(roost_auth_anonymous_allowed(1, false));
+	ck_assert(!roost_auth_anonymous_allowed(0, true));
+	ck_assert(!roost_auth_anonymous_allowed(0, false));
+}
+END_TEST
+
 #define S(s) (s), strlen(s)
 
 /* Written by Debian's mosquitto_passwd 2.0.11 (default: $7$, 101 iterations). */
@@ -1304,6 +1357,8 @@ Suite *auth_suite(void)
 	tc = tcase_create("valid");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_mosquitto_pbkdf2_vector_verifies);
+	tcase_add_test(tc, test_peer_loopback_classification);
+	tcase_add_test(tc, test_anonymous_policy_by_peer);
 	tcase_add_test(tc, test_mosquitto_sha512_legacy_vector_verifies);
 	tcase_add_test(tc, test_file_written_by_mosquitto_passwd_verifies);
 	tcase_add_test(tc, test_comments_blank_lines_crlf_and_blanks_are_ignored);

@@ -9,6 +9,7 @@
 #include "../broker/internal.h"
 #include "roost/acl.h"
 #include "roost/alloc.h"
+#include "roost/auth.h"
 
 static int hook_connect(void *ctx, const char *client_id, const char *username, const uint8_t *password,
                         size_t plen, bool loopback)
@@ -67,7 +68,7 @@ START_TEST(test_authz_connect_hook_decides_before_the_files)
 	fixture f;
 	setup(&f, -1);
 	roost_listener lan = {.loopback = false}, lo = {.loopback = true};
-	roost_conn c_lan = {.b = f.b, .listener = &lan}, c_lo = {.b = f.b, .listener = &lo};
+	roost_conn c_lan = {.b = f.b, .listener = &lan}, c_lo = {.b = f.b, .listener = &lo, .peer_loopback = true};
 	const char *why = NULL;
 	/* No hook: anonymous on loopback only (allow_anonymous not set). */
 	ck_assert_int_eq(broker_authz_connect(f.b, &c_lo, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DEFER);
@@ -97,7 +98,7 @@ START_TEST(test_authz_anonymous_policy_true_and_false)
 	ck_assert_int_eq(broker_authz_connect(f.b, &c1, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DEFER);
 	teardown(&f);
 	setup(&f, 0);
-	roost_conn c2 = {.b = f.b, .listener = &lo};
+	roost_conn c2 = {.b = f.b, .listener = &lo, .peer_loopback = true};
 	ck_assert_int_eq(broker_authz_connect(f.b, &c2, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DENY);
 	ck_assert_ptr_nonnull(strstr(why, "allow_anonymous: false"));
 	/* A verified certificate identity is accepted without a password. */
@@ -129,6 +130,36 @@ START_TEST(test_authz_acl_hook_on_topics)
 }
 END_TEST
 
+/* The PEER decides "this machine", not the listener: a loopback client of
+ * a 0.0.0.0 listener is admitted, also once users exist; a LAN client of a
+ * loopback-bound listener (impossible in practice, but the rule says so) is
+ * not. The refusal names both ways out. */
+START_TEST(test_authz_anonymous_by_peer_address_also_with_users)
+{
+	fixture f;
+	setup(&f, -1);
+	roost_listener any = {.loopback = false}, lo = {.loopback = true};
+	roost_conn local = {.b = f.b, .listener = &any, .peer_loopback = true};
+	roost_conn lan = {.b = f.b, .listener = &lo, .peer_loopback = false};
+	const char *why = NULL;
+	ck_assert_int_eq(broker_authz_connect(f.b, &local, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DEFER);
+	ck_assert_int_eq(broker_authz_connect(f.b, &lan, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DENY);
+	ck_assert_ptr_nonnull(strstr(why, "allow_anonymous: true"));
+	ck_assert_ptr_nonnull(strstr(why, "roost passwd NAME"));
+	roost_config_errors errs;
+	static const char file[] = "# no lines needed to count as users\nalice:$6$AAAAAAAAAAAAAAAA$"
+	                           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n";
+	ck_assert_int_eq(roost_auth_load_string("passwd", file, sizeof file - 1, &f.b->users, &errs), ROOST_OK);
+	roost_config_errors_cleanup(&errs);
+	ck_assert_int_eq(broker_authz_connect(f.b, &local, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DEFER);
+	ck_assert_int_eq(broker_authz_connect(f.b, &lan, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DENY);
+	/* A wrong password is refused from this machine too. */
+	ck_assert_int_eq(broker_authz_connect(f.b, &local, "a", "alice", (const uint8_t *)"x", 1, false, &why),
+	                 ROOST_AUTH_DENY);
+	teardown(&f);
+}
+END_TEST
+
 Suite *authz_suite(void);
 Suite *authz_suite(void)
 {
@@ -137,6 +168,7 @@ Suite *authz_suite(void)
 	tcase_add_test(tc, test_authz_connect_hook_decides_before_the_files);
 	tcase_add_test(tc, test_authz_anonymous_policy_true_and_false);
 	tcase_add_test(tc, test_authz_acl_hook_on_topics);
+	tcase_add_test(tc, test_authz_anonymous_by_peer_address_also_with_users);
 	suite_add_tcase(s, tc);
 	return s;
 }

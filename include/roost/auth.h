@@ -39,6 +39,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "roost/config.h"
 #include "roost/error.h"
@@ -117,5 +118,21 @@ bool roost_auth_username_valid(const char *username);
  */
 roost_err roost_auth_edit(const char *text, size_t len, const char *username, const char *hash,
                           char **out, size_t *out_len);
+
+/*
+ * Who may connect without a user name. A client is "on this machine" when
+ * its PEER address (not the listener's) is loopback: 127.0.0.0/8, ::1 or
+ * ::ffff:127.0.0.0/104 (an IPv4 loopback client on a dual-stack socket).
+ * Pure: no I/O, any address family (non-IP families are not loopback).
+ */
+bool roost_auth_addr_is_loopback(const struct sockaddr *sa);
+
+/*
+ * The anonymous policy: allow_anonymous 1 admits everyone, 0 no one, -1
+ * (not set, the default) admits clients on this machine only, whether or not
+ * users exist, so a household's `mosquitto_pub -h 127.0.0.1` keeps working
+ * after the first LAN user is added.
+ */
+bool roost_auth_anonymous_allowed(int allow_anonymous, bool peer_loopback);
 
 #endif

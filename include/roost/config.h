@@ -94,9 +94,9 @@ typedef struct roost_config {
 	char *path;                       /* file it came from, or NULL for defaults */
 	roost_listener_config *listeners; /* at least one */
 	size_t n_listeners;
-	/* -1 (not set): anonymous clients are accepted on loopback listeners
-	 * only, and only while no password_file is configured; 1: everywhere;
-	 * 0: nowhere. */
+	/* -1 (not set): anonymous clients are accepted when their peer address
+	 * is loopback (this machine), on any listener, with or without users;
+	 * 1: from everywhere; 0: from nowhere. */
 	int allow_anonymous;
 	char *password_file;              /* Mosquitto password file; NULL = none */
 	char *acl_file;                   /* Mosquitto ACL file; NULL = no ACL (all allowed) */
