@@ -14,13 +14,16 @@
  * a user name is treated as anonymous, so it cannot claim another user's
  * ACL grants.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 #include "roost/acl.h"
 #include "roost/alloc.h"
 #include "roost/auth.h"
+#include "roost/passwd_cmd.h"
 
 struct hook_entry {
 	struct hook_entry *next;
@@ -60,6 +63,10 @@ void broker_authz_free(roost_broker *b)
 	roost_acl_free(b->acl);
 	b->users = NULL;
 	b->acl = NULL;
+	broker_auth_watch_free(b->auth_watch);
+	b->auth_watch = NULL;
+	roost_free(b->password_path);
+	b->password_path = NULL;
 }
 
 static void log_errors(roost_broker *b, const roost_config_errors *errs)
@@ -69,28 +76,66 @@ static void log_errors(roost_broker *b, const roost_config_errors *errs)
 		                errs->items[i].message);
 }
 
+/* Load a password file into *users; a missing default file is no users. */
+static roost_err load_users(roost_broker *b, const char *path, bool optional, roost_auth_db **users)
+{
+	roost_config_errors errs = {0};
+	struct stat st;
+	*users = NULL;
+	if (!path || (optional && stat(path, &st) != 0 && errno == ENOENT))
+		return ROOST_OK;
+	roost_err err = roost_auth_load_file(path, users, &errs);
+	log_errors(b, &errs);
+	roost_config_errors_cleanup(&errs);
+	return err ? ROOST_ERR_CONFIG : ROOST_OK;
+}
+
+static roost_err load_acl(roost_broker *b, const char *path, roost_acl **acl)
+{
+	roost_config_errors errs = {0};
+	*acl = NULL;
+	if (!path)
+		return ROOST_OK;
+	roost_err err = roost_acl_load_file(path, acl, &errs);
+	log_errors(b, &errs);
+	roost_config_errors_cleanup(&errs);
+	return err ? ROOST_ERR_CONFIG : ROOST_OK;
+}
+
 /* Load both files into users and acl; nothing is replaced on error. */
 static roost_err load_files(roost_broker *b, roost_auth_db **users, roost_acl **acl)
 {
-	const roost_config *cfg = b->cfg;
-	roost_config_errors errs = {0};
-	*users = NULL;
 	*acl = NULL;
-	if (cfg->password_file && roost_auth_load_file(cfg->password_file, users, &errs) != ROOST_OK) {
-		log_errors(b, &errs);
-		roost_config_errors_cleanup(&errs);
+	if (load_users(b, b->password_path, !b->cfg->password_file, users) != ROOST_OK)
 		return ROOST_ERR_CONFIG;
-	}
-	roost_config_errors_cleanup(&errs);
-	if (cfg->acl_file && roost_acl_load_file(cfg->acl_file, acl, &errs) != ROOST_OK) {
-		log_errors(b, &errs);
-		roost_config_errors_cleanup(&errs);
+	if (load_acl(b, b->cfg->acl_file, acl) != ROOST_OK) {
 		roost_auth_free(*users);
 		*users = NULL;
 		return ROOST_ERR_CONFIG;
 	}
-	roost_config_errors_cleanup(&errs);
 	return ROOST_OK;
+}
+
+/* password_file, or `passwd` beside the store when it is not set. */
+static roost_err resolve_paths(roost_broker *b)
+{
+	roost_free(b->password_path);
+	b->password_path = b->cfg->password_file ? roost_strdup(b->cfg->password_file)
+	                                         : roost_passwd_default_path(b->cfg);
+	return b->password_path ? ROOST_OK : ROOST_ERR_NOMEM;
+}
+
+static void on_file_changed(roost_broker *b)
+{
+	roost_log_notice(b->log, "auth: %s changed", b->password_path);
+	roost_broker_reload_auth(b);
+}
+
+static void watch_files(roost_broker *b)
+{
+	const char *paths[] = {b->password_path};
+	broker_auth_watch_free(b->auth_watch);
+	b->auth_watch = broker_auth_watch_new(b, paths, 1, on_file_changed);
 }
 
 /* The one startup line that says who may connect. */
@@ -116,12 +161,17 @@ static void log_who_may_connect(roost_broker *b)
 
 roost_err roost_broker_load_auth(roost_broker *b)
 {
-	roost_err err = load_files(b, &b->users, &b->acl);
+	roost_err err = resolve_paths(b);
+	if (err)
+		return err;
+	err = load_files(b, &b->users, &b->acl);
 	if (!err && (b->users || b->acl))
 		roost_log_info(b->log, "auth: %zu users, %zu ACL rules", b->users ? roost_auth_count(b->users) : 0,
 		               b->acl ? roost_acl_count(b->acl) : 0);
-	if (!err)
+	if (!err) {
 		log_who_may_connect(b);
+		watch_files(b);
+	}
 	return err;
 }
 
@@ -171,8 +221,8 @@ static void revoke_subscriptions(roost_broker *b)
 
 void roost_broker_reload_auth(roost_broker *b)
 {
-	if (!b->cfg->password_file && !b->cfg->acl_file)
-		return;
+	if (!b->password_path)
+		return; /* never loaded */
 	roost_auth_db *users;
 	roost_acl *acl;
 	if (load_files(b, &users, &acl) != ROOST_OK) {

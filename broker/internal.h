@@ -117,6 +117,8 @@ struct roost_broker {
 	struct roost_auth_db *users;      /* password_file, NULL when none */
 	struct roost_acl *acl;            /* acl_file, NULL when none (all allowed) */
 	struct hook_entry *hooks;         /* component auth hooks, in order */
+	char *password_path;              /* password_file, or `passwd` beside the store */
+	struct auth_watch *auth_watch;    /* inotify on the password file's directory */
 	roost_persist *store;             /* NULL: persistence off */
 	struct event *commit_ev;          /* group commit, lowest priority */
 	roost_conn *holding;              /* connections whose output waits for the commit */
@@ -175,6 +177,15 @@ int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, 
 /* May the session's client read/write/subscribe this topic or filter? */
 bool broker_authz_topic(roost_broker *b, roost_session *s, const char *topic, size_t len, int access);
 void broker_authz_free(roost_broker *b);
+
+/* ---- auth_watch.c ---- */
+typedef struct auth_watch auth_watch;
+/* Call changed(b) on the loop when one of paths (directory watched, so a
+ * file created or renamed over counts) is written, replaced or removed.
+ * NULL when inotify is unavailable (logged: SIGHUP still reloads). */
+auth_watch *broker_auth_watch_new(roost_broker *b, const char *const *paths, size_t n,
+                                  void (*changed)(roost_broker *b));
+void broker_auth_watch_free(auth_watch *w);
 
 /* ---- tls.c ---- */
 SSL_CTX *broker_tls_ctx_new(const roost_listener_config *lc, const roost_log *log);

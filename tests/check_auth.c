@@ -79,6 +79,51 @@ START_TEST(test_peer_loopback_classification)
 }
 END_TEST
 
+static char *default_path_for(const char *db)
+{
+	roost_config *cfg;
+	ck_assert_int_eq(roost_config_defaults(&cfg), ROOST_OK);
+	if (db != cfg->persistence.path) {
+		roost_free(cfg->persistence.path);
+		cfg->persistence.path = db ? roost_strdup(db) : NULL;
+	}
+	char *p = roost_passwd_default_path(cfg);
+	roost_config_free(cfg);
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+#define ck_assert_default_path(db, want)                       \
+	do {                                                       \
+		char *got_ = default_path_for(db);                     \
+		ck_assert_str_eq(got_, want);                          \
+		roost_free(got_);                                      \
+	} while (0)
+
+/* `passwd` beside the store: the db's directory, the directory itself when
+ * persistence.path names one, $STATE_DIRECTORY (first entry) while the path
+ * is the default. */
+START_TEST(test_default_password_file_is_beside_the_store)
+{
+	unsetenv("STATE_DIRECTORY");
+	roost_config *cfg;
+	ck_assert_int_eq(roost_config_defaults(&cfg), ROOST_OK);
+	char *p = roost_passwd_default_path(cfg);
+	ck_assert_str_eq(p, "./passwd");
+	roost_free(p);
+	roost_config_free(cfg);
+	ck_assert_default_path("/var/lib/roost/roost.db", "/var/lib/roost/passwd");
+	ck_assert_default_path("data/x.db", "data/passwd");
+	ck_assert_default_path("/tmp", "/tmp/passwd"); /* a directory */
+	ck_assert_default_path(NULL, "./passwd");
+	setenv("STATE_DIRECTORY", "/var/lib/roost:/var/lib/other", 1);
+	ck_assert_default_path("roost.db", "/var/lib/roost/passwd");
+	ck_assert_default_path(NULL, "/var/lib/roost/passwd");
+	ck_assert_default_path("/srv/mqtt/roost.db", "/srv/mqtt/passwd"); /* configured: wins */
+	unsetenv("STATE_DIRECTORY");
+}
+END_TEST
+
 /* Not set: this machine only, with or without users; true: all; false: none. */
 START_TEST(test_anonymous_policy_by_peer)
 {
@@ -1359,6 +1404,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_mosquitto_pbkdf2_vector_verifies);
 	tcase_add_test(tc, test_peer_loopback_classification);
 	tcase_add_test(tc, test_anonymous_policy_by_peer);
+	tcase_add_test(tc, test_default_password_file_is_beside_the_store);
 	tcase_add_test(tc, test_mosquitto_sha512_legacy_vector_verifies);
 	tcase_add_test(tc, test_file_written_by_mosquitto_passwd_verifies);
 	tcase_add_test(tc, test_comments_blank_lines_crlf_and_blanks_are_ignored);

@@ -189,9 +189,9 @@ class AuthTest(unittest.TestCase):
         bob = b.client("bob-r", username="bob", password="pw")
         bob.publish("shared/a", b"1", qos=1)
         alice.expect_publish(topic="shared/a", payload=b"1")
+        mark = b.log_mark()     # before the edits: roost may see the passwd change itself
         self.write_acl("user alice\ntopic readwrite home/alice/#\nuser bob\ntopic write shared/#\n")
         self.passwd("-b", self.pw, "dave", "pw")
-        mark = b.log_mark()
         b.send_signal(signal.SIGHUP)
         b.wait_for_log(r"auth: reloaded", timeout=5, since=mark)
         b.wait_for_log(r"alice-r: subscription shared/# revoked", timeout=5, since=mark)

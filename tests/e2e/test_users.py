@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""The first LAN user in one command (issue 10): `roost passwd NAME` writes
+`passwd` beside the store, which roost reads when no password_file is set,
+and a running roost picks the change up within 2 s without a signal
+(inotify on the directory, so the rename `roost passwd` does is seen).
+
+Each test starts roost with its store in a temporary directory and runs
+`broker/roost passwd` from that directory, as a user following the README
+would."""
+
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+import roostlib
+from roostlib import Broker, main
+
+PICKUP = 2.0       # the promise: a change is in effect within 2 s
+PUB = "mosquitto_pub"
+
+
+class UsersTest(unittest.TestCase):
+    def start(self, extra=""):
+        b = Broker(config_text="")       # the directory first, then the config naming it
+        b.dir = b._tmp.name
+        b.config_text = ("listeners:\n  - port: 0\n    bind: 127.0.0.1\n"
+                         "persistence: {path: %s/roost.db}\nhttp: {port: -1}\n"
+                         "log: {level: debug}\n%s" % (b.dir, extra))
+        b.start()
+        self.addCleanup(b.stop)
+        b.wait_for_log(r"anonymous: this machine only; LAN clients need a user: roost passwd NAME")
+        return b
+
+    def passwd(self, b, *args, stdin=None, cwd=None):
+        """broker/roost passwd ARGS, run from the store's directory."""
+        r = subprocess.run([roostlib.roost_bin(), "passwd"] + list(args), input=stdin,
+                           capture_output=True, text=True, timeout=30, cwd=cwd or b.dir,
+                           start_new_session=True)   # no controlling tty: the prompt reads stdin
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+    def pub(self, b, user, password):
+        return subprocess.run([PUB, "-h", "127.0.0.1", "-p", str(b.port), "-u", user, "-P", password,
+                               "-t", "home/test", "-m", "x"], capture_output=True, text=True,
+                              timeout=15).returncode
+
+    def until(self, what, fn, limit=PICKUP):
+        """fn() becomes true within `limit` seconds; returns the time it took."""
+        t0 = time.monotonic()
+        while not fn():
+            if time.monotonic() - t0 > limit:
+                self.fail("%s: not within %.1f s" % (what, limit))
+            time.sleep(0.05)
+        return time.monotonic() - t0
+
+    def refused(self, b, user, password, rc=4):
+        c = b.raw()
+        try:
+            c.connect("probe", username=user, password=password, expect_rc=rc)
+            return True
+        except AssertionError:
+            return False
+
+    def test_roost_passwd_name_is_picked_up_within_2s_without_a_signal(self):
+        b = self.start()
+        # No users yet: a user name proves nothing, the client is anonymous.
+        self.assertEqual(self.pub(b, "alice", "wrong"), 0)
+        mark = b.log_mark()
+        r = self.passwd(b, "-b", "alice", "wonderland")
+        self.assertIn("passwd", r.stdout)
+        path = os.path.join(b.dir, "passwd")
+        self.assertEqual(os.stat(path).st_mode & 0o7777, 0o640)
+        took = self.until("wrong password refused", lambda: self.refused(b, "alice", "wrong"))
+        b.wait_for_log(r"auth: reloaded \(1 users", since=mark)
+        self.assertEqual(self.pub(b, "alice", "wonderland"), 0)
+        self.assertNotEqual(self.pub(b, "alice", "wonderland!"), 0)
+        self.assertLess(took, PICKUP)
+
+    def test_prompted_form_and_config_form_and_delete(self):
+        b = self.start()
+        # `roost passwd NAME`: the password twice on stdin (no terminal).
+        self.passwd(b, "bob", stdin="builder\nbuilder\n")
+        self.until("bob known", lambda: self.refused(b, "bob", "nope"))
+        self.assertEqual(self.pub(b, "bob", "builder"), 0)
+        # From elsewhere, naming the config: the same file.
+        self.passwd(b, "--config", b.config_path, "-b", "carol", "pw", cwd="/")
+        self.until("carol known", lambda: self.pub(b, "carol", "pw") == 0 and
+                   self.refused(b, "carol", "nope"))
+        self.assertEqual(self.pub(b, "bob", "builder"), 0)
+        # -D takes bob away again.
+        self.passwd(b, "-D", "bob")
+        self.until("bob gone", lambda: self.refused(b, "bob", "builder"))
+        self.assertEqual(self.pub(b, "carol", "pw"), 0)
+        # Anonymous clients from this machine are still admitted with users.
+        b.client("anon").disconnect()
+
+    def test_bad_content_on_reload_keeps_the_old_users_with_file_and_line(self):
+        b = self.start()
+        self.passwd(b, "-b", "alice", "wonderland")
+        self.until("alice known", lambda: self.refused(b, "alice", "wrong"))
+        mark = b.log_mark()
+        path = os.path.join(b.dir, "passwd")
+        with open(path, "a") as f:
+            f.write("this line has no colon\n")
+        b.wait_for_log(r"%s:2: " % path, PICKUP, since=mark)
+        b.wait_for_log(r"reload failed; keeping the previous", PICKUP, since=mark)
+        self.assertEqual(self.pub(b, "alice", "wonderland"), 0)
+        self.assertTrue(self.refused(b, "alice", "wrong"))
+
+    def test_sighup_reloads_the_default_file(self):
+        b = self.start()
+        path = os.path.join(b.dir, "passwd")
+        # A hard link is an IN_CREATE, which the watch ignores (a file
+        # being created is still empty): SIGHUP must pick it up.
+        other = os.path.join(b.dir, "sub")
+        os.mkdir(other)
+        self.passwd(b, "-b", "dave", "pw", cwd=other)
+        mark = b.log_mark()
+        os.link(os.path.join(other, "passwd"), path)
+        time.sleep(0.3)
+        self.assertIsNone(b.find_log(r"auth: reloaded", since=mark))
+        b.send_signal(signal.SIGHUP)
+        b.wait_for_log(r"auth: reloaded \(1 users", PICKUP, since=mark)
+        self.assertTrue(self.refused(b, "dave", "wrong"))
+        self.assertEqual(self.pub(b, "dave", "pw"), 0)
+
+    def test_explicit_password_file_must_exist(self):
+        # Only the default file may be missing; a named one is a typo.
+        b = Broker(config_text="")
+        cfg = os.path.join(b._tmp.name, "roost.yaml")
+        with open(cfg, "w") as f:
+            f.write("listeners:\n  - port: 0\n    bind: 127.0.0.1\nhttp: {port: -1}\n"
+                    "password_file: /nonexistent-roost/does-not-exist\n")
+        r = subprocess.run([roostlib.roost_bin(), "-c", cfg], capture_output=True, text=True,
+                           timeout=30, cwd=b._tmp.name)
+        b._tmp.cleanup()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("/nonexistent-roost/does-not-exist", r.stderr)
+
+
+if __name__ == "__main__":
+    main()
