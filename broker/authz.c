@@ -55,14 +55,32 @@ void roost_broker_auth_hook_remove(roost_broker *b, const roost_auth_hook *hook)
 	}
 }
 
+/* Everything loaded from the files, swapped in as one. */
+typedef struct loaded {
+	roost_auth_db *users;  /* top level */
+	roost_acl *acl;
+	listener_auth *per;    /* one per cfg->listeners: its own files */
+} loaded;
+
+static void free_loaded(roost_broker *b, const loaded *l)
+{
+	roost_auth_free(l->users);
+	roost_acl_free(l->acl);
+	for (size_t i = 0; l->per && i < b->cfg->n_listeners; i++) {
+		roost_auth_free(l->per[i].users);
+		roost_acl_free(l->per[i].acl);
+	}
+	roost_free(l->per);
+}
+
 void broker_authz_free(roost_broker *b)
 {
 	while (b->hooks)
 		roost_broker_auth_hook_remove(b, b->hooks->hook);
-	roost_auth_free(b->users);
-	roost_acl_free(b->acl);
+	free_loaded(b, &(loaded){b->users, b->acl, b->listener_auth});
 	b->users = NULL;
 	b->acl = NULL;
+	b->listener_auth = NULL;
 	broker_auth_watch_free(b->auth_watch);
 	b->auth_watch = NULL;
 	roost_free(b->password_path);
@@ -102,18 +120,40 @@ static roost_err load_acl(roost_broker *b, const char *path, roost_acl **acl)
 	return err ? ROOST_ERR_CONFIG : ROOST_OK;
 }
 
-/* Load both files into users and acl; nothing is replaced on error. */
-static roost_err load_files(roost_broker *b, roost_auth_db **users, roost_acl **acl)
+/* Load every file (top level, then each listener's own) into *l; nothing
+ * is kept on error. */
+static roost_err load_all(roost_broker *b, loaded *l)
 {
-	*acl = NULL;
-	if (load_users(b, b->password_path, !b->cfg->password_file, users) != ROOST_OK)
-		return ROOST_ERR_CONFIG;
-	if (load_acl(b, b->cfg->acl_file, acl) != ROOST_OK) {
-		roost_auth_free(*users);
-		*users = NULL;
-		return ROOST_ERR_CONFIG;
-	}
-	return ROOST_OK;
+	const roost_config *cfg = b->cfg;
+	*l = (loaded){0};
+	if (!(l->per = roost_calloc(cfg->n_listeners, sizeof *l->per)))
+		return ROOST_ERR_NOMEM;
+	bool ok = load_users(b, b->password_path, !cfg->password_file, &l->users) == ROOST_OK &&
+	          load_acl(b, cfg->acl_file, &l->acl) == ROOST_OK;
+	for (size_t i = 0; ok && i < cfg->n_listeners; i++)
+		ok = load_users(b, cfg->listeners[i].password_file, false, &l->per[i].users) == ROOST_OK &&
+		     load_acl(b, cfg->listeners[i].acl_file, &l->per[i].acl) == ROOST_OK;
+	if (ok)
+		return ROOST_OK;
+	free_loaded(b, l);
+	*l = (loaded){0};
+	return ROOST_ERR_CONFIG;
+}
+
+static void install(roost_broker *b, const loaded *l)
+{
+	free_loaded(b, &(loaded){b->users, b->acl, b->listener_auth});
+	b->users = l->users;
+	b->acl = l->acl;
+	b->listener_auth = l->per;
+}
+
+static size_t count_rules(const roost_broker *b)
+{
+	size_t n = b->acl ? roost_acl_count(b->acl) : 0;
+	for (size_t i = 0; i < b->cfg->n_listeners; i++)
+		n += b->listener_auth[i].acl ? roost_acl_count(b->listener_auth[i].acl) : 0;
+	return n;
 }
 
 /* password_file, or `passwd` beside the store when it is not set. */
@@ -127,35 +167,62 @@ static roost_err resolve_paths(roost_broker *b)
 
 static void on_file_changed(roost_broker *b)
 {
-	roost_log_notice(b->log, "auth: %s changed", b->password_path);
+	roost_log_notice(b->log, "auth: a password file changed");
 	roost_broker_reload_auth(b);
 }
 
+/* Every password file: the top level's and the listeners' own. */
 static void watch_files(roost_broker *b)
 {
-	const char *paths[] = {b->password_path};
+	const char **paths = roost_calloc(1 + b->cfg->n_listeners, sizeof *paths);
+	size_t n = 0;
 	broker_auth_watch_free(b->auth_watch);
-	b->auth_watch = broker_auth_watch_new(b, paths, 1, on_file_changed);
+	b->auth_watch = NULL;
+	if (!paths)
+		return; /* out of memory: SIGHUP still reloads */
+	paths[n++] = b->password_path;
+	for (size_t i = 0; i < b->cfg->n_listeners; i++)
+		if (b->cfg->listeners[i].password_file)
+			paths[n++] = b->cfg->listeners[i].password_file;
+	b->auth_watch = broker_auth_watch_new(b, paths, n, on_file_changed);
+	roost_free(paths);
 }
 
-/* The one startup line that says who may connect. */
-static void log_who_may_connect(roost_broker *b)
+/* The startup line that says who may connect (prefix: "" or a listener). */
+static void log_policy(roost_broker *b, const char *prefix, int policy, const roost_auth_db *db)
 {
-	size_t n = b->users ? roost_auth_count(b->users) : 0;
+	size_t n = db ? roost_auth_count(db) : 0;
 	char users[96];
 	if (n)
 		snprintf(users, sizeof users, "one of %zu user%s (roost passwd NAME adds one)", n, n == 1 ? "" : "s");
 	else
 		snprintf(users, sizeof users, "a user: roost passwd NAME");
-	switch (b->cfg->allow_anonymous) {
+	switch (policy) {
 	case 1:
-		roost_log_notice(b->log, "anonymous: everyone (allow_anonymous: true); %zu user%s", n, n == 1 ? "" : "s");
+		roost_log_notice(b->log, "%sanonymous: everyone (allow_anonymous: true); %zu user%s", prefix, n,
+		                 n == 1 ? "" : "s");
 		break;
 	case 0:
-		roost_log_notice(b->log, "anonymous: nobody (allow_anonymous: false); every client needs %s", users);
+		roost_log_notice(b->log, "%sanonymous: nobody (allow_anonymous: false); every client needs %s", prefix,
+		                 users);
 		break;
 	default:
-		roost_log_notice(b->log, "anonymous: this machine only; LAN clients need %s", users);
+		roost_log_notice(b->log, "%sanonymous: this machine only; LAN clients need %s", prefix, users);
+	}
+}
+
+/* One line for the top level; one more per listener with settings of its own. */
+static void log_who_may_connect(roost_broker *b)
+{
+	log_policy(b, "", b->cfg->allow_anonymous, b->users);
+	for (size_t i = 0; i < b->cfg->n_listeners; i++) {
+		const roost_listener_config *lc = &b->cfg->listeners[i];
+		if (lc->allow_anonymous == -1 && !lc->password_file)
+			continue;
+		char prefix[48];
+		snprintf(prefix, sizeof prefix, "listeners[%zu]: ", i);
+		log_policy(b, prefix, lc->allow_anonymous != -1 ? lc->allow_anonymous : b->cfg->allow_anonymous,
+		           b->listener_auth[i].users ? b->listener_auth[i].users : b->users);
 	}
 }
 
@@ -164,15 +231,17 @@ roost_err roost_broker_load_auth(roost_broker *b)
 	roost_err err = resolve_paths(b);
 	if (err)
 		return err;
-	err = load_files(b, &b->users, &b->acl);
-	if (!err && (b->users || b->acl))
-		roost_log_info(b->log, "auth: %zu users, %zu ACL rules", b->users ? roost_auth_count(b->users) : 0,
-		               b->acl ? roost_acl_count(b->acl) : 0);
-	if (!err) {
-		log_who_may_connect(b);
-		watch_files(b);
-	}
-	return err;
+	loaded l;
+	err = load_all(b, &l);
+	if (err)
+		return err;
+	install(b, &l);
+	roost_log_info(b->log, "auth: %zu users from %s%s, %zu ACL rules", b->users ? roost_auth_count(b->users) : 0,
+	               b->password_path, b->users || b->cfg->password_file ? "" : " (no such file yet)",
+	               count_rules(b));
+	log_who_may_connect(b);
+	watch_files(b);
+	return ROOST_OK;
 }
 
 typedef struct revoke_ctx {
@@ -223,23 +292,57 @@ void roost_broker_reload_auth(roost_broker *b)
 {
 	if (!b->password_path)
 		return; /* never loaded */
-	roost_auth_db *users;
-	roost_acl *acl;
-	if (load_files(b, &users, &acl) != ROOST_OK) {
+	loaded l;
+	if (load_all(b, &l) != ROOST_OK) {
 		roost_log_error(b->log, "auth: reload failed; keeping the previous password and ACL files");
 		return;
 	}
-	roost_auth_free(b->users);
-	roost_acl_free(b->acl);
-	b->users = users;
-	b->acl = acl;
-	roost_log_notice(b->log, "auth: reloaded (%zu users, %zu ACL rules)", users ? roost_auth_count(users) : 0,
-	                 acl ? roost_acl_count(acl) : 0);
-	if (acl)
+	install(b, &l);
+	roost_log_notice(b->log, "auth: reloaded (%zu users, %zu ACL rules)", b->users ? roost_auth_count(b->users) : 0,
+	                 count_rules(b));
+	if (broker_authz_has_rules(b))
 		revoke_subscriptions(b);
 }
 
 /* ---- decisions ---- */
+
+/* The files of c's listener's own, or NULL (none, or c has no listener). */
+static const listener_auth *own_files(const roost_broker *b, const roost_conn *c)
+{
+	const roost_listener_config *lc = c && c->listener ? c->listener->cfg : NULL;
+	for (size_t i = 0; lc && b->listener_auth && i < b->cfg->n_listeners; i++)
+		if (&b->cfg->listeners[i] == lc)
+			return &b->listener_auth[i];
+	return NULL;
+}
+
+const struct roost_auth_db *broker_authz_users(const roost_broker *b, const roost_conn *c)
+{
+	const listener_auth *own = own_files(b, c);
+	return own && own->users ? own->users : b->users;
+}
+
+const struct roost_acl *broker_authz_acl(const roost_broker *b, const roost_conn *c)
+{
+	const listener_auth *own = own_files(b, c);
+	return own && own->acl ? own->acl : b->acl;
+}
+
+int broker_authz_allow_anonymous(const roost_broker *b, const roost_conn *c)
+{
+	const roost_listener_config *lc = c && c->listener ? c->listener->cfg : NULL;
+	return lc && lc->allow_anonymous != -1 ? lc->allow_anonymous : b->cfg->allow_anonymous;
+}
+
+bool broker_authz_has_rules(const roost_broker *b)
+{
+	if (b->acl || b->hooks)
+		return true;
+	for (size_t i = 0; b->listener_auth && i < b->cfg->n_listeners; i++)
+		if (b->listener_auth[i].acl)
+			return true;
+	return false;
+}
 
 int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, const char *username,
                          const uint8_t *password, size_t plen, bool cert_identity, const char **why)
@@ -255,15 +358,16 @@ int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, 
 	}
 	if (username && cert_identity)
 		return ROOST_AUTH_ALLOW; /* verified by the TLS layer */
-	if (username && b->users) {
+	const roost_auth_db *users = broker_authz_users(b, c);
+	if (username && users) {
 		/* [MQTT-3.1.3-11] user names are UTF-8; the password is binary. */
-		if (roost_auth_check(b->users, username, (const char *)password, plen))
+		if (roost_auth_check(users, username, (const char *)password, plen))
 			return ROOST_AUTH_ALLOW;
 		*why = "bad user name or password";
 		return ROOST_AUTH_DENY;
 	}
 	/* Anonymous (or an unverifiable user name: no password_file). */
-	int policy = b->cfg->allow_anonymous;
+	int policy = broker_authz_allow_anonymous(b, c);
 	if (roost_auth_anonymous_allowed(policy, c->peer_loopback))
 		return ROOST_AUTH_DEFER; /* admitted, as anonymous */
 	*why = policy == 0 ? "anonymous clients are refused (allow_anonymous: false)"
@@ -284,7 +388,8 @@ bool broker_authz_topic(roost_broker *b, roost_session *s, const char *topic, si
 		if (v != ROOST_AUTH_DEFER)
 			return v == ROOST_AUTH_ALLOW;
 	}
-	if (!b->acl)
+	const roost_acl *acl = broker_authz_acl(b, roost_session_conn(s));
+	if (!acl)
 		return true;
-	return roost_acl_check(b->acl, client_id, username, topic, len, access);
+	return roost_acl_check(acl, client_id, username, topic, len, access);
 }

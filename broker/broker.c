@@ -169,7 +169,7 @@ static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t q
 	}
 	/* Checked at every delivery, so a reloaded ACL applies at once, also
 	 * to subscriptions made before it (only when an ACL or hook exists). */
-	if ((b->acl || b->hooks) && !broker_authz_topic(b, s, msg->topic, msg->topic_len, ROOST_ACL_READ))
+	if (broker_authz_has_rules(b) && !broker_authz_topic(b, s, msg->topic, msg->topic_len, ROOST_ACL_READ))
 		return;
 	roost_conn *c = roost_session_conn(s);
 	bool online = c && c->state == CONN_ACTIVE;
@@ -306,7 +306,7 @@ static bool send_retained_visit(void *ctx, void *value)
 {
 	retained_ctx *r = ctx;
 	roost_msg *msg = value;
-	if ((r->b->acl || r->b->hooks) &&
+	if (broker_authz_has_rules(r->b) &&
 	    !broker_authz_topic(r->b, r->s, msg->topic, msg->topic_len, ROOST_ACL_READ))
 		return true; /* retained delivery obeys the ACL too */
 	uint8_t qos = (msg->qos < r->qos ? msg->qos : r->qos) | ROOST_DELIVER_RETAIN;

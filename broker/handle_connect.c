@@ -120,7 +120,7 @@ static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
 	roost_free(id);
 	if (verdict == ROOST_AUTH_DENY) {
 		/* 0x04 for a wrong password, 0x05 for anyone not let in. */
-		refuse(c, req, name && b->users && !cert ? 0x04 : 0x05, why);
+		refuse(c, req, name && broker_authz_users(b, c) && !cert ? 0x04 : 0x05, why);
 		roost_free(name);
 		return false;
 	}

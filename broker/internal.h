@@ -80,6 +80,13 @@ struct roost_conn {
 	char addr[56];            /* "ip:port" of the peer */
 };
 
+/* A listener's own password and ACL files (listeners[].password_file,
+ * listeners[].acl_file); NULL: the top-level ones apply. */
+typedef struct listener_auth {
+	struct roost_auth_db *users;
+	struct roost_acl *acl;
+} listener_auth;
+
 typedef struct session_entry {
 	UT_hash_handle hh;
 	roost_session *s;
@@ -116,6 +123,7 @@ struct roost_broker {
 	roost_bus *bus;
 	struct roost_auth_db *users;      /* password_file, NULL when none */
 	struct roost_acl *acl;            /* acl_file, NULL when none (all allowed) */
+	listener_auth *listener_auth;     /* one per cfg->listeners, in that order */
 	struct hook_entry *hooks;         /* component auth hooks, in order */
 	char *password_path;              /* password_file, or `passwd` beside the store */
 	struct auth_watch *auth_watch;    /* inotify on the password file's directory */
@@ -174,6 +182,15 @@ void broker_listeners_free(roost_broker *b);
  * or ROOST_AUTH_DENY with *why set. */
 int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, const char *username,
                          const uint8_t *password, size_t plen, bool cert_identity, const char **why);
+/* The users and ACL that govern clients of c's listener: its own files, else
+ * the top-level ones (c NULL, e.g. a component or an offline session: the
+ * top level). Borrowed until the next reload. */
+const struct roost_auth_db *broker_authz_users(const roost_broker *b, const roost_conn *c);
+const struct roost_acl *broker_authz_acl(const roost_broker *b, const roost_conn *c);
+/* allow_anonymous for c's listener: its own setting, else the top level's. */
+int broker_authz_allow_anonymous(const roost_broker *b, const roost_conn *c);
+/* Any ACL file (top level or a listener's) or hook: topic checks needed. */
+bool broker_authz_has_rules(const roost_broker *b);
 /* May the session's client read/write/subscribe this topic or filter? */
 bool broker_authz_topic(roost_broker *b, roost_session *s, const char *topic, size_t len, int access);
 void broker_authz_free(roost_broker *b);

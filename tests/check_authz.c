@@ -3,6 +3,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -160,6 +161,48 @@ START_TEST(test_authz_anonymous_by_peer_address_also_with_users)
 }
 END_TEST
 
+/* listeners[].allow_anonymous / acl_file override the top level for clients
+ * of that listener only; the decision reads broker_authz_acl(b, conn). */
+START_TEST(test_authz_listener_settings_override_the_top_level)
+{
+	fixture f;
+	setup(&f, 1);
+	char acl_path[] = "/tmp/check_authz_acl.XXXXXX";
+	int fd = mkstemp(acl_path);
+	ck_assert_int_ge(fd, 0);
+	static const char rules[] = "topic read x/#\n";
+	ck_assert_int_eq(write(fd, rules, sizeof rules - 1), (ssize_t)(sizeof rules - 1));
+	close(fd);
+	f.cfg->listeners[0].allow_anonymous = 0;
+	f.cfg->listeners[0].acl_file = roost_strdup(acl_path);
+	roost_free(f.cfg->persistence.path); /* its directory holds the default passwd: none */
+	f.cfg->persistence.path = roost_strdup("/nonexistent-check-authz/roost.db");
+	ck_assert_int_eq(roost_broker_load_auth(f.b), ROOST_OK);
+	roost_listener l0 = {.cfg = &f.cfg->listeners[0]}, other = {.loopback = true};
+	roost_conn c0 = {.b = f.b, .listener = &l0, .peer_loopback = true};
+	roost_conn c1 = {.b = f.b, .listener = &other, .peer_loopback = false};
+	const char *why = NULL;
+	ck_assert_int_eq(broker_authz_allow_anonymous(f.b, &c0), 0);
+	ck_assert_int_eq(broker_authz_allow_anonymous(f.b, &c1), 1);
+	ck_assert_int_eq(broker_authz_connect(f.b, &c0, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DENY);
+	ck_assert_int_eq(broker_authz_connect(f.b, &c1, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DEFER);
+	ck_assert_ptr_nonnull(broker_authz_acl(f.b, &c0));
+	ck_assert_ptr_null(broker_authz_acl(f.b, &c1));
+	ck_assert_ptr_null(broker_authz_acl(f.b, NULL));
+	ck_assert(broker_authz_has_rules(f.b));
+	roost_session *s = roost_session_new("c0", 2, true);
+	roost_session_set_conn(s, &c0);
+	ck_assert(broker_authz_topic(f.b, s, "x/1", 3, ROOST_ACL_READ));
+	ck_assert(!broker_authz_topic(f.b, s, "y", 1, ROOST_ACL_READ));
+	roost_session_set_conn(s, &c1); /* the same session through the other listener */
+	ck_assert(broker_authz_topic(f.b, s, "y", 1, ROOST_ACL_READ));
+	roost_session_set_conn(s, NULL);
+	roost_session_free(s);
+	unlink(acl_path);
+	teardown(&f);
+}
+END_TEST
+
 Suite *authz_suite(void);
 Suite *authz_suite(void)
 {
@@ -169,6 +212,7 @@ Suite *authz_suite(void)
 	tcase_add_test(tc, test_authz_anonymous_policy_true_and_false);
 	tcase_add_test(tc, test_authz_acl_hook_on_topics);
 	tcase_add_test(tc, test_authz_anonymous_by_peer_address_also_with_users);
+	tcase_add_test(tc, test_authz_listener_settings_override_the_top_level);
 	suite_add_tcase(s, tc);
 	return s;
 }

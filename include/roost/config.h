@@ -34,6 +34,11 @@ typedef struct roost_listener_config {
 	bool use_identity_as_username; /* the certificate's CN becomes the user name */
 	char *ciphers;     /* OpenSSL cipher list for TLS 1.2; NULL = OpenSSL's default */
 	int tls_version;   /* minimum: 0 = TLS 1.2 (default), 1 = TLS 1.3 */
+	/* Per-listener security (Mosquitto's per_listener_settings): -1 / NULL
+	 * (not set) take the top-level allow_anonymous, password_file, acl_file. */
+	int allow_anonymous;
+	char *password_file;
+	char *acl_file;
 } roost_listener_config;
 
 typedef struct roost_limits_config {

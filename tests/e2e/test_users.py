@@ -9,6 +9,7 @@ Each test starts roost with its store in a temporary directory and runs
 would."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -125,6 +126,63 @@ class UsersTest(unittest.TestCase):
         b.wait_for_log(r"auth: reloaded \(1 users", PICKUP, since=mark)
         self.assertTrue(self.refused(b, "dave", "wrong"))
         self.assertEqual(self.pub(b, "dave", "pw"), 0)
+
+    def test_per_listener_allow_anonymous_password_file_and_acl(self):
+        # Mosquitto's per_listener_settings: the second listener has its own
+        # users and ACL and refuses anonymous clients; the first inherits the
+        # top level (the default passwd beside the store, no ACL).
+        d = Broker(config_text="")._tmp                 # a directory for the listener's files
+        self.addCleanup(d.cleanup)
+        own_pw, own_acl = os.path.join(d.name, "tls-users"), os.path.join(d.name, "tls-acl")
+        with open(own_acl, "w") as f:
+            f.write("user bob\ntopic readwrite b/#\n")
+        r = subprocess.run([roostlib.roost_bin(), "passwd", "-c", "-b", own_pw, "bob", "pw"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        b = Broker(config_text="")
+        b.dir = b._tmp.name
+        b.config_text = ("listeners:\n  - port: 0\n    bind: 127.0.0.1\n"
+                         "  - port: 0\n    bind: 127.0.0.1\n    allow_anonymous: false\n"
+                         "    password_file: %s\n    acl_file: %s\n"
+                         "persistence: {path: %s/roost.db}\nhttp: {port: -1}\nlog: {level: debug}\n"
+                         % (own_pw, own_acl, b.dir))
+        b.start()
+        self.addCleanup(b.stop)
+        b.wait_for_log(r"listeners\[1\]: anonymous: nobody \(allow_anonymous: false\); "
+                       r"every client needs one of 1 user")
+        found = lambda: [int(m) for m in re.findall(r"listening on 127\.0\.0\.1:(\d+)",
+                                                    "\n".join(b.lines))]
+        self.until("both listeners open", lambda: len(found()) == 2, 5.0)
+        ports = found()
+        second = lambda: b.clients.append(roostlib.RawClient(ports[1])) or b.clients[-1]
+        self.passwd(b, "-b", "alice", "wonderland")
+        self.until("alice known", lambda: self.refused(b, "alice", "wrong"))
+        # First listener: the top level's users, anonymous from this machine.
+        b.client("anon-1").disconnect()
+        b.client("alice-1", username="alice", password="wonderland").disconnect()
+        b.raw().connect("bob-1", username="bob", password="pw", expect_rc=4)
+        alice = b.client("alice-1s", username="alice", password="wonderland")
+        self.assertEqual(alice.subscribe([("a/x", 0)]), [0])      # no ACL there
+        # Second listener: its own users and ACL, no anonymous clients.
+        second().connect("anon-2", expect_rc=5)
+        second().connect("alice-2", username="alice", password="wonderland", expect_rc=4)
+        bob = second().connect("bob-2", username="bob", password="pw")
+        self.assertEqual(bob.subscribe([("b/x", 0), ("a/x", 0)]), [0, 0x80])
+        # Its password file is watched too.
+        r = subprocess.run([roostlib.roost_bin(), "passwd", "-b", own_pw, "carol", "pw2"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.until("carol on the second listener",
+                   lambda: self._try(lambda: second().connect("carol-2", username="carol",
+                                                              password="pw2").disconnect()))
+        bob.ping()
+
+    def _try(self, fn):
+        try:
+            fn()
+            return True
+        except AssertionError:
+            return False
 
     def test_explicit_password_file_must_exist(self):
         # Only the default file may be missing; a named one is a typo.
