@@ -44,12 +44,8 @@ enum hash_kind {
 	KIND_PBKDF2 = 7, /* $7$ */
 };
 
-typedef struct cred {
-	int kind;       /* enum hash_kind */
-	int iterations; /* $7$ only */
-	unsigned char salt[ROOST_AUTH_SALT_LEN];
-	unsigned char hash[ROOST_AUTH_HASH_LEN];
-} cred;
+/* kind is enum hash_kind; iterations for $7$ only; known unused inside a db. */
+typedef roost_auth_cred cred;
 
 typedef struct user {
 	char *name;
@@ -394,21 +390,39 @@ size_t roost_auth_count(const roost_auth_db *db)
 
 /* ---- checking ----------------------------------------------------------- */
 
-bool roost_auth_check(const roost_auth_db *db, const char *username, const char *password, size_t len)
+void roost_auth_lookup(const roost_auth_db *db, const char *username, roost_auth_cred *out)
 {
 	const user *u = NULL;
-	unsigned char got[ROOST_AUTH_HASH_LEN];
-
-	if (!db)
-		return false;
-	if (username)
+	if (db && username)
 		HASH_FIND(hh, db->users, username, strlen(username), u);
 	/* Same work for every caller: an unknown user hashes against the dummy. */
-	const cred *c = u ? &u->cred : &db->dummy;
+	if (u || db)
+		*out = u ? u->cred : db->dummy;
+	else
+		memset(out, 0, sizeof *out);
+	out->known = u != NULL;
+}
+
+bool roost_auth_cred_verify(const roost_auth_cred *c, const char *password, size_t len)
+{
+	unsigned char got[ROOST_AUTH_HASH_LEN];
+	if (c->kind != KIND_PBKDF2 && c->kind != KIND_SHA512)
+		return false; /* no db at all */
 	bool ok = compute(c, password, len, got);
 	bool same = CRYPTO_memcmp(got, c->hash, sizeof got) == 0;
 	OPENSSL_cleanse(got, sizeof got);
-	return ok & same & (u != NULL);
+	return ok & same & c->known;
+}
+
+bool roost_auth_check(const roost_auth_db *db, const char *username, const char *password, size_t len)
+{
+	roost_auth_cred c;
+	if (!db)
+		return false;
+	roost_auth_lookup(db, username, &c);
+	bool ok = roost_auth_cred_verify(&c, password, len);
+	OPENSSL_cleanse(&c, sizeof c);
+	return ok;
 }
 
 /* ---- writing ------------------------------------------------------------ */

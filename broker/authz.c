@@ -75,6 +75,7 @@ static void free_loaded(roost_broker *b, const loaded *l)
 
 void broker_authz_free(roost_broker *b)
 {
+	broker_connect_auth_free(b);
 	while (b->hooks)
 		roost_broker_auth_hook_remove(b, b->hooks->hook);
 	free_loaded(b, &(loaded){b->users, b->acl, b->listener_auth});
@@ -142,6 +143,7 @@ static roost_err load_all(roost_broker *b, loaded *l)
 
 static void install(roost_broker *b, const loaded *l)
 {
+	broker_connect_auth_reloaded(b); /* no cached verification outlives its file */
 	free_loaded(b, &(loaded){b->users, b->acl, b->listener_auth});
 	b->users = l->users;
 	b->acl = l->acl;
@@ -344,8 +346,9 @@ bool broker_authz_has_rules(const roost_broker *b)
 	return false;
 }
 
-int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, const char *username,
-                         const uint8_t *password, size_t plen, bool cert_identity, const char **why)
+int broker_authz_connect_decide(roost_broker *b, roost_conn *c, const char *client_id, const char *username,
+                                const uint8_t *password, size_t plen, bool cert_identity,
+                                const struct roost_auth_db **users, const char **why)
 {
 	for (struct hook_entry *e = b->hooks; e; e = e->next) {
 		if (!e->hook->connect)
@@ -358,14 +361,9 @@ int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, 
 	}
 	if (username && cert_identity)
 		return ROOST_AUTH_ALLOW; /* verified by the TLS layer */
-	const roost_auth_db *users = broker_authz_users(b, c);
-	if (username && users) {
-		/* [MQTT-3.1.3-11] user names are UTF-8; the password is binary. */
-		if (roost_auth_check(users, username, (const char *)password, plen))
-			return ROOST_AUTH_ALLOW;
-		*why = "bad user name or password";
-		return ROOST_AUTH_DENY;
-	}
+	*users = broker_authz_users(b, c);
+	if (username && *users)
+		return ROOST_AUTH_VERIFY; /* [MQTT-3.1.3-11] user names are UTF-8; the password is binary */
 	/* Anonymous (or an unverifiable user name: no password_file). */
 	int policy = broker_authz_allow_anonymous(b, c);
 	if (roost_auth_anonymous_allowed(policy, c->peer_loopback))
@@ -374,6 +372,19 @@ int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, 
 	                   : "anonymous clients are accepted from this machine only; set "
 	                     "allow_anonymous: true in the configuration to accept them from "
 	                     "the LAN too, or add a user with `roost passwd NAME`";
+	return ROOST_AUTH_DENY;
+}
+
+int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, const char *username,
+                         const uint8_t *password, size_t plen, bool cert_identity, const char **why)
+{
+	const roost_auth_db *users = NULL;
+	int v = broker_authz_connect_decide(b, c, client_id, username, password, plen, cert_identity, &users, why);
+	if (v != ROOST_AUTH_VERIFY)
+		return v;
+	if (roost_auth_check(users, username, (const char *)password, plen))
+		return ROOST_AUTH_ALLOW;
+	*why = "bad user name or password";
 	return ROOST_AUTH_DENY;
 }
 

@@ -474,6 +474,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			bufferevent_disable(bev, EV_READ);
 			return;
 		}
+		if (c->state == CONN_AUTHENTICATING)
+			return; /* what follows the CONNECT waits for its verdict */
 		if (c->state != CONN_AWAIT_CONNECT && c->state != CONN_ACTIVE) {
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return;

@@ -88,20 +88,25 @@ static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t g
 	return true;
 }
 
-/* Step 3: authorise. On success *user is the verified user name (heap, or
- * NULL for an anonymous client), to be kept with the session for ACLs. */
-static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
+/*
+ * Step 3: authenticate — who is this? The cheap decisions (hooks, a TLS
+ * certificate, the anonymous policy) are made here; a password goes to
+ * broker_connect_verify(), which may take it off the loop: then false is
+ * returned with v->verdict ROOST_AUTH_PENDING and the CONNECT resumes in
+ * handle_connect_resume(). pkt/len: the whole packet, kept by that check.
+ */
+static bool connect_authenticate(roost_conn *c, roost_connect *req, const uint8_t *pkt, size_t len,
+                                 const char *gen_id, connect_verdict *v)
 {
 	roost_broker *b = c->b;
 	char cn[256];
 	bool cert = false;
-	*user = NULL;
 	if (c->listener->cfg->use_identity_as_username) {
 		/* The verified certificate's CN is the user name; the TLS layer
 		 * already refused clients without a certificate. */
 		if (!broker_tls_peer_cn(c->bev, cn, sizeof cn)) {
-			refuse(c, req, 0x05, "no usable client certificate (use_identity_as_username)");
-			return false;
+			*v = (connect_verdict){ROOST_AUTH_DENY, 0x05, "no usable client certificate (use_identity_as_username)"};
+			return true;
 		}
 		req->username_flag = true;
 		req->username = (roost_bytes){(const uint8_t *)cn, strlen(cn)};
@@ -109,29 +114,41 @@ static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
 	}
 	char *name = req->username_flag ? roost_strndup((const char *)req->username.ptr, req->username.len) : NULL;
 	char *id = roost_strndup((const char *)req->client_id.ptr, req->client_id.len);
-	if ((req->username_flag && !name) || !id) {
-		roost_free(name);
-		roost_free(id);
+	const struct roost_auth_db *users = NULL;
+	*v = (connect_verdict){ROOST_AUTH_DENY, 0x03, "out of memory"};
+	if ((!req->username_flag || name) && id) {
+		v->verdict = broker_authz_connect_decide(b, c, id, name, req->password.ptr, req->password.len, cert,
+		                                         &users, &v->why);
+		v->code = 0x05; /* anyone not let in [MQTT-3.2.2-5] */
+		if (v->verdict == ROOST_AUTH_VERIFY)
+			broker_connect_verify(c, name, req->password.ptr, req->password.len, pkt, len, gen_id, v);
+	}
+	roost_free(name);
+	roost_free(id);
+	return v->verdict != ROOST_AUTH_PENDING;
+}
+
+/* Step 4: authorise. Refuses a denied client; on success *user is the
+ * verified user name (heap, or NULL for an anonymous client), to be kept
+ * with the session for ACLs. */
+static bool connect_authorise(roost_conn *c, const roost_connect *req, const connect_verdict *v, char **user)
+{
+	*user = NULL;
+	if (v->verdict == ROOST_AUTH_DENY) {
+		/* 0x04 for a wrong password, 0x05 for anyone not let in. */
+		refuse(c, req, v->code, v->why ? v->why : "refused");
+		return false;
+	}
+	if (v->verdict != ROOST_AUTH_ALLOW || !req->username_flag)
+		return true; /* admitted as anonymous */
+	if (!(*user = roost_strndup((const char *)req->username.ptr, req->username.len))) {
 		refuse(c, req, 0x03, "out of memory");
 		return false;
 	}
-	const char *why = NULL;
-	int verdict = broker_authz_connect(b, c, id, name, req->password.ptr, req->password.len, cert, &why);
-	roost_free(id);
-	if (verdict == ROOST_AUTH_DENY) {
-		/* 0x04 for a wrong password, 0x05 for anyone not let in. */
-		refuse(c, req, name && broker_authz_users(b, c) && !cert ? 0x04 : 0x05, why);
-		roost_free(name);
-		return false;
-	}
-	if (verdict == ROOST_AUTH_ALLOW)
-		*user = name; /* verified: an identity for ACLs */
-	else
-		roost_free(name); /* admitted as anonymous */
-	return true;
+	return true; /* verified: an identity for ACLs */
 }
 
-/* Step 4: attach a session, taking over any connection with the same id. */
+/* Step 5: attach a session, taking over any connection with the same id. */
 static bool connect_apply(roost_conn *c, const roost_connect *req, const char *user, bool *session_present)
 {
 	roost_broker *b = c->b;
@@ -191,28 +208,61 @@ static void resend_visit(void *ctx, roost_inflight *slot)
 		conn_send_publish(c, slot->msg, slot->qos, slot->packet_id, true); /* [MQTT-3.3.1-1] DUP */
 }
 
-void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
+/* Step 6: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
+static void connect_respond(roost_conn *c, const roost_connect *req, bool present)
 {
-	roost_connect req;
-	char generated[64];
-	char *user = NULL;
-	bool present = false;
-	bool ok = connect_decode(c, pkt, len, &req) && connect_check(c, &req, generated, sizeof generated) &&
-	          connect_authorise(c, &req, &user) && connect_apply(c, &req, user, &present);
-	roost_free(user);
-	if (!ok)
-		return;
-	/* Step 5: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
 	send_connack(c, c->version, present, 0x00);
 	const char *verified = roost_session_username(c->session);
 	roost_log_info(c->b->log, "client %s (%s) connected: MQTT %s, clean %d, keepalive %u%s%s%s",
 	               conn_client_id(c), c->addr,
 	               c->version == ROOST_MQTT_V31 ? "3.1" : c->version == ROOST_MQTT_V5 ? "5" : "3.1.1",
-	               req.clean_start, req.keepalive, present ? ", session resumed" : "",
+	               req->clean_start, req->keepalive, present ? ", session resumed" : "",
 	               verified ? ", user " : ", anonymous", verified ? verified : "");
 	conn_arm_keepalive(c);
 	/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH and PUBREL packets with
 	 * their original packet ids, then whatever waited in the queue. */
 	roost_session_inflight_foreach(c->session, resend_visit, c);
 	broker_session_pump(c->b, c->session);
+}
+
+/* Steps 4-6, once the client is authenticated. */
+static void connect_finish(roost_conn *c, const roost_connect *req, const connect_verdict *v)
+{
+	char *user = NULL;
+	bool present = false;
+	bool ok = connect_authorise(c, req, v, &user) && connect_apply(c, req, user, &present);
+	roost_free(user);
+	if (ok)
+		connect_respond(c, req, present);
+}
+
+void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
+{
+	roost_connect req;
+	char generated[64] = "";
+	connect_verdict v;
+	if (connect_decode(c, pkt, len, &req) && connect_check(c, &req, generated, sizeof generated) &&
+	    connect_authenticate(c, &req, pkt, len, generated, &v))
+		connect_finish(c, &req, &v);
+}
+
+void handle_connect_resume(roost_conn *c, const uint8_t *pkt, size_t len, const char *gen_id,
+                           const connect_verdict *v)
+{
+	roost_connect req;
+	roost_codec_error e = {0};
+	c->state = CONN_AWAIT_CONNECT;
+	/* Decoded once already: it cannot fail now. */
+	if (roost_decode_connect(pkt, len, &req, &e) != ROOST_OK) {
+		conn_close_codec(c, "malformed CONNECT", &e);
+		return;
+	}
+	if (gen_id && *gen_id)
+		req.client_id = (roost_bytes){(const uint8_t *)gen_id, strlen(gen_id)};
+	connect_finish(c, &req, v);
+	if (c->state == CONN_ACTIVE) {
+		/* Packets the client sent after its CONNECT waited unread. */
+		bufferevent_enable(c->bev, EV_READ);
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	}
 }

@@ -90,6 +90,27 @@ size_t roost_auth_count(const roost_auth_db *db);
 bool roost_auth_check(const roost_auth_db *db, const char *username, const char *password, size_t len);
 
 /*
+ * One user's stored credential, copied out of a db, so that a worker thread
+ * can verify a password without a reference to the db (a reload frees it).
+ * known is false for an unknown user: the copy is then the db's dummy, as
+ * costly as a real entry, and never verifies.
+ */
+typedef struct roost_auth_cred {
+	int kind;        /* 6 or 7: the $N$ of the line */
+	int iterations;  /* $7$ only */
+	unsigned char salt[ROOST_AUTH_SALT_LEN];
+	unsigned char hash[ROOST_AUTH_HASH_LEN];
+	bool known;
+} roost_auth_cred;
+
+/* Copy username's credential (or the dummy) into *out; cheap, no hashing. */
+void roost_auth_lookup(const roost_auth_db *db, const char *username, roost_auth_cred *out);
+
+/* The costly half of roost_auth_check: hash password (len bytes) with c's
+ * salt and cost and compare in constant time. Thread-safe, pure. */
+bool roost_auth_cred_verify(const roost_auth_cred *c, const char *password, size_t len);
+
+/*
  * A new "$7$<iterations>$<salt>$<hash>" string for password with a fresh
  * random 12-byte salt (RAND_bytes). iterations 1..ROOST_AUTH_MAX_ITERATIONS.
  * *out is owned by the caller (roost_free). ROOST_ERR_INVALID for a bad
