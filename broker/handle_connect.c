@@ -93,18 +93,19 @@ static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t g
  * certificate, the anonymous policy) are made here; a password goes to
  * broker_connect_verify(), which may take it off the loop: then false is
  * returned with v->verdict ROOST_AUTH_PENDING and the CONNECT resumes in
- * handle_connect_resume(). pkt/len: the whole packet, kept by that check.
+ * handle_connect_resume(). pkt/len: the whole packet, kept by that check;
+ * cn: the caller's buffer for a certificate's name (req->username points
+ * into it afterwards).
  */
 static bool connect_authenticate(roost_conn *c, roost_connect *req, const uint8_t *pkt, size_t len,
-                                 const char *gen_id, connect_verdict *v)
+                                 const char *gen_id, char cn[static 256], connect_verdict *v)
 {
 	roost_broker *b = c->b;
-	char cn[256];
 	bool cert = false;
 	if (c->listener->cfg->use_identity_as_username) {
 		/* The verified certificate's CN is the user name; the TLS layer
 		 * already refused clients without a certificate. */
-		if (!broker_tls_peer_cn(c->bev, cn, sizeof cn)) {
+		if (!broker_tls_peer_cn(c->bev, cn, 256)) {
 			*v = (connect_verdict){ROOST_AUTH_DENY, 0x05, "no usable client certificate (use_identity_as_username)"};
 			return true;
 		}
@@ -240,9 +241,10 @@ void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
 {
 	roost_connect req;
 	char generated[64] = "";
+	char cn[256];
 	connect_verdict v;
 	if (connect_decode(c, pkt, len, &req) && connect_check(c, &req, generated, sizeof generated) &&
-	    connect_authenticate(c, &req, pkt, len, generated, &v))
+	    connect_authenticate(c, &req, pkt, len, generated, cn, &v))
 		connect_finish(c, &req, &v);
 }
 
