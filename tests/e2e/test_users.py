@@ -251,8 +251,11 @@ class UsersTest(unittest.TestCase):
         # not wall time: robust on a loaded machine.)
         self.assertGreaterEqual(auth1 - auth0, 150.0)
         self.assertLess(main1 - main0, (auth1 - auth0) / 4)
-        # On the loop they froze other clients for 438 ms; generous bound.
-        self.assertLess(worst, 300.0)
+        # On the loop the 40 checks cost ~900 ms of the loop's time here (they
+        # froze other clients for 438 ms in the attack report). Wall time on
+        # a loaded 2-core machine is noisy (15-180 ms measured): a generous
+        # bound, the CPU split above is the sharp one.
+        self.assertLess(worst, 400.0)
         # The same name from the same address is backed off: after its
         # second failure in a row its next check waits 1 s, while another
         # user behind the same address is not delayed at all.
