@@ -73,6 +73,12 @@ void broker_store_session_added(roost_broker *b, roost_session *s)
 	roost_session_set_journal(s, &journal, b);
 }
 
+void broker_store_session_owner(roost_broker *b, roost_session *s)
+{
+	if (b->store && !roost_session_clean(s))
+		roost_persist_session_set_owner(b->store, roost_session_client_id(s), roost_session_username(s));
+}
+
 void broker_store_session_removed(roost_broker *b, roost_session *s)
 {
 	if (!b->store || roost_session_clean(s))
@@ -154,6 +160,17 @@ static void load_session(void *ctx, const char *client_id)
 	}
 }
 
+static roost_session *loaded(roost_broker *b, const char *client_id);
+
+/* The session's owner is known again: only that user may resume it. */
+static void load_session_owner(void *ctx, const char *client_id, const char *owner)
+{
+	store_load *l = ctx;
+	roost_session *s = loaded(l->b, client_id);
+	if (s && roost_session_set_username(s, owner, owner ? strlen(owner) : 0) != ROOST_OK)
+		roost_log_error(l->b->log, "store: out of memory restoring the owner of %s", client_id);
+}
+
 static roost_session *loaded(roost_broker *b, const char *client_id)
 {
 	roost_session *s = broker_session_find(b, client_id, strlen(client_id));
@@ -227,6 +244,7 @@ roost_err broker_store_open(roost_broker *b)
 	static const roost_persist_visitor v = {
 		.retained = load_retained,
 		.session = load_session,
+		.session_owner = load_session_owner,
 		.sub = load_sub,
 		.delivery = load_delivery,
 		.qos2 = load_qos2,
