@@ -219,6 +219,26 @@ class AclPathsTest(unittest.TestCase):
         late.subscribe([("a/#", 0)])
         late.expect_no_publish(0.3)
 
+    def test_stored_retained_beyond_lowered_limits_not_loaded_and_removed(self):
+        db = os.path.join(self.dir, "roost.db")
+        deep = "/".join(["d"] * 10)
+        b = self.start(conf("allow_anonymous: true\n", db))
+        b.client("ret").publish(deep, b"deep", qos=1, retain=True)
+        b.client("ret2").publish("shallow/x", b"ok", qos=1, retain=True)
+        b.stop()
+        b = self.start(conf("allow_anonymous: true\nlimits: {max_topic_levels: 5}\n", db))
+        b.wait_for_log(r"store: retained message on d/d/d/d/d/d/d/d/d/d not loaded: the topic has more "
+                       r"levels than limits.max_topic_levels", timeout=5)
+        c = b.client("look")
+        c.subscribe([("#", 0)])
+        self.assertEqual([(m.topic, m.payload) for m in c.drain_publishes(idle=0.5)], [("shallow/x", b"ok")])
+        b.stop()
+        # Removed from the file: with the limit raised again it does not come back.
+        b = self.start(conf("allow_anonymous: true\n", db))
+        c = b.client("look2")
+        c.subscribe([("#", 0)])
+        self.assertEqual([(m.topic, m.payload) for m in c.drain_publishes(idle=0.5)], [("shallow/x", b"ok")])
+
     def test_topic_length_bounded(self):
         b = self.start(conf("allow_anonymous: true\nlimits: {max_topic_length: 10}\n"))
         c = b.client("len")
