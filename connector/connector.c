@@ -199,4 +199,10 @@ static void stop(void *state)
 	roost_free(c);
 }
 
-const roost_component roost_connector_component = {"connector", start, stop};
+/* Required: it is the household's link to Home Assistant, and it fails to
+ * start only on a configuration error or out of memory, never on the network
+ * (an unreachable Home Assistant is retried): running without it would drop
+ * events silently. */
+const roost_component roost_connector_component = {
+	.name = "connector", .start = start, .stop = stop, .optional = false,
+};

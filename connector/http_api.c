@@ -525,7 +525,16 @@ static roost_err http_listen(roost_http *h, const char *bind, int port)
 {
 	struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(h->http, bind, (ev_uint16_t)port);
 	if (!sock) {
-		roost_log_error(h->log, "http: cannot listen on %s:%d: %s", bind, port, strerror(errno));
+		/* Optional component (component.h): the broker runs on without the
+		 * API, so say which key gets it back. */
+		int err = errno;
+		if (err == EADDRINUSE)
+			roost_log_error(h->log, "http.port %d is in use: set http.port to another port or -1 "
+			                        "to turn the HTTP API off", port);
+		else
+			roost_log_error(h->log, "http: cannot listen on %s:%d: %s: check http.bind and "
+			                        "http.port, or set http.port to -1 to turn the HTTP API off",
+			                bind, port, strerror(err));
 		return ROOST_ERR_IO;
 	}
 	struct sockaddr_storage ss;
@@ -627,4 +636,8 @@ static void http_stop(void *state)
 	http_free(state);
 }
 
-const roost_component roost_http_component = {"http_api", http_start, http_stop};
+/* Optional: MQTT service must not depend on a convenience API (an occupied
+ * port is logged with the key to change, and roost runs without it). */
+const roost_component roost_http_component = {
+	.name = "http_api", .start = http_start, .stop = http_stop, .optional = true,
+};

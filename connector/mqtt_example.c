@@ -227,7 +227,8 @@ static void example_free(example *ex)
 /*
  * start(): called once, after the MQTT listeners are open and after the
  * components listed before us (the HTTP API) have started. Return ROOST_OK
- * with *state set, or an error: that stops the daemon with the error logged.
+ * with *state set, or an error: component.h says what main() does with it
+ * (this component is optional: roost runs on without it).
  */
 static roost_err example_start(roost_broker *b, void **state)
 {
@@ -249,8 +250,8 @@ static roost_err example_start(roost_broker *b, void **state)
 		goto fail;
 	/*
 	 * The HTTP API, if enabled, registered itself as the service "http"
-	 * (it starts first). NULL means http.port is -1: keep tracking the state,
-	 * just offer no routes.
+	 * (it starts first). NULL means http.port is -1 or the API could not
+	 * start (port in use): keep tracking the state, just offer no routes.
 	 */
 	ex->http = roost_broker_service_find(b, "http");
 	if (ex->http) {
@@ -274,4 +275,7 @@ static void example_stop(void *state)
 	example_free(state);
 }
 
-const roost_component roost_mqtt_example_component = {"mqtt_example", example_start, example_stop};
+/* Optional: a demonstration nothing depends on. */
+const roost_component roost_mqtt_example_component = {
+	.name = "mqtt_example", .start = example_start, .stop = example_stop, .optional = true,
+};

@@ -9,7 +9,8 @@
  *
  *     roost_http *h = roost_broker_service_find(b, "http");
  *
- * which is NULL when the API is disabled (http.port: -1). A component must
+ * which is NULL when the API is disabled (http.port: -1) or could not start
+ * (its port in use: roost runs without it, see component.h). A component must
  * cope with that: it keeps working and simply offers no routes.
  *
  * Routes. A route is (method, path, handler, ctx). The path is matched

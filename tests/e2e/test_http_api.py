@@ -494,6 +494,29 @@ class BindTest(unittest.TestCase):
         self.assertEqual(api.get("/api/").status, 200)
         self.assertEqual(api.get("/api/", token="nope").status, 401)
 
+    def test_port_in_use_broker_keeps_serving_mqtt(self):
+        # The HTTP API is optional (component.h): a taken port is logged
+        # with the key to change, and MQTT is served without the API.
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(taken.close)
+        taken.bind((HOST, 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        b = Broker(config_text=http_yaml(port=port))
+        b.start()
+        self.addCleanup(b.stop)
+        b.wait_for_log(r"http\.port %d is in use: set http\.port to another port or -1 to "
+                       r"turn the HTTP API off" % port, WAIT)
+        b.wait_for_log(r"component http_api could not start .*roost runs without it", WAIT)
+        # The components after it start, without its routes.
+        b.wait_for_log(r"mqtt_example: .*no HTTP API", WAIT)
+        c = b.client("still-served")
+        c.subscribe([("port/taken", 1)])
+        c.publish("port/taken", "mqtt works", qos=1)
+        c.expect_publish(topic="port/taken", payload="mqtt works", qos=1)
+        self.assertIsNone(b.find_log(r"http listening"))
+        self.assertTrue(b.alive())
+
     def test_http_disabled(self):
         b = Broker(config_text=http_yaml(port=-1))
         b.start()
