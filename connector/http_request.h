@@ -76,6 +76,48 @@ bool roost_http_addr_is_loopback(const char *addr);
  */
 bool roost_http_auth_ok(const char *authorization, const char *token);
 
+/* ---- request heads: the gate before the body ------------------------------ */
+
+/* Longest request head (request line and headers) read; longer is a 431. */
+#define ROOST_HTTP_MAX_HEAD (64 * 1024)
+
+/*
+ * Where the request head in buf[0..len) ends: the length of the head
+ * through its empty line (LF or CRLF line ends, as evhttp reads them), or 0
+ * when it is not complete yet. *scan is where to resume searching: 0 for a
+ * new head, then left as this call set it, so that a head arriving one byte
+ * at a time is searched once, not once per byte.
+ */
+size_t roost_http_head_end(const char *buf, size_t len, size_t *scan);
+
+/* The decision on one request head. */
+typedef struct roost_http_head {
+	roost_http_error err;   /* status 0: admitted; else the refusal to answer */
+	uint64_t body_len;      /* Content-Length (0 without one); saturates above max_body */
+	bool framed;            /* the body's end is known (body_len bytes follow) */
+	size_t target_off;      /* the request target in the head, when the line parsed */
+	size_t target_len;
+} roost_http_head;
+
+/*
+ * Decide on a complete request head before any of its body is read, so
+ * that nothing is buffered for a request that will be refused. Refusals,
+ * in this order: 400 for a head evhttp might read differently from us (a
+ * malformed request line or header line, obs-fold, control characters, two
+ * Content-Length headers, a non-decimal one); 401 when token is not NULL and
+ * the first Authorization header does not carry it (checked as
+ * roost_http_auth_ok); 505 for a version other than HTTP/1.0 and 1.1; 501
+ * for a method evhttp does not know; 411 for any Transfer-Encoding (bodies
+ * need a Content-Length); 400 for a body on HEAD or TRACE; 413 for a
+ * Content-Length over max_body; 417 for an Expect other than 100-continue.
+ * The request line is METHOD SP TARGET SP VERSION with single spaces.
+ * Everything accepted here is read the same way by evhttp (tested in
+ * tests/check_http_request.c), so the gate and evhttp agree on where each
+ * request ends.
+ */
+void roost_http_head_check(const char *head, size_t len, const char *token, size_t max_body,
+                           roost_http_head *out);
+
 /* ---- request bodies ------------------------------------------------------ */
 
 /*
@@ -83,7 +125,9 @@ bool roost_http_auth_ok(const char *authorization, const char *token);
  * space) is the empty object, as in Home Assistant. Returns the object
  * (caller: cJSON_Delete) or NULL with err set to 400 with Home Assistant's
  * texts, "<what> should be valid JSON." or "<what> should be a JSON object."
- * (what: "Data", "Event data"), or to 500 when out of memory.
+ * (what: "Data", "Event data"), to 400 "<what> has the key 'k' more than
+ * once." when any object in it repeats a key (JSON leaves that undefined),
+ * or to 500 when out of memory.
  */
 struct cJSON *roost_http_json_object_parse(const char *body, size_t len, const char *what,
                                            roost_http_error *err);

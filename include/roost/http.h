@@ -24,7 +24,8 @@
  * a path matched only by routes of other methods, 405. Paths are matched as
  * the request sent them (still percent-encoded, without the query string).
  *
- * Authorisation happens before any handler runs: when a token is configured
+ * Authorisation happens before any handler runs, and before a request's
+ * body is read: when a token is configured
  * (http.token), every request must carry "Authorization: Bearer <token>";
  * without one, the listener is necessarily bound to loopback (the component
  * refuses to start otherwise). Handlers therefore never check credentials.
@@ -32,7 +33,10 @@
  * Handlers run on the broker's event loop: they must answer (or start a
  * stream with evhttp_send_reply_start) without blocking. They answer with the
  * helpers below or with evhttp directly. Request bodies are bounded by the
- * server (ROOST_HTTP_MAX_BODY; larger requests get 413 before any handler).
+ * server (ROOST_HTTP_MAX_BODY; larger requests get 413 before any handler
+ * and before their body is read), and so are connections, event streams
+ * and the time a client may take (http.max_connections, http.max_streams,
+ * http.idle_timeout, http.header_timeout, http.body_timeout).
  *
  * Ownership: method and path are copied; ctx is borrowed and must outlive the
  * route. Remove your routes in your component's stop(): the HTTP component
