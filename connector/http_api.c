@@ -192,6 +192,13 @@ void roost_http_reply_message(struct evhttp_request *req, int status, const char
 	cJSON_Delete(obj);
 }
 
+void roost_http_reply_publish_error(struct evhttp_request *req, roost_err err, const char *topic)
+{
+	int status = roost_http_publish_status(err);
+	const char *why = status == 403 ? "not authorised" : roost_err_str(err);
+	roost_http_reply_message(req, status, "Publish to '%.200s' refused: %s", topic, why);
+}
+
 const char *roost_http_body(struct evhttp_request *req, size_t *len)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -805,8 +812,9 @@ static void publish_handler(void *ctx, struct evhttp_request *req, const char *r
 	roost_err e = m ? roost_broker_publish(h->b, m) : ROOST_ERR_NOMEM;
 	roost_msg_unref(m);
 	if (e) {
-		roost_log_warn(h->log, "http: publish to %s failed: %s", p.topic, roost_err_str(e));
-		roost_http_reply_message(req, 500, "Publish failed: %s", roost_err_str(e));
+		roost_log_warn(h->log, "http: publish to %.200s refused by the broker: %s", p.topic,
+		               roost_err_str(e));
+		roost_http_reply_publish_error(req, e, p.topic);
 	} else {
 		roost_log_debug(h->log, "http: published %zu bytes to %s (qos %u%s)", p.payload_len,
 		                p.topic, (unsigned)p.qos, p.retain ? ", retained" : "");

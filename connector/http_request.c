@@ -631,11 +631,9 @@ static roost_err publish_fields(const cJSON *root, roost_http_publish *out, roos
 		               "(non-empty UTF-8, no + or # wildcards, at most 65535 bytes)");
 		return ROOST_ERR_INVALID;
 	}
-	/* [MQTT-4.7.2-1] $-topics belong to the broker ($SYS); clients cannot publish them. */
-	if (topic->valuestring[0] == '$') {
-		fail(err, 400, "topic must not start with '$' (reserved for the broker)");
-		return ROOST_ERR_INVALID;
-	}
+	/* Who may publish where ($ topics, the ACL, topic limits) is not
+	 * decided here but by roost_broker_publish, as for every publisher;
+	 * roost_http_publish_status maps its answer. */
 	const cJSON *qos = cJSON_GetObjectItemCaseSensitive(root, "qos");
 	if (qos) {
 		double q = cJSON_IsNumber(qos) ? qos->valuedouble : -1;
@@ -723,6 +721,20 @@ roost_err roost_http_event_parse(const char *type, const char *body, size_t len,
 		return ROOST_ERR_NOMEM;
 	}
 	return ROOST_OK;
+}
+
+int roost_http_publish_status(roost_err e)
+{
+	switch (e) {
+	case ROOST_OK: return 200;
+	case ROOST_ERR_NOT_AUTHORIZED: return 403;
+	case ROOST_ERR_BAD_TOPIC:
+	case ROOST_ERR_TOO_LARGE:
+	case ROOST_ERR_BAD_UTF8:
+	case ROOST_ERR_INVALID: return 400;
+	case ROOST_ERR_QUOTA: return 503;
+	default: return 500;
+	}
 }
 
 /* ---- the event stream ------------------------------------------------------ */

@@ -153,8 +153,9 @@ typedef struct roost_http_publish {
 /*
  * Validate POST /api/services/mqtt/publish's body {"topic", "payload",
  * "qos", "retain"}: topic a valid MQTT topic name (non-empty, no '+' or '#',
- * valid UTF-8, at most 65535 bytes) not starting with '$' (reserved for the
- * broker, [MQTT-4.7.2-1]); payload a string or a number (its text), default
+ * valid UTF-8, at most 65535 bytes; whether it may be published to — '$'
+ * topics [MQTT-4.7.2-1], the ACL, the topic limits — is the broker's
+ * decision, see roost_http_publish_status); payload a string or a number (its text), default
  * ""; qos an integer 0..2, default 0; retain a boolean, default false; no
  * other keys (a typo like "retian" must not be silently ignored). ROOST_OK
  * with *out filled (caller: roost_http_publish_cleanup), or
@@ -163,6 +164,17 @@ typedef struct roost_http_publish {
 roost_err roost_http_publish_parse(const char *body, size_t len, roost_http_publish *out,
                                    roost_http_error *err);
 void roost_http_publish_cleanup(roost_http_publish *p);
+
+/*
+ * The HTTP status for what roost_broker_publish answered, the one mapping
+ * every HTTP route that publishes uses: 200 for ROOST_OK; 403 for
+ * ROOST_ERR_NOT_AUTHORIZED (a '$' topic, the ACL: the broker's authorisation
+ * decision); 400 for ROOST_ERR_BAD_TOPIC and ROOST_ERR_TOO_LARGE (a topic
+ * over limits.max_topic_length or limits.max_topic_levels, a message too
+ * large) and other refusals of the input; 503 for ROOST_ERR_QUOTA; 500 for
+ * anything else (out of memory, the store).
+ */
+int roost_http_publish_status(roost_err e);
 
 /* Longest event type accepted, as Home Assistant's MAX_LENGTH_EVENT_EVENT_TYPE. */
 #define ROOST_HTTP_MAX_EVENT_TYPE 64

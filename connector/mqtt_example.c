@@ -193,7 +193,10 @@ static void set_state(void *ctx, struct evhttp_request *req, const char *rest)
 		roost_err e = m ? roost_broker_publish(ex->b, m) : ROOST_ERR_NOMEM;
 		roost_msg_unref(m);
 		if (e) {
-			roost_http_reply_message(req, 500, "Publish failed: %s", roost_err_str(e));
+			/* The broker decides who may publish where, for us too. */
+			roost_log_warn(ex->log, "mqtt_example: publish to %s refused by the broker: %s",
+			               MQTT_EXAMPLE_TOPIC, roost_err_str(e));
+			roost_http_reply_publish_error(req, e, MQTT_EXAMPLE_TOPIC);
 		} else {
 			/* In-process subscribers are called during the publish, so our own
 			 * on_message has already run: answer the states that changed. */

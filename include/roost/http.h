@@ -95,6 +95,14 @@ void roost_http_reply_message(struct evhttp_request *req, int status, const char
 	__attribute__((format(printf, 3, 4)));
 
 /*
+ * Answer a publish the broker refused (roost_broker_publish's err, not
+ * ROOST_OK) with the status the HTTP API uses for it everywhere (403 not
+ * authorised, 400 bad topic or too large, 503 over a quota, 500 else) and
+ * {"message": "Publish to '<topic>' refused: <why>"}; the refusal is logged.
+ */
+void roost_http_reply_publish_error(struct evhttp_request *req, roost_err err, const char *topic);
+
+/*
  * The request body as one contiguous block (borrowed, valid until the answer
  * is sent; not NUL-terminated); *len receives its length. "" when empty.
  */

@@ -27,7 +27,7 @@
  *     else; roost_http_addr_is_loopback against inet_pton/inet_ntop;
  *     roost_http_restrict_match against a naive split;
  *   - publish: accepted exactly when the body is a JSON object with only
- *     topic/payload/qos/retain, a valid non-$ topic, a string or finite
+ *     topic/payload/qos/retain, a valid topic, a string or finite
  *     number payload, qos 0..2 and a boolean retain — and then with those
  *     values; refused with 400 and a message, the output zeroed. A body
  *     with a "\u0000" escape is refused: cJSON would cut the string there;
@@ -439,8 +439,8 @@ static bool spec_publish(const cJSON *root)
 	if (!cJSON_IsString(topic))
 		return false;
 	size_t tl = strlen(topic->valuestring);
-	if (tl > 65535 || !roost_topic_name_valid((const uint8_t *)topic->valuestring, tl) ||
-	    topic->valuestring[0] == '$')
+	/* '$' topics are the broker's decision (roost_broker_publish), not the parser's. */
+	if (tl > 65535 || !roost_topic_name_valid((const uint8_t *)topic->valuestring, tl))
 		return false;
 	if (payload && !cJSON_IsString(payload) &&
 	    !(cJSON_IsNumber(payload) && payload->valuedouble - payload->valuedouble == 0))
