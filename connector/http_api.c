@@ -774,14 +774,6 @@ static void stream_handler(void *ctx, struct evhttp_request *req, const char *re
 	stream_send(s, PING, sizeof PING - 1, NULL, NULL);
 }
 
-static stream *stream_of(roost_http *h, struct evhttp_request *req)
-{
-	for (stream *s = h->streams; s; s = s->next)
-		if (s->req == req)
-			return s;
-	return NULL;
-}
-
 /* ---- the built-in routes ------------------------------------------------------ */
 
 static void api_status_handler(void *ctx, struct evhttp_request *req, const char *rest)
@@ -857,35 +849,37 @@ static const char *method_name(enum evhttp_cmd_type cmd)
 	case EVHTTP_REQ_DELETE: return "DELETE";
 	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
 	case EVHTTP_REQ_PATCH: return "PATCH";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
 	default: return "OTHER";
 	}
 }
 
-/*
- * evhttp calls this with no URI when it could not read the request (body
- * over the limit, bad headers) and expects an answer; and on a stream whose
- * connection failed mid-reply.
- */
-static void dispatch_failed(roost_http *h, struct evhttp_request *req)
+static void answer(struct evhttp_request *req, const roost_http_error *e)
 {
-	stream *s = stream_of(h, req);
-	if (s) {
-		stream_close_later(s, "connection failed");
-		return;
-	}
-	if (evhttp_request_get_response_code(req) == 413)
-		roost_http_reply_message(req, 413, "Request body too large (limit %d bytes)",
-		                         ROOST_HTTP_MAX_BODY);
-	else
-		roost_http_reply_message(req, 400, "Bad request");
+	if (e->status == 401)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+	roost_http_reply_message(req, e->status, "%s", e->message);
+}
+
+/* The gate refused this request before its body was read. */
+static void answer_refusal(roost_http *h, http_conn *c, struct evhttp_request *req)
+{
+	char peer[NI_MAXHOST + 16];
+	peer_name(c->fd, peer, sizeof peer);
+	roost_log_debug(h->log, "http: refused a request from %s before its body: %d %s", peer,
+	                c->refusal.status, c->refusal.message);
+	answer(req, &c->refusal);
 }
 
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	roost_http *h = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	/* evhttp answers requests it could not read itself, and the gate
+	 * passes it none: this is only defence. */
 	if (!evhttp_request_get_uri(req) || !uri) {
-		dispatch_failed(h, req);
+		roost_http_reply_message(req, 400, "Bad request");
 		return;
 	}
 	http_conn *c = conn_of(h, req);
@@ -894,28 +888,16 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (++c->dispatched == c->refused_at) {
-		/* The gate refused this request before its body was read. */
-		if (c->refusal.status == 401)
-			evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-			                  "Bearer");
-		char peer[NI_MAXHOST + 16];
-		peer_name(c->fd, peer, sizeof peer);
-		roost_log_debug(h->log, "http: refused a request from %s before its body: %d %s", peer,
-		                c->refusal.status, c->refusal.message);
-		roost_http_reply_message(req, c->refusal.status, "%s", c->refusal.message);
+		answer_refusal(h, c, req);
 		return;
 	}
-	if (h->token) {
-		/* Checked by the gate already; this is the one place that cannot be
-		 * bypassed by a difference between the two header parsers. */
-		const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req),
-		                                      "Authorization");
-		if (!roost_http_auth_ok(auth, h->token)) {
-			evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-			                  "Bearer");
-			roost_http_reply_message(req, 401, "Unauthorized");
-			return;
-		}
+	/* Checked by the gate already; checked again on what evhttp parsed, so
+	 * that no difference between the two header parsers can let one by. */
+	if (h->token && !roost_http_auth_ok(evhttp_find_header(evhttp_request_get_input_headers(req),
+	                                                       "Authorization"),
+	                                    h->token)) {
+		answer(req, &(roost_http_error){401, "Unauthorized"});
+		return;
 	}
 	const char *path = evhttp_uri_get_path(uri);
 	if (!path || !*path)
