@@ -655,7 +655,7 @@ roost_err roost_hub_client_set_store(roost_hub_client *h, roost_persist *store)
 			return err;
 	}
 	if (n) {
-		roost_log_notice(h->log, "hub: %zu events spooled before the restart will be delivered to %s", n,
+		roost_log_notice(h->log, "hub: %zu events spooled before the restart are queued for %s", n,
 		                 h->url);
 		if (!h->busy && !evtimer_pending(h->retry, NULL))
 			event_active(h->kick, EV_TIMEOUT, 0);
