@@ -55,6 +55,8 @@ typedef struct roost_listener {
 	SSL_CTX *ssl;             /* NULL for plain TCP; swapped on reload */
 	bool loopback;            /* bound to 127.0.0.0/8 or ::1 only */
 	int port;                 /* the bound port */
+	roost_log_ratelimit refused_rl; /* "connection refused: max_connections" lines */
+	roost_log_ratelimit accept_rl;  /* "accept failed" lines */
 } roost_listener;
 
 struct roost_conn {

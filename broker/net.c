@@ -19,7 +19,9 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	roost_broker *b = l->b;
 	int32_t max = b->cfg->limits.max_connections;
 	if (b->shutting_down || (max >= 0 && b->stats.connections >= (uint64_t)max)) {
-		roost_log_notice(b->log, "connection refused: limits.max_connections (%d) reached", max);
+		/* A client retrying in a loop must not flood the log. */
+		roost_log_limited(b->log, &l->refused_rl, roost_clock_now(&b->clock), ROOST_LOG_NOTICE,
+		                  "connection refused: limits.max_connections (%d) reached", max);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -32,8 +34,10 @@ static void accept_error_cb(struct evconnlistener *evl, void *arg)
 	(void)evl;
 	roost_listener *l = arg;
 	int err = EVUTIL_SOCKET_ERROR();
-	/* EMFILE and friends: keep listening; the next close frees a slot. */
-	roost_log_warn(l->b->log, "accept failed: %s", evutil_socket_error_to_string(err));
+	/* EMFILE and friends: keep listening; the next close frees a slot.
+	 * libevent retries at once, so this repeats: rate-limited. */
+	roost_log_limited(l->b->log, &l->accept_rl, roost_clock_now(&l->b->clock), ROOST_LOG_WARNING,
+	                  "accept failed: %s", evutil_socket_error_to_string(err));
 }
 
 /* Parse bind + port; sets *loopback when the address is loopback-only. */
@@ -68,6 +72,8 @@ static roost_err listen_one(roost_broker *b, const roost_listener_config *lc, ro
 	const char *fmt = strchr(bind, ':') ? "[%s]:%d" : "%s:%d";
 	l->b = b;
 	l->cfg = lc;
+	l->refused_rl = (roost_log_ratelimit)ROOST_LOG_RATELIMIT(10);
+	l->accept_rl = (roost_log_ratelimit)ROOST_LOG_RATELIMIT(10);
 	if (make_addr(lc, &ss, &sslen, &l->loopback) != 0) {
 		roost_log_error(b->log, "listener: bind address '%s' is not an IPv4 or IPv6 address", bind);
 		return ROOST_ERR_CONFIG;
