@@ -14,6 +14,7 @@
 #include "roost/broker.h"
 #include "roost/component.h"
 #include "roost/config.h"
+#include "roost/config_check.h"
 #include "roost/log.h"
 #include "roost/passwd_cmd.h"
 
@@ -26,11 +27,20 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: roost [-c FILE] [-p PORT] [--test-config]\n"
+	        "       roost COMMAND ARGS...\n"
 	        "  -c, --config FILE   configuration file (default: embedded defaults)\n"
 	        "  -p, --port PORT     override the first listener's port\n"
-	        "      --test-config   check the configuration and exit (0 ok, 2 errors)\n"
+	        "      --test-config   check the configuration and the files it names\n"
+	        "                      (passwords, ACL, certificates, store directory);\n"
+	        "                      exit 0 ok, 2 errors\n"
 	        "  -h, --help          this help\n"
-	        "  -V, --version       print the version\n");
+	        "  -V, --version       print the version\n"
+	        "commands (roost COMMAND --help for their options):\n"
+	        "  passwd [FILE] USER              add or change a user in a password file\n"
+	        "  backup OUT [-c FILE]            copy the live store to OUT\n"
+	        "  import-mosquitto [--db DB] [-c FILE] [MOSQUITTO.CONF]\n"
+	        "                                  print a mosquitto.conf as roost YAML, or\n"
+	        "                                  load mosquitto.db into the store\n");
 }
 
 typedef struct run_ctx {
@@ -73,6 +83,23 @@ static int load_config(const char *path, roost_config **cfg)
 		roost_config_errors_cleanup(&errs);
 		return 2;
 	}
+	return 0;
+}
+
+/* --test-config after the YAML parsed: the files it names, then exit. */
+static int test_config(const char *path, roost_config *cfg)
+{
+	roost_config_errors errs = {0};
+	roost_err err = roost_config_check_files(cfg, &errs);
+	roost_config_errors_print(&errs, stderr);
+	roost_config_errors_cleanup(&errs);
+	roost_config_free(cfg);
+	if (err) {
+		if (err != ROOST_ERR_CONFIG)
+			fprintf(stderr, "roost: --test-config: %s\n", roost_err_str(err));
+		return 2;
+	}
+	printf("%s: configuration ok\n", path ? path : "(defaults)");
 	return 0;
 }
 
@@ -122,15 +149,14 @@ int main(int argc, char **argv)
 	int rc = load_config(config_path, &cfg);
 	if (rc)
 		return rc;
-	if (test_only) {
-		printf("%s: configuration ok\n", config_path ? config_path : "(defaults)");
-		roost_config_free(cfg);
-		return 0;
-	}
+	if (test_only)
+		return test_config(config_path, cfg);
 	if (port >= 0)
 		cfg->listeners[0].port = (int)port;
 
-	roost_log log = {.level = (roost_log_level)cfg->log_level, .write = roost_log_stderr};
+	/* Under systemd, priority prefixes let `journalctl -p err` filter. */
+	roost_log log = {.level = (roost_log_level)cfg->log_level,
+	                 .write = roost_log_stderr_is_journal() ? roost_log_journal : roost_log_stderr};
 	signal(SIGPIPE, SIG_IGN);
 	struct event_base *base = event_base_new();
 	roost_broker *broker = base ? roost_broker_new(base, cfg, &log, roost_clock_system()) : NULL;
