@@ -74,6 +74,18 @@ void roost_broker_free(roost_broker *b)
 	roost_free(b);
 }
 
+void roost_broker_watch_connections(roost_broker *b, void (*fn)(void *ctx), void *ctx)
+{
+	b->conn_watch = fn;
+	b->conn_watch_ctx = ctx;
+}
+
+void broker_connections_changed(roost_broker *b)
+{
+	if (b->conn_watch)
+		b->conn_watch(b->conn_watch_ctx);
+}
+
 void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out)
 {
 	*out = b->stats;

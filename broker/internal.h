@@ -128,6 +128,8 @@ struct roost_broker {
 
 	roost_broker_stats stats;
 	bool shutting_down;
+	void (*conn_watch)(void *ctx);    /* the daemon's connection-count watcher */
+	void *conn_watch_ctx;
 };
 
 struct roost_broker_sub {
@@ -137,6 +139,8 @@ struct roost_broker_sub {
 };
 
 /* ---- broker.c ---- */
+/* After stats.connections changed: tell the daemon's watcher. */
+void broker_connections_changed(roost_broker *b);
 roost_session *broker_session_find(roost_broker *b, const char *id, size_t len);
 roost_err broker_session_add(roost_broker *b, roost_session *s);
 /* Remove the session from the map and the trie, and free it. */

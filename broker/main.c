@@ -17,6 +17,7 @@
 #include "roost/config_check.h"
 #include "roost/log.h"
 #include "roost/passwd_cmd.h"
+#include "sdnotify.h"
 
 #include "config.h"
 
@@ -47,6 +48,7 @@ typedef struct run_ctx {
 	struct event_base *base;
 	roost_broker *broker;
 	const roost_log *log;
+	roost_sdnotify *sd;
 } run_ctx;
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -54,6 +56,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	run_ctx *r = arg;
 	roost_log_notice(r->log, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	roost_sdnotify_stopping(r->sd);
 	roost_broker_shutdown(r->broker);
 	event_base_loopexit(r->base, NULL);
 }
@@ -168,7 +171,7 @@ int main(int argc, char **argv)
 	                 config_path ? config_path : "embedded defaults");
 	/* Signals are caught from here on: a SIGTERM during startup is handled
 	 * as soon as the loop runs, as a clean shutdown. */
-	run_ctx r = {base, broker, &log};
+	run_ctx r = {base, broker, &log, roost_sdnotify_new(base, broker, &log, roost_clock_system())};
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &r);
 	struct event *sigint = evsignal_new(base, SIGINT, on_signal, &r);
 	struct event *sighup = evsignal_new(base, SIGHUP, on_hup, &r);
@@ -193,6 +196,7 @@ int main(int argc, char **argv)
 			goto stop;
 		}
 	}
+	roost_sdnotify_ready(r.sd);
 	event_base_dispatch(base);
 stop:
 	while (n_started > 0) {
@@ -203,6 +207,7 @@ stop:
 	event_free(sigint);
 	event_free(sighup);
 	roost_log_notice(&log, "roost stopped");
+	roost_sdnotify_free(r.sd);
 	roost_broker_free(broker);
 	event_base_free(base);
 	roost_config_free(cfg);

@@ -140,4 +140,9 @@ typedef struct roost_broker_stats {
 } roost_broker_stats;
 void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out);
 
+/* For the daemon (systemd's STATUS=): fn(ctx) runs after a connection opened
+ * or closed, stats.connections already updated. One watcher; fn NULL removes
+ * it, which main does before roost_broker_free. */
+void roost_broker_watch_connections(roost_broker *b, void (*fn)(void *ctx), void *ctx);
+
 #endif
