@@ -298,6 +298,42 @@ class TestConfigFilesTest(unittest.TestCase):
             self.assertIn(what, r.stderr)
 
 
+class ManPageTest(unittest.TestCase):
+    """man/roost.8 and man/roost.yaml.5 stay accurate: every key of the
+    table in broker/config.c and every option and command of --help is
+    documented, and groff renders both without a warning."""
+
+    def read(self, *parts):
+        with open(os.path.join(SRCDIR, *parts), encoding="utf-8") as f:
+            return f.read()
+
+    def test_every_config_key_in_roost_yaml_5(self):
+        table = self.read("broker", "config.c")
+        keys = re.findall(r'DEF_\w+\(\s*roost_(?:\w+_)?config\s*,\s*"([a-z_.]+)"', table)
+        self.assertGreater(len(keys), 30, "could not read the key table")
+        man = self.read("man", "roost.yaml.5")
+        documented = set(re.findall(r"(?m)^\.(?:B|TQ\n\.B) ([a-z_.]+)$", man))
+        missing = [k for k in keys if k not in documented and k.split(".")[-1] not in documented]
+        self.assertEqual(missing, [], "keys missing from man/roost.yaml.5")
+
+    def test_every_option_and_command_in_roost_8(self):
+        r = subprocess.run([roost_bin(), "--help"], capture_output=True, text=True,
+                           timeout=RUN_TIMEOUT)
+        man = self.read("man", "roost.8").replace("\\-", "-")
+        opts = set(re.findall(r"--[a-z-]+", r.stdout))
+        cmds = set(re.findall(r"(?m)^  ([a-z][a-z-]+) ", r.stdout))
+        self.assertTrue(opts and cmds, r.stdout)
+        for word in sorted(opts | cmds):
+            self.assertIn(word, man, "%s is in --help but not in man/roost.8" % word)
+
+    def test_groff_renders_without_warnings(self):
+        for page in ("roost.8", "roost.yaml.5"):
+            with self.subTest(page=page):
+                r = subprocess.run(["groff", "-man", "-ww", "-z", os.path.join(SRCDIR, "man", page)],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual((r.returncode, r.stderr), (0, ""))
+
+
 class SignalTest(BrokerTestCase):
     """Graceful shutdown with live clients, sessions and messages in flight."""
 
