@@ -271,6 +271,30 @@ class NotifyTest(unittest.TestCase):
         time.sleep(1.0)
         self.assertEqual(self.notify.values("WATCHDOG"), [])
 
+    def wakeups(self, seconds):
+        """Times the broker's event loop thread went to sleep and woke up
+        (voluntary context switches) during `seconds` of idleness."""
+        def count():
+            with open("/proc/%d/status" % self.broker.proc.pid) as f:
+                return int(re.search(r"(?m)^voluntary_ctxt_switches:\s*(\d+)", f.read()).group(1))
+        before = count()
+        time.sleep(seconds)
+        return count() - before
+
+    def test_idle_broker_never_wakes_up_without_watchdog(self):
+        self.start()
+        if HAVE_SYSTEMD:
+            self.notify.wait_for("READY")
+            self.notify.wait_for("STATUS")
+        time.sleep(0.3)
+        self.assertLessEqual(self.wakeups(1.5), 2, self.notify.msgs)
+
+    @unittest.skipUnless(HAVE_SYSTEMD, "built without libsystemd")
+    def test_watchdog_wakes_the_loop(self):
+        self.start(watchdog_usec=200000)
+        self.notify.wait_for("READY")
+        self.assertGreaterEqual(self.wakeups(1.5), 5)
+
     @unittest.skipUnless(HAVE_SYSTEMD, "built without libsystemd")
     def test_stopping_on_sigterm(self):
         self.start()
