@@ -86,6 +86,18 @@ void roost_broker_shutdown(roost_broker *b)
 		conn_close(b->conns, false, "broker shutting down");
 }
 
+void roost_broker_watch_connections(roost_broker *b, void (*fn)(void *ctx), void *ctx)
+{
+	b->conn_watch = fn;
+	b->conn_watch_ctx = ctx;
+}
+
+void broker_connections_changed(roost_broker *b)
+{
+	if (b->conn_watch)
+		b->conn_watch(b->conn_watch_ctx);
+}
+
 void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out)
 {
 	*out = b->stats;
@@ -186,7 +198,7 @@ void broker_session_destroy(roost_broker *b, roost_session *s)
  */
 static bool may_receive(roost_broker *b, roost_session *s, const roost_msg *msg)
 {
-	if (!b->acl && !b->hooks)
+	if (!broker_authz_has_rules(b))
 		return true;
 	if (broker_authz_topic(b, s, msg->topic, msg->topic_len, ROOST_ACL_READ))
 		return true;
@@ -408,7 +420,7 @@ roost_err broker_publish(roost_broker *b, roost_msg *msg)
 roost_err roost_broker_publish(roost_broker *b, roost_msg *msg)
 {
 	const char *why = NULL;
-	roost_err err = broker_authz_publish(b, NULL, NULL, msg->topic, msg->topic_len, &why);
+	roost_err err = broker_authz_publish(b, NULL, NULL, NULL, msg->topic, msg->topic_len, &why);
 	if (err) {
 		roost_log_notice(b->log, "component publish to %.*s refused: %s", msg->topic_len > 200 ? 200 : (int)msg->topic_len,
 		                 msg->topic, why);

@@ -104,6 +104,7 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 	c->b = b;
 	c->listener = l;
 	format_addr(c->addr, sizeof c->addr, sa);
+	c->peer_loopback = roost_auth_addr_is_loopback(sa);
 	int one = 1;
 	/* We coalesce writes ourselves; Nagle would only add latency. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -140,6 +141,7 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 		b->conns->prev = c;
 	b->conns = c;
 	b->stats.connections++;
+	broker_connections_changed(b);
 	return c;
 fail:
 	if (c->bev)
@@ -349,6 +351,7 @@ static void conn_unlink(roost_conn *c)
 		c->next->prev = c->prev;
 	c->next = c->prev = NULL;
 	b->stats.connections--;
+	broker_connections_changed(b);
 }
 
 static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_list ap)
@@ -618,6 +621,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			bufferevent_disable(bev, EV_READ);
 			return;
 		}
+		if (c->state == CONN_AUTHENTICATING)
+			return; /* what follows the CONNECT waits for its verdict */
 		if (c->state != CONN_AWAIT_CONNECT && c->state != CONN_ACTIVE) {
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return;

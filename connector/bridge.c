@@ -516,4 +516,6 @@ static roost_err start(roost_broker *b, void **state)
 	return ROOST_OK;
 }
 
-const roost_component roost_bridge_component = {"bridge", start, stop};
+/* Not optional: a configured bridge that cannot start is a configuration
+ * problem (its queue would otherwise fill silently). */
+const roost_component roost_bridge_component = {.name = "bridge", .start = start, .stop = stop, .optional = false};
