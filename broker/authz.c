@@ -5,9 +5,10 @@
  * acl.c: ACL file) and by component hooks; this file owns the loaded files,
  * their reload on SIGHUP, and the policy for anonymous clients:
  *  - allow_anonymous true: accepted on every listener; false: nowhere;
- *  - not set: accepted on loopback listeners only, and only while no
- *    password_file is configured. A LAN client is refused with CONNACK
- *    0x05 and a log line naming the setting to change.
+ *  - not set: accepted on loopback MQTT listeners only (never on a
+ *    websockets one), and only while no password_file is configured. A
+ *    LAN client is refused with CONNACK 0x05 and a log line naming the
+ *    setting to change.
  * A user name is only an identity once a password_file (or a TLS client
  * certificate, or a hook) has verified it; without one, a client that sends
  * a user name is treated as anonymous, so it cannot claim another user's
@@ -196,6 +197,10 @@ int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, 
                          const uint8_t *password, size_t plen, bool cert_identity, const char **why)
 {
 	bool loopback = c->listener && c->listener->loopback;
+	/* A websockets listener is never trusted as loopback: any web page in a
+	 * browser on this host may open ws://127.0.0.1 for its visitor. */
+	bool web = c->listener && c->listener->cfg && c->listener->cfg->protocol == ROOST_LISTENER_WEBSOCKETS;
+	loopback = loopback && !web;
 	for (struct hook_entry *e = b->hooks; e; e = e->next) {
 		if (!e->hook->connect)
 			continue;
@@ -221,6 +226,9 @@ int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, 
 	*why = policy == 0 ? "anonymous clients are refused (allow_anonymous: false)"
 	       : b->users ? "anonymous clients are refused because a password_file is set; "
 	                    "set allow_anonymous: true to accept them too"
+	       : web ? "anonymous clients are not accepted on a websockets listener unless allow_anonymous: "
+	               "true is set (a web page on this host could connect on its visitor's behalf); or add "
+	               "users with `roost passwd` and set password_file"
 	                  : "anonymous clients are accepted on loopback listeners only; set "
 	                    "allow_anonymous: true in the configuration to accept them on this "
 	                    "listener, or add users with `roost passwd` and set password_file";
