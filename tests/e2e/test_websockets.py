@@ -5,12 +5,18 @@ raw WebSocket client written here for the bad input; a ws client and a TCP
 client see each other's messages, retained messages and wills. Also: the
 plain MQTT port names TLS and HTTP clients pointed at it."""
 import base64
+import functools
 import hashlib
+import http.server
+import json
 import os
+import queue
+import select
 import shutil
 import socket
 import ssl
 import struct
+import subprocess
 import tempfile
 import threading
 import time
@@ -22,6 +28,10 @@ import roostlib
 from roostlib import HOST, Broker, Closed, PacketTimeout
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+HERE = os.path.dirname(os.path.abspath(__file__))
+# MQTT.js: `npm install --prefix tests/e2e` (tools/install-deps) puts it here.
+NODE_MODULES = os.environ.get("ROOST_NODE_MODULES") or os.path.join(HERE, "node_modules")
+CHROMIUM = os.environ.get("ROOST_CHROMIUM", "/usr/bin/chromium")
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
 
@@ -447,6 +457,229 @@ class RealClientTest(unittest.TestCase):
         self.assertEqual(tcp.recv_publish().payload, b"over wss")
         tcp.publish("s/2", b"back")
         self.assertIn(("s/2", b"back", False), wait_msgs(ws, 2))
+
+
+def mqttjs_dir():
+    if not os.path.isfile(os.path.join(NODE_MODULES, "mqtt", "dist", "mqtt.min.js")):
+        raise AssertionError("MQTT.js is not installed in %s: run `npm install --prefix tests/e2e` "
+                             "(tools/install-deps does)" % NODE_MODULES)
+    return NODE_MODULES
+
+
+class NodeClient:
+    """tests/e2e/ws_mqttjs.js in Node: MQTT.js over ws or wss, its events as
+    JSON lines."""
+
+    def __init__(self, test, url, ca=None):
+        env = dict(os.environ, NODE_PATH=mqttjs_dir())
+        argv = ["node", os.path.join(HERE, "ws_mqttjs.js"), url] + ([ca] if ca else [])
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        self.events = queue.Queue()
+        self.seen = []
+        threading.Thread(target=self._read, daemon=True).start()
+        test.addCleanup(self.stop)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.events.put(json.loads(line))
+        self.events.put({"event": "exit"})
+
+    def wait(self, pred, what, timeout=15):
+        """The first event (seen before or arriving within timeout) matching pred."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.seen:
+                if pred(e):
+                    return e
+            if any(e["event"] in ("error", "exit") for e in self.seen) or time.monotonic() > deadline:
+                raise AssertionError("MQTT.js: no %s; saw %s; stderr: %s" % (what, self.seen, self._stderr()))
+            try:
+                self.seen.append(self.events.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                pass
+
+    def _stderr(self):
+        if self.proc.poll() is None:
+            return "(still running)"
+        return self.proc.stderr.read()
+
+    def message(self, topic):
+        return self.wait(lambda e: e["event"] == "message" and e["topic"] == topic, "message on " + topic)
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=5)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            f.close()
+
+
+class MqttJsNodeTest(unittest.TestCase):
+    def cross_check(self, b, url, ca=None):
+        """MQTT.js and a TCP client: each other's messages, a retained message
+        and MQTT.js's will [MQTT-3.1.2-8]."""
+        tcp = b.client("tcp-js")
+        tcp.subscribe([("js/from-node", 1), ("js/will", 0)])
+        tcp.publish("js/retained", b"kept", retain=True)
+        node = NodeClient(self, url, ca)
+        node.wait(lambda e: e["event"] == "ready", "ready (connected, subscribed, published)")
+        p = tcp.recv_publish()
+        self.assertEqual((p.topic, p.payload), ("js/from-node", b"hello from node"))
+        got = node.message("js/retained")
+        self.assertTrue(got["retain"])
+        self.assertEqual(got["payload"], "kept")
+        tcp.publish("js/from-tcp", b"hello from tcp", qos=1)
+        self.assertEqual(node.message("js/from-tcp")["payload"], "hello from tcp")
+        node.command("die")
+        p = tcp.recv_publish()
+        self.assertEqual((p.topic, p.payload), ("js/will", b"node died"))
+
+    def test_mqttjs_over_ws(self):
+        b = start(self)
+        self.cross_check(b, "ws://127.0.0.1:%d/mqtt" % b.ws_port)
+
+    def test_mqttjs_over_wss(self):
+        from test_tls import Certs
+        d = tempfile.mkdtemp(prefix="roost-wss-")
+        self.addCleanup(shutil.rmtree, d, True)
+        certs = Certs(d)
+        b = start(self, tls=(certs.server, certs.server_key))
+        self.cross_check(b, "wss://127.0.0.1:%d/mqtt" % b.ws_port, ca=certs.ca)
+
+
+class Chromium:
+    """Headless Chromium driven over --remote-debugging-pipe (fds 3 and 4,
+    NUL-separated JSON): opens url, then evaluates expressions in the page."""
+
+    def __init__(self, test, url):
+        if not os.access(CHROMIUM, os.X_OK):
+            raise AssertionError("%s not found: apt-get install chromium (tools/install-deps)" % CHROMIUM)
+        self.profile = tempfile.mkdtemp(prefix="roost-chromium-")
+        to_browser_r, self.to_browser = os.pipe()
+        self.from_browser, from_browser_w = os.pipe()
+
+        def fds():
+            os.dup2(to_browser_r, 3)
+            os.dup2(from_browser_w, 4)
+        argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                "--user-data-dir=" + self.profile, "--remote-debugging-pipe", url]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, preexec_fn=fds, pass_fds=(3, 4))
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self.buf = b""
+        self.next_id = 0
+        self.session = None
+        test.addCleanup(self.stop)
+
+    def call(self, method, timeout=20, **params):
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params}
+        if self.session and method.startswith(("Runtime.", "Page.")):
+            msg["sessionId"] = self.session
+        os.write(self.to_browser, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" in self.buf:
+                raw, _, self.buf = self.buf.partition(b"\0")
+                reply = json.loads(raw)
+                if reply.get("id") == self.next_id:
+                    if "error" in reply:
+                        raise AssertionError("chromium: %s: %s" % (method, reply["error"]))
+                    return reply["result"]
+            if time.monotonic() > deadline:
+                raise AssertionError("chromium: no reply to %s" % method)
+            r, _, _ = select.select([self.from_browser], [], [], 0.5)
+            if r:
+                chunk = os.read(self.from_browser, 1 << 16)
+                if not chunk:
+                    raise AssertionError("chromium exited: %s" % self.proc.stderr.read()[-2000:])
+                self.buf += chunk
+
+    def attach(self, url_part, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t in self.call("Target.getTargets")["targetInfos"]:
+                if t["type"] == "page" and url_part in t["url"]:
+                    self.session = self.call("Target.attachToTarget", targetId=t["targetId"],
+                                             flatten=True)["sessionId"]
+                    return
+            time.sleep(0.2)
+        raise AssertionError("chromium: no page for %s" % url_part)
+
+    def evaluate(self, expr):
+        r = self.call("Runtime.evaluate", expression=expr, returnByValue=True)
+        return r["result"].get("value")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.call("Browser.close", timeout=5)
+            except (AssertionError, OSError):
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc.stderr.close()
+        for fd in (self.to_browser, self.from_browser):
+            os.close(fd)
+        shutil.rmtree(self.profile, True)
+
+
+def serve_page(test):
+    """ws_page.html and MQTT.js's browser build on a loopback http.server."""
+    d = tempfile.mkdtemp(prefix="roost-page-")
+    test.addCleanup(shutil.rmtree, d, True)
+    shutil.copy(os.path.join(HERE, "ws_page.html"), d)
+    shutil.copy(os.path.join(mqttjs_dir(), "mqtt", "dist", "mqtt.min.js"), d)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+    httpd = http.server.ThreadingHTTPServer((HOST, 0), functools.partial(Quiet, directory=d))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    test.addCleanup(httpd.server_close)
+    test.addCleanup(httpd.shutdown)
+    return httpd.server_address[1]
+
+
+class BrowserTest(unittest.TestCase):
+    def test_chromium_page_with_mqttjs_and_tcp_client(self):
+        """A real browser: MQTT.js's browser build in headless Chromium
+        subscribes and publishes over ws; a TCP client sees its message, it
+        sees the TCP client's and a retained one."""
+        b = start(self)
+        tcp = b.client("tcp-web")
+        tcp.subscribe(("web/from-browser", 1))
+        tcp.publish("web/retained", b"kept", retain=True)
+        http_port = serve_page(self)
+        browser = Chromium(self, "http://127.0.0.1:%d/ws_page.html?port=%d" % (http_port, b.ws_port))
+        browser.attach("ws_page.html")
+        p = tcp.recv_publish(timeout=20)
+        self.assertEqual(p.topic, "web/from-browser")
+        self.assertTrue(p.payload.startswith(b"hello from Mozilla"), p.payload)
+        tcp.publish("web/from-tcp", b"hello browser", qos=1)
+        deadline = time.monotonic() + 15
+        state = None
+        while time.monotonic() < deadline:
+            state = json.loads(browser.evaluate("document.getElementById('state').textContent") or "null")
+            if state and any(m["topic"] == "web/from-tcp" for m in state["messages"]):
+                break
+            time.sleep(0.2)
+        self.assertTrue(state and state["connected"] and state["subscribed"], state)
+        self.assertEqual(state["errors"], [])
+        msgs = {m["topic"]: m for m in state["messages"]}
+        self.assertEqual(msgs["web/from-tcp"]["payload"], "hello browser")
+        self.assertEqual((msgs["web/retained"]["payload"], msgs["web/retained"]["retain"]), ("kept", True))
+        b.wait_for_log(r"client browser-1 \(127\.0\.0\.1:\d+\) connected: MQTT 3\.1\.1")
 
 
 class WrongPortTest(unittest.TestCase):
