@@ -383,8 +383,11 @@ roost_err roost_ws_decode(roost_ws *w, struct evbuffer *in, struct evbuffer *mqt
 		w->in = in;
 		w->mqtt = mqtt;
 		int r = wslay_event_recv(w->ev);
-		if (r != 0 && !w->failed)
+		if (r == WSLAY_ERR_NOMEM)
 			fail(w, ROOST_ERR_NOMEM, "out of memory reading frames");
+		else if (r != 0) /* wslay_frame_recv refused a frame header */
+			fail(w, ROOST_ERR_PROTOCOL, "malformed frame header: a control frame fragmented or over 125 "
+			     "bytes, or a length not in its shortest form (RFC 6455 5.2, 5.5)");
 		/* The pong or close frame wslay queued, straight into wire;
 		 * sent first, so that the close code sent is known. */
 		if (wslay_event_send(w->ev) != 0 && !w->failed)
