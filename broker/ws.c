@@ -497,6 +497,11 @@ broker_ws *broker_ws_new(struct bufferevent *under, uint64_t max_frame)
 		roost_free(bw);
 		return NULL;
 	}
+	/* The filter frames its output from its output buffer's callback: run
+	 * immediately, that is one frame per evbuffer_add (a fan-out adds a
+	 * header and a payload per message). Deferred, it runs once the
+	 * callback that produced the output returns: one frame per burst. */
+	evbuffer_defer_callbacks(bufferevent_get_output(bw->top), bufferevent_get_base(under));
 	bufferevent_setwatermark(under, EV_WRITE, WS_UNDER_WRITE_LOW, WS_UNDER_WRITE_HIGH);
 	bufferevent_set_max_single_read(under, 256 * 1024);
 	bufferevent_set_max_single_write(under, 256 * 1024);
