@@ -372,6 +372,32 @@ class FrameTest(unittest.TestCase):
         self.assertEqual(c.close_code(), 1000)
         b.wait_for_log(r"client closer .*closed: WebSocket: close frame received \(code 1000\)")
 
+    def test_ws_subscriber_that_stops_reading_is_cut_off(self):
+        """The slow-client rule holds through the WebSocket layer: unsent
+        output stays where the connection measures it (the socket's own
+        buffer under the filter is bounded), so a ws subscriber that stops
+        reading is marked slow, then closed, and the broker does not grow."""
+        b = start(self, limits={"slow_client_timeout": 2})
+        lazy = ws_raw(b)
+        lazy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        lazy.upgrade()
+        lazy.connect("lazy-ws", keepalive=0)
+        lazy.subscribe(("fire/#", 0))                 # then never read again
+        pub = b.client("firehose")
+        payload = b"x" * 8192
+        before = roostlib.rss_kb(b.proc.pid)
+        for i in range(2000):                         # 16 MB at QoS 0
+            pub.publish("fire/hose", payload, wait=False)
+        pub.ping(timeout=30)
+        b.wait_for_log(r"client lazy-ws .* is not reading", timeout=20)
+        for i in range(30):                           # keep the pressure on past the timeout
+            pub.publish("fire/hose", payload)
+            time.sleep(0.1)
+        b.wait_for_log(r"client lazy-ws .*closed: not reading", timeout=10)
+        grown = roostlib.rss_kb(b.proc.pid) - before
+        self.assertLess(grown, 64 * 1024, "broker RSS grew by %d KiB for a ws client that does not read" % grown)
+        pub.ping()
+
     def test_bad_client_does_not_disturb_others(self):
         b = start(self)
         keep = ws_client(b, "keeper")
