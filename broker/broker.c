@@ -9,6 +9,7 @@
 #include "internal.h"
 #include "roost/acl.h"
 #include "roost/alloc.h"
+#include "sys.h"
 
 /* A named component interface (roost_broker_service_add). */
 struct service {
@@ -34,6 +35,7 @@ roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
 	b->cfg = cfg;
 	b->log = log;
 	b->clock = clock;
+	b->start_ms = roost_clock_now(&clock);
 	b->commit_done = conn_commit_done;
 	b->limits = (roost_session_limits){
 		.max_inflight = cfg->limits.max_inflight_messages,
@@ -43,7 +45,7 @@ roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
 	b->tree = roost_topic_tree_new(free_retained);
 	b->reaper = event_new(base, -1, 0, reaper_cb, b);
 	b->bus = roost_bus_new();
-	if (!b->tree || !b->reaper || !b->bus)
+	if (!b->tree || !b->reaper || !b->bus || broker_sys_new(b) != ROOST_OK)
 		goto fail;
 	return b;
 fail:
@@ -61,6 +63,7 @@ void roost_broker_free(roost_broker *b)
 		roost_broker_unsubscribe(b, b->component_subs);
 	while (b->services)
 		roost_broker_service_remove(b, b->services->name);
+	broker_sys_free(b);
 	broker_store_close(b);
 	roost_bus_free(b->bus);
 	session_entry *e, *tmp;
@@ -92,6 +95,36 @@ void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out)
 	out->sessions = HASH_COUNT(b->sessions);
 	out->retained = roost_topic_tree_retained_count(b->tree);
 	out->subscriptions = roost_topic_tree_subscription_count(b->tree);
+	out->uptime_ms = roost_clock_now(&b->clock) - b->start_ms;
+	out->msgs_stored = out->retained;
+	for (const session_entry *e = b->sessions; e; e = e->hh.next)
+		out->msgs_stored += roost_session_queue_len(e->s) + roost_session_inflight_len(e->s);
+	if (b->store) {
+		const roost_persist_stats *ps = roost_persist_stats_get(b->store);
+		out->store_commits = ps->commits;
+		out->store_moved_aside = ps->moved_aside_total;
+		out->store_size = broker_store_size(b);
+	}
+}
+
+size_t roost_broker_listener_stats(const roost_broker *b, roost_listener_stats *out, size_t cap)
+{
+	for (size_t i = 0; i < b->n_listeners && i < cap; i++) {
+		const roost_listener *l = &b->listeners[i];
+		out[i] = (roost_listener_stats){.port = l->port, .bind = l->cfg->bind ? l->cfg->bind : ""};
+	}
+	for (const roost_conn *c = b->conns; c; c = c->next) {
+		size_t i = (size_t)(c->listener - b->listeners);
+		if (!c->session || !c->listener || i >= cap || i >= b->n_listeners)
+			continue;
+		if (c->version == ROOST_MQTT_V5)
+			out[i].clients_v5++;
+		else if (c->version == ROOST_MQTT_V31)
+			out[i].clients_v31++;
+		else
+			out[i].clients_v311++;
+	}
+	return b->n_listeners;
 }
 
 /*
@@ -387,6 +420,11 @@ static void retain_store(roost_broker *b, roost_msg *msg)
 	roost_msg_unref(old);
 }
 
+void broker_retain(roost_broker *b, roost_msg *msg)
+{
+	retain_store(b, msg);
+}
+
 roost_err broker_publish(roost_broker *b, roost_msg *msg)
 {
 	if (msg->retain)
@@ -477,6 +515,8 @@ roost_err roost_broker_subscribe(roost_broker *b, const char *filter, uint8_t qo
 	b->component_subs = sub;
 	if (out)
 		*out = sub;
+	if (filter[0] == '$')
+		broker_sys_subscribed(b); /* only a '$' filter matches $SYS [MQTT-4.7.2-1] */
 	return ROOST_OK;
 }
 
