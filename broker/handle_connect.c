@@ -236,10 +236,13 @@ static bool connect_apply(roost_conn *c, const roost_connect *req, const char *u
 			return false;
 		}
 	}
+	bool claimed = !roost_session_owner_known(s); /* new, or restored from a store without owners */
 	if (roost_session_set_username(s, user, user ? strlen(user) : 0) != ROOST_OK) {
 		refuse(c, req, ROOST_CONNACK_UNAVAILABLE, "out of memory");
 		return false;
 	}
+	if (claimed)
+		broker_store_session_owner(b, s); /* the owner survives restarts */
 	c->session = s;
 	c->b->stats.connects++;
 	if (++c->b->stats.clients_connected > c->b->stats.clients_maximum)

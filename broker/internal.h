@@ -211,6 +211,8 @@ roost_err broker_store_open(roost_broker *b);
 void broker_store_close(roost_broker *b);
 /* A persistent session was created / is being destroyed. */
 void broker_store_session_added(roost_broker *b, roost_session *s);
+/* Record the session's owner (roost_session_username) in the store. */
+void broker_store_session_owner(roost_broker *b, roost_session *s);
 void broker_store_session_removed(roost_broker *b, roost_session *s);
 void broker_store_retain(roost_broker *b, const roost_msg *msg);
 /* Store writes attempted so far (0 without a store): a caller compares two
