@@ -195,4 +195,5 @@ static void metrics_stop(void *state)
 	roost_free(m);
 }
 
-const roost_component roost_metrics_component = {"http_metrics", metrics_start, metrics_stop};
+/* Optional like the API it serves on: without it the broker still runs. */
+const roost_component roost_metrics_component = {"http_metrics", metrics_start, metrics_stop, true};
