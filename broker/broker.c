@@ -571,3 +571,72 @@ void *roost_broker_service_find(const roost_broker *b, const char *name)
 			return s->iface;
 	return NULL;
 }
+
+/* ---- administration ---- */
+
+void roost_broker_clients_foreach(roost_broker *b, bool (*visit)(void *ctx, const roost_client_info *ci),
+                                  void *ctx)
+{
+	uint64_t now = roost_clock_now(&b->clock);
+	for (const session_entry *e = b->sessions; e; e = e->hh.next) {
+		const roost_session *s = e->s;
+		const roost_conn *c = roost_session_conn(s);
+		roost_client_info ci = {
+			.client_id = roost_session_client_id(s),
+			.username = roost_session_username(s),
+			.addr = c ? c->addr : NULL,
+			.version = c ? c->version : 0,
+			.persistent = !roost_session_clean(s),
+			.idle_ms = c ? now - c->last_rx_ms : 0,
+			.subscriptions = roost_session_sub_count(s),
+			.queued = roost_session_queue_len(s),
+			.inflight = roost_session_inflight_len(s),
+		};
+		if (!visit(ctx, &ci))
+			return;
+	}
+}
+
+roost_err roost_broker_client_disconnect(roost_broker *b, const char *client_id)
+{
+	roost_session *s = broker_session_find(b, client_id, strlen(client_id));
+	roost_conn *c = s ? roost_session_conn(s) : NULL;
+	if (!c || c->state == CONN_DEAD)
+		return ROOST_ERR_NOT_FOUND;
+	conn_close(c, true, "disconnected through the HTTP API");
+	return ROOST_OK;
+}
+
+roost_err roost_broker_session_remove(roost_broker *b, const char *client_id)
+{
+	roost_session *s = broker_session_find(b, client_id, strlen(client_id));
+	if (!s)
+		return ROOST_ERR_NOT_FOUND;
+	if (roost_session_conn(s))
+		return ROOST_ERR_EXISTS;
+	roost_log_notice(b->log, "session %s removed through the HTTP API", client_id);
+	broker_session_destroy(b, s);
+	return ROOST_OK;
+}
+
+typedef struct retained_visit_ctx {
+	bool (*visit)(void *ctx, const roost_msg *msg);
+	void *ctx;
+} retained_visit_ctx;
+
+static bool retained_visit(void *ctx, void *value)
+{
+	retained_visit_ctx *r = ctx;
+	return r->visit(r->ctx, value);
+}
+
+roost_err roost_broker_retained_foreach(roost_broker *b, const char *filter,
+                                        bool (*visit)(void *ctx, const roost_msg *msg), void *ctx)
+{
+	size_t len = strlen(filter);
+	if (!roost_topic_filter_valid((const uint8_t *)filter, len))
+		return ROOST_ERR_BAD_TOPIC;
+	retained_visit_ctx r = {visit, ctx};
+	roost_topic_tree_retain_match(b->tree, filter, len, retained_visit, &r);
+	return ROOST_OK;
+}

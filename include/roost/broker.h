@@ -102,6 +102,34 @@ typedef struct roost_auth_hook {
 roost_err roost_broker_auth_hook_add(roost_broker *b, const roost_auth_hook *hook);
 void roost_broker_auth_hook_remove(roost_broker *b, const roost_auth_hook *hook);
 
+/* ---- administration (the HTTP API's /api/clients, /api/retained, ...) ---- */
+
+/* One session, as the status page shows it (strings borrowed for the call). */
+typedef struct roost_client_info {
+	const char *client_id;
+	const char *username;        /* NULL: anonymous */
+	const char *addr;            /* "ip:port" while online, else NULL */
+	uint8_t version;             /* protocol level while online (3, 4, 5), else 0 */
+	bool persistent;             /* clean session 0: kept while offline */
+	uint64_t idle_ms;            /* since its last packet (online only) */
+	size_t subscriptions, queued, inflight;
+} roost_client_info;
+/* Visit every session (online and offline); returning false stops. */
+void roost_broker_clients_foreach(roost_broker *b, bool (*visit)(void *ctx, const roost_client_info *ci),
+                                  void *ctx);
+/* Close the client's connection as a network drop would: its will is
+ * published, a persistent session is kept. ROOST_ERR_NOT_FOUND when no
+ * client with this id is online. */
+roost_err roost_broker_client_disconnect(roost_broker *b, const char *client_id);
+/* Remove an offline session (its subscriptions and queued messages, from
+ * the store too). ROOST_ERR_NOT_FOUND without one, ROOST_ERR_EXISTS while
+ * its client is online (disconnect it first). */
+roost_err roost_broker_session_remove(roost_broker *b, const char *client_id);
+/* Visit the retained messages matching filter (borrowed), with the '$'
+ * rule [MQTT-4.7.2-1]; ROOST_ERR_BAD_TOPIC for an invalid filter. */
+roost_err roost_broker_retained_foreach(roost_broker *b, const char *filter,
+                                        bool (*visit)(void *ctx, const roost_msg *msg), void *ctx);
+
 /*
  * The broker's figures, as $SYS (broker/sys.c) and /metrics report them.
  * Counters only grow (since start); the rest are read at the moment of the
