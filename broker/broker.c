@@ -114,8 +114,10 @@ size_t roost_broker_listener_stats(const roost_broker *b, roost_listener_stats *
 		out[i] = (roost_listener_stats){.port = l->port, .bind = l->cfg->bind ? l->cfg->bind : ""};
 	}
 	for (const roost_conn *c = b->conns; c; c = c->next) {
-		size_t i = (size_t)(c->listener - b->listeners);
-		if (!c->session || !c->listener || i >= cap || i >= b->n_listeners)
+		size_t i = 0;
+		while (i < b->n_listeners && i < cap && c->listener != &b->listeners[i])
+			i++;
+		if (!c->session || i == b->n_listeners || i == cap)
 			continue;
 		if (c->version == ROOST_MQTT_V5)
 			out[i].clients_v5++;

@@ -264,6 +264,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (!listened(s)) {
 		/* Nobody would receive it: sleep until the next $SYS subscriber. */
 		event_del(s->timer);
+		roost_log_debug(s->b->log, "$SYS: nobody subscribed: updates stopped");
 		return;
 	}
 	emit_all(s, PASS_PUBLISH);
@@ -275,6 +276,7 @@ static void run_timer(struct broker_sys *s)
 		return;
 	struct timeval tv = {.tv_sec = (time_t)s->b->cfg->sys_interval, .tv_usec = 0};
 	event_add(s->timer, &tv);
+	roost_log_debug(s->b->log, "$SYS: subscribed: updates every %u s", s->b->cfg->sys_interval);
 }
 
 roost_err broker_sys_new(roost_broker *b)

@@ -26,9 +26,10 @@ MOSQUITTO_NAMES = [
      for p in ("1min", "5min", "15min")]
 
 
-def sys_yaml(interval, db=None, extra=""):
+def sys_yaml(interval, db=None, extra="", log_level="info"):
     persistence = "persistence:\n  path: %s\n" % db if db else "persistence:\n  enabled: false\n"
-    return roostlib.roost_yaml(log_level="info", extra="sys_interval: %d\n%s%s" % (interval, persistence, extra))
+    return roostlib.roost_yaml(log_level=log_level,
+                               extra="sys_interval: %d\n%s%s" % (interval, persistence, extra))
 
 
 def values(msgs):
@@ -102,6 +103,34 @@ class SysTest(unittest.TestCase):
             m = c.expect_publish(topic="$SYS/broker/uptime", retain=False, timeout=3)
             later = int(m.payload.split()[0])
         self.assertGreaterEqual(later, first + 2)
+
+    def test_timer_runs_only_while_someone_listens(self):
+        """An idle broker has no $SYS wake-ups: the updates start with a
+        subscriber and stop at the first tick nobody would receive."""
+        b = self.start(sys_yaml(1, log_level="debug"))
+        time.sleep(1.5)
+        self.assertIsNone(b.find_log(r"\$SYS: subscribed"))
+        mark = b.log_mark()
+        c, _ = self.snapshot(b, "watch", "$SYS/broker/uptime")
+        b.wait_for_log(r"\$SYS: subscribed: updates every 1 s", since=mark)
+        c.expect_publish(topic="$SYS/broker/uptime", retain=False, timeout=3)   # a live update
+        c.unsubscribe(["$SYS/broker/uptime"])
+        b.wait_for_log(r"\$SYS: nobody subscribed: updates stopped", timeout=3, since=mark)
+        mark = b.log_mark()
+        # A component subscriber on '#' or a client on other topics does not count.
+        b.client("other").subscribe([("#", 0)])
+        time.sleep(2.2)
+        self.assertIsNone(b.find_log(r"\$SYS: subscribed", since=mark))
+        # Offline sessions neither: a persistent $SYS subscriber that left.
+        p = b.client("p", clean=False)
+        p.subscribe([("$SYS/broker/uptime", 1)])
+        p.disconnect()
+        b.wait_for_log(r"\$SYS: nobody subscribed: updates stopped", timeout=3, since=mark)
+        # Back online, its subscription restarts them.
+        mark = b.log_mark()
+        p = b.client("p", clean=False)
+        b.wait_for_log(r"\$SYS: subscribed: updates every 1 s", since=mark)
+        p.expect_publish(topic="$SYS/broker/uptime", timeout=3)
 
     def test_new_subscriber_gets_fresh_values_at_once(self):
         b = self.start(sys_yaml(3600))
