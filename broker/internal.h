@@ -172,6 +172,9 @@ struct roost_broker {
 	uint64_t component_ids;
 
 	roost_broker_stats stats;
+	uint64_t start_ms;                /* clock time of roost_broker_new (uptime) */
+	struct broker_sys *sys;           /* sys.c's: the $SYS tree and its timer */
+	char *store_path;                 /* store.c's: the database file, NULL without one */
 	uint64_t retain_refused;          /* new retained topics refused by limits.max_retained_messages */
 	bool shutting_down;
 	void (*conn_watch)(void *ctx);    /* the daemon's connection-count watcher */
@@ -198,6 +201,9 @@ void broker_session_pump(roost_broker *b, roost_session *s);
  * own messages ($SYS) come here directly; a message published for anyone
  * else (a client, a will, a component) passes broker_authz_publish first. */
 roost_err broker_publish(roost_broker *b, roost_msg *msg);
+/* Store msg (borrowed) as the retained message of its topic, delivering it
+ * to nobody (sys.c's refresh before a new subscriber's retained set). */
+void broker_retain(roost_broker *b, roost_msg *msg);
 /* Send every retained message matching filter to the session, at most qos. */
 void broker_send_retained(roost_broker *b, roost_session *s, const char *filter, size_t len,
                           uint8_t qos);
@@ -221,6 +227,8 @@ void broker_store_retain(roost_broker *b, const roost_msg *msg);
 uint64_t broker_store_writes(const roost_broker *b);
 /* Make sure a commit runs in this loop pass (and reports to commit_done). */
 void broker_store_commit_soon(roost_broker *b);
+/* Bytes of the database file and its WAL (0 without a store). */
+uint64_t broker_store_size(const roost_broker *b);
 
 /* ---- net.c ---- */
 /* Stop accepting: close every listening socket (shutdown). */
