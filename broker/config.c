@@ -142,6 +142,7 @@ struct key_table {
  * for a free port (tests).
  */
 static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
+static const char *const protocol_names[] = {"mqtt", "websockets", NULL}; /* ROOST_LISTENER_* order */
 
 static const key_def listener_keys[] = {
 	/*                                       path    field min max    default reload */
@@ -156,6 +157,8 @@ static const key_def listener_keys[] = {
 	DEF_STRING(roost_listener_config, "ciphers", ciphers, NULL, RESTART),
 	DEF_ENUM(roost_listener_config, "tls_version", tls_version, tls_version_names, "one of tlsv1.2, tlsv1.3", 0,
 	         RESTART),
+	/* MQTT over WebSockets (MQTT 5.0 section 6); with certfile: wss. */
+	DEF_ENUM(roost_listener_config, "protocol", protocol, protocol_names, "one of mqtt, websockets", 0, RESTART),
 	/* Per-listener security (Mosquitto's per_listener_settings); not set:
 	 * the top-level key of the same name. Files re-read on SIGHUP. */
 	DEF_TRIBOOL(roost_listener_config, "allow_anonymous", allow_anonymous, LIVE),
@@ -208,7 +211,8 @@ static const key_table bridge_table = {bridge_keys, sizeof bridge_keys / sizeof 
  *   listeners                     sequence of {port, bind, TLS keys, allow_anonymous,
  *                                 password_file, acl_file}, at least one;
  *                                 default one listener on port 1883; bind unset:
- *                                 "::" dual-stack (IPv6 and IPv4), 0.0.0.0 without IPv6
+ *                                 "::" dual-stack (IPv6 and IPv4), 0.0.0.0 without IPv6;
+ *                                 protocol: mqtt (default) | websockets
  *   allow_anonymous               bool; unset: anonymous clients only from a
  *                                 loopback peer address (this machine)
  *   password_file, acl_file       Mosquitto-format files (re-read on SIGHUP)
@@ -225,6 +229,7 @@ static const key_table bridge_table = {bridge_keys, sizeof bridge_keys / sizeof 
  *   limits.max_retained_messages  0..100000000, default 0 (unlimited)
  *   limits.max_connect_size       128..268435455 bytes before CONNACK, default 262144
  *   log.level                     error|warning|notice|info|debug, default info
+ *   sys_interval                  0..86400 seconds between $SYS updates, default 10 (0 = off)
  *
  * Only the listening sockets need a restart; every other key applies to new
  * connections and packets once a reload swaps the config in.
@@ -252,6 +257,7 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "limits.max_retained_messages", limits.max_retained_messages,  0,  100000000, 0,         LIVE),
 	DEF_INT(roost_config, "limits.max_connect_size",      limits.max_connect_size,       128, 268435455, 262144,   LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
+	DEF_INT(roost_config, "sys_interval", sys_interval, 0, 86400, 10, RESTART),
 	/* persistence: the durable store; no path = in memory only. */
 	DEF_BOOL(roost_config, "persistence.enabled", persistence.enabled, true, RESTART),
 	DEF_STRING(roost_config, "persistence.path", persistence.path, "roost.db", RESTART),

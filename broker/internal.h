@@ -49,6 +49,7 @@ enum conn_state {
 #define ROOST_ZERO_COPY_MIN 256u
 
 typedef struct roost_conn roost_conn;
+typedef struct broker_ws broker_ws;
 
 /* One open listener. */
 typedef struct roost_listener {
@@ -82,6 +83,7 @@ typedef struct conn_v5 {
 struct roost_conn {
 	roost_broker *b;
 	struct bufferevent *bev;
+	broker_ws *ws;            /* WebSocket layer under bev; NULL on an MQTT listener */
 	roost_session *session;   /* NULL until CONNECT accepted */
 	roost_conn *next, *prev;  /* broker's list of open connections */
 	roost_conn *reap_next;    /* broker's list of connections to free */
@@ -170,6 +172,9 @@ struct roost_broker {
 	uint64_t component_ids;
 
 	roost_broker_stats stats;
+	uint64_t start_ms;                /* clock time of roost_broker_new (uptime) */
+	struct broker_sys *sys;           /* sys.c's: the $SYS tree and its timer */
+	char *store_path;                 /* store.c's: the database file, NULL without one */
 	uint64_t retain_refused;          /* new retained topics refused by limits.max_retained_messages */
 	bool shutting_down;
 	void (*conn_watch)(void *ctx);    /* the daemon's connection-count watcher */
@@ -196,6 +201,9 @@ void broker_session_pump(roost_broker *b, roost_session *s);
  * own messages ($SYS) come here directly; a message published for anyone
  * else (a client, a will, a component) passes broker_authz_publish first. */
 roost_err broker_publish(roost_broker *b, roost_msg *msg);
+/* Store msg (borrowed) as the retained message of its topic, delivering it
+ * to nobody (sys.c's refresh before a new subscriber's retained set). */
+void broker_retain(roost_broker *b, roost_msg *msg);
 /* Send every retained message matching filter to the session, at most qos. */
 void broker_send_retained(roost_broker *b, roost_session *s, const char *filter, size_t len,
                           uint8_t qos);
@@ -219,6 +227,8 @@ void broker_store_retain(roost_broker *b, const roost_msg *msg);
 uint64_t broker_store_writes(const roost_broker *b);
 /* Make sure a commit runs in this loop pass (and reports to commit_done). */
 void broker_store_commit_soon(roost_broker *b);
+/* Bytes of the database file and its WAL (0 without a store). */
+uint64_t broker_store_size(const roost_broker *b);
 
 /* ---- net.c ---- */
 /* Stop accepting: close every listening socket (shutdown). */
@@ -317,6 +327,19 @@ void broker_auth_watch_free(auth_watch *w);
 SSL_CTX *broker_tls_ctx_new(const roost_listener_config *lc, const roost_log *log);
 /* The verified peer certificate's common name; false when there is none. */
 bool broker_tls_peer_cn(struct bufferevent *bev, char *out, size_t cap);
+
+/* ---- ws.c: a WebSocket listener's connections ---- */
+/* Put WebSocket framing over under (socket or TLS bufferevent, taken over):
+ * the connection reads and writes MQTT bytes through broker_ws_bev. Frames
+ * with more than max_frame payload bytes close it. NULL: out of memory
+ * (under is still the caller's). */
+broker_ws *broker_ws_new(struct bufferevent *under, uint64_t max_frame);
+struct bufferevent *broker_ws_bev(broker_ws *bw);
+/* Why the WebSocket layer raised BEV_EVENT_ERROR; NULL when it did not. */
+const char *broker_ws_error(const broker_ws *bw);
+/* Free both bufferevents; with flush, the last response (a refused CONNACK,
+ * a close frame) is written first, for at most a few seconds. */
+void broker_ws_free(broker_ws *bw, bool flush);
 
 /* ---- connection.c ---- */
 roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockaddr *sa, int salen);

@@ -41,7 +41,7 @@
 #include "roost/codec.h"
 #include "roost/component.h"
 #include "roost/queue.h"
-#include "roost/sys.h"
+#include "roost/sys_publish.h"
 #include "roost/topic.h"
 
 #include "bridge.h"

@@ -203,6 +203,20 @@ START_TEST(test_every_key)
 }
 END_TEST
 
+/* listeners[].protocol: Mosquitto's words; mqtt by default, anything else
+ * refused with its line. */
+START_TEST(test_listener_protocol)
+{
+	roost_config *cfg = load_ok("listeners:\n  - port: 1\n  - port: 9001\n    protocol: websockets\n"
+	                            "  - port: 2\n    protocol: mqtt\n");
+	ck_assert_int_eq(cfg->listeners[0].protocol, ROOST_LISTENER_MQTT);
+	ck_assert_int_eq(cfg->listeners[1].protocol, ROOST_LISTENER_WEBSOCKETS);
+	ck_assert_int_eq(cfg->listeners[2].protocol, ROOST_LISTENER_MQTT);
+	roost_config_free(cfg);
+	expect_error_prefix("listeners:\n  - port: 1\n    protocol: ws\n", 3, "listeners[0].protocol:");
+}
+END_TEST
+
 /* Per-listener security: not set means the top-level key (-1 / NULL). */
 START_TEST(test_listener_security_keys)
 {
@@ -961,6 +975,24 @@ START_TEST(test_bridge_keys_defaults_and_bounds)
 }
 END_TEST
 
+/* $SYS updates: every 10 s by default, 0 turns them off, a day at most. */
+START_TEST(test_sys_interval_bounds)
+{
+	roost_config *cfg = load_ok("");
+	ck_assert_uint_eq(cfg->sys_interval, 10);
+	roost_config_free(cfg);
+	cfg = load_ok("sys_interval: 0\n");
+	ck_assert_uint_eq(cfg->sys_interval, 0);
+	roost_config_free(cfg);
+	cfg = load_ok("sys_interval: 86400\n");
+	ck_assert_uint_eq(cfg->sys_interval, 86400);
+	roost_config_free(cfg);
+	expect_error("log:\n  level: info\nsys_interval: 86401\n", 3,
+	             "sys_interval: must be between 0 and 86400, got 86401");
+	expect_error("sys_interval: -1\n", 1, "sys_interval: must be between 0 and 86400, got -1");
+}
+END_TEST
+
 START_TEST(test_connector_defaults)
 {
 	roost_config *cfg = load_ok("");
@@ -1038,9 +1070,11 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_persistence_keys);
 	tcase_add_test(tc, test_connector_defaults);
 	tcase_add_test(tc, test_bridge_keys_defaults_and_bounds);
+	tcase_add_test(tc, test_sys_interval_bounds);
 	tcase_add_test(tc, test_string_list_forms_and_errors);
 	tcase_add_test(tc, test_http_limits);
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_listener_protocol);
 	tcase_add_test(tc, test_etc_roost_yaml_is_the_defaults);
 	tcase_add_test(tc, test_empty_inputs_are_the_defaults);
 	tcase_add_test(tc, test_every_key);

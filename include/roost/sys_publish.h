@@ -1,5 +1,5 @@
 /*
- * sys.h — what a component may publish under the broker's own "$SYS/broker/"
+ * sys_publish.h — what a component may publish under the broker's own "$SYS/broker/"
  * tree: the state of something it runs (a bridge's connection state,
  * Mosquitto's $SYS/broker/connection/<name>/state).
  *
@@ -8,8 +8,8 @@
  * broker's subtree and to QoS 0 state messages. It goes through the same
  * retained handling and fan-out as any message.
  */
-#ifndef ROOST_SYS_H
-#define ROOST_SYS_H
+#ifndef ROOST_SYS_PUBLISH_H
+#define ROOST_SYS_PUBLISH_H
 
 #include <stdbool.h>
 #include <stddef.h>
