@@ -89,8 +89,8 @@ class Mosquitto:
 
 
 class Aedes:
-    """aedes (npm) through tests/e2e/aedes_broker.js; installed once per run
-    into $AEDES_DIR or a folder under the build directory."""
+    """aedes (npm) through tests/e2e/aedes_broker.js: from tests/e2e/node_modules
+    (tests/e2e/package.json), $AEDES_DIR, or installed once into the build tree."""
 
     def __init__(self):
         self.port = free_port()
@@ -102,6 +102,10 @@ class Aedes:
         if not node or not npm:
             raise AssertionError("node and npm are required for the aedes upstream "
                                  "(Debian packages nodejs npm)")
+        # tools/install-deps installs it with tests/e2e/package.json; else
+        # $AEDES_DIR, else a folder of the build tree (npm install, once).
+        if os.path.isdir(os.path.join(HERE, "node_modules", "aedes")):
+            return node, HERE
         d = os.environ.get("AEDES_DIR") or os.path.join(os.getcwd(), "tests", "e2e", "aedes")
         if not os.path.isdir(os.path.join(d, "node_modules", "aedes")):
             os.makedirs(d, exist_ok=True)
