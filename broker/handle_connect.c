@@ -7,19 +7,65 @@
 #include "internal.h"
 #include "roost/alloc.h"
 
-static void send_connack(roost_conn *c, uint8_t version, bool session_present, uint8_t code)
+/*
+ * What a CONNECT asked for beyond its 3.1.1 fields, gathered by the steps
+ * and answered in the CONNACK: the v5 properties (MQTT 5.0 3.1.2.11) and
+ * the broker's decisions about them.
+ */
+typedef struct connect_ctx {
+	roost_connect req;
+	conn_v5 v5;                /* the client's properties, for c->v5 */
+	char generated[64];        /* an assigned client id lives here */
+	bool assigned;             /* the broker chose the id [MQTT-3.2.2-16] */
+	uint16_t server_keepalive; /* non-zero: Server Keep Alive overrides the client's [MQTT-3.2.2-21] */
+	uint32_t will_delay;       /* Will Delay Interval [MQTT-3.1.3-9] */
+	roost_bytes auth_method;   /* Authentication Method; ptr NULL when absent */
+	roost_bytes auth_data;
+} connect_ctx;
+
+static bool is_v5(const roost_connect *req)
 {
-	uint8_t buf[8];
-	roost_connack ack = {.session_present = session_present, .code = code};
-	size_t n = roost_encode_connack(buf, sizeof buf, version ? version : ROOST_MQTT_V311, &ack);
-	conn_send(c, buf, n);
+	return req && req->protocol_level == ROOST_MQTT_V5;
 }
 
-/* Refuse with a CONNACK return code, then close once it is written
- * [MQTT-3.2.2-5]. */
-static void refuse(roost_conn *c, const roost_connect *req, uint8_t code, const char *why)
+/* CONNACK: code, then (v5) the property block props. */
+static void send_connack(roost_conn *c, uint8_t version, bool session_present, uint8_t code, roost_bytes props)
 {
-	send_connack(c, req ? req->protocol_level : ROOST_MQTT_V311, false, code);
+	uint8_t small[16];
+	roost_connack ack = {.session_present = session_present, .code = code, .props = props};
+	version = version ? version : ROOST_MQTT_V311;
+	size_t n = roost_encode_connack(small, sizeof small, version, &ack);
+	if (n <= sizeof small) {
+		conn_send(c, small, n);
+		return;
+	}
+	uint8_t *buf = roost_malloc(n);
+	if (!buf) {
+		conn_close(c, false, "out of memory encoding CONNACK");
+		return;
+	}
+	roost_encode_connack(buf, n, version, &ack);
+	conn_send(c, buf, n);
+	roost_free(buf);
+}
+
+/*
+ * Refuse for err, with the one mapping from errors to reason codes
+ * (roost_err_reason_code: 3.1.1 return code or v5 reason code), then close
+ * once it is written [MQTT-3.2.2-5] ([MQTT-3.2.2-7] for v5). A v5 client
+ * is told why in a Reason String unless it asked not to be [MQTT-3.1.2-29].
+ */
+static void refuse(roost_conn *c, const connect_ctx *x, roost_err err, const char *why)
+{
+	const roost_connect *req = x ? &x->req : NULL;
+	uint8_t version = req ? req->protocol_level : ROOST_MQTT_V311;
+	uint8_t code = roost_err_reason_code(err, version);
+	uint8_t pbuf[300];
+	roost_props_writer w;
+	roost_props_writer_init(&w, pbuf, sizeof pbuf);
+	if (is_v5(req) && x->v5.problem_info)
+		roost_props_put_bytes(&w, ROOST_PROP_REASON_STRING, why, strlen(why) > 250 ? 250 : strlen(why));
+	send_connack(c, version, false, code, roost_props_writer_bytes(&w));
 	/* Named by the id it asked for: no session exists yet. */
 	size_t idlen = req && req->client_id.len < 128 ? req->client_id.len : 0;
 	char line[512];
@@ -29,15 +75,26 @@ static void refuse(roost_conn *c, const roost_connect *req, uint8_t code, const 
 }
 
 /* Step 1: decode. Returns false when the connection was closed or refused. */
-static bool connect_decode(roost_conn *c, const uint8_t *pkt, size_t len, roost_connect *req)
+static bool connect_decode(roost_conn *c, const uint8_t *pkt, size_t len, connect_ctx *x)
 {
+	roost_connect *req = &x->req;
 	roost_codec_error e = {0};
 	roost_err err = roost_decode_connect(pkt, len, req, &e);
 	if (err == ROOST_ERR_UNSUPPORTED) {
-		/* [MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01. */
+		/* [MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01, in
+		 * the 3.1.1 form a client of an unknown version can read. */
 		char why[64];
 		snprintf(why, sizeof why, "protocol level %u not supported", req->protocol_level);
-		refuse(c, NULL, 0x01, why);
+		refuse(c, NULL, ROOST_ERR_UNSUPPORTED, why);
+		return false;
+	}
+	if (err && is_v5(req)) {
+		/* [MQTT-4.13.1-1] a v5 server may answer a malformed CONNECT
+		 * with CONNACK 0x81 (0x82 for a protocol error) before closing. */
+		char why[200];
+		snprintf(why, sizeof why, "malformed CONNECT: %s at byte %zu", e.why ? e.why : roost_err_str(e.err),
+		         e.offset);
+		refuse(c, x, e.err == ROOST_ERR_PROTOCOL ? ROOST_ERR_PROTOCOL : ROOST_ERR_MALFORMED, why);
 		return false;
 	}
 	if (err) {
@@ -48,41 +105,86 @@ static bool connect_decode(roost_conn *c, const uint8_t *pkt, size_t len, roost_
 	return true;
 }
 
+/*
+ * Step 1b: the v5 CONNECT and will properties (already validated by the
+ * codec: types, multiplicity, 0/1 values, non-zero Receive Maximum and
+ * Maximum Packet Size). A 3.1.1 client gets the defaults.
+ */
+static void connect_props(connect_ctx *x)
+{
+	roost_props_iter it;
+	roost_prop p;
+	roost_props_iter_init(&it, x->req.props);
+	while (roost_props_next(&it, &p)) {
+		switch (p.id) {
+		case ROOST_PROP_SESSION_EXPIRY: x->v5.session_expiry = p.u32; break;
+		case ROOST_PROP_RECEIVE_MAXIMUM: x->v5.receive_max = (uint16_t)p.u32; break;
+		case ROOST_PROP_MAXIMUM_PACKET_SIZE: x->v5.max_packet = p.u32; break;
+		case ROOST_PROP_TOPIC_ALIAS_MAXIMUM: x->v5.topic_alias_max = (uint16_t)p.u32; break;
+		case ROOST_PROP_REQUEST_PROBLEM_INFO: x->v5.problem_info = p.u32 != 0; break;
+		case ROOST_PROP_REQUEST_RESPONSE_INFO: x->v5.response_info = p.u32 != 0; break;
+		case ROOST_PROP_AUTH_METHOD: x->auth_method = p.str; break;
+		case ROOST_PROP_AUTH_DATA: x->auth_data = p.str; break;
+		default: break; /* User Properties: nothing in roost reads them */
+		}
+	}
+	roost_props_iter_init(&it, x->req.will_props);
+	while (roost_props_next(&it, &p))
+		if (p.id == ROOST_PROP_WILL_DELAY)
+			x->will_delay = p.u32;
+}
+
 /* Step 2: check the client identifier and limits; may generate an id. */
-static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t gen_cap)
+static bool connect_check(roost_conn *c, connect_ctx *x)
 {
 	roost_broker *b = c->b;
-	if (req->protocol_level == ROOST_MQTT_V5) {
-		/* The codec speaks MQTT 5; the broker's session semantics (reason
-		 * codes, properties, session expiry) do not yet, so a v5 client is
-		 * refused the 3.1.1 way rather than half served [MQTT-3.1.2-2]. */
-		roost_connect v311 = *req;
-		v311.protocol_level = ROOST_MQTT_V311;
-		refuse(c, &v311, 0x01, "MQTT 5 is not supported yet");
-		return false;
-	}
+	roost_connect *req = &x->req;
+	const roost_limits_config *lim = &b->cfg->limits;
 	if (req->client_id.len == 0) {
-		if (!req->clean_start || req->protocol_level == ROOST_MQTT_V31) {
-			/* [MQTT-3.1.3-8] empty id needs clean session; MQTT 3.1
-			 * does not allow an empty id at all. */
-			refuse(c, req, 0x02, "empty client id without clean session");
+		/* [MQTT-3.1.3-8] (3.1.1) an empty id needs clean session; MQTT
+		 * 3.1 does not allow an empty id at all; v5 allows it with either
+		 * Clean Start [MQTT-3.1.3-6]. */
+		if (!is_v5(req) && (!req->clean_start || req->protocol_level == ROOST_MQTT_V31)) {
+			refuse(c, x, ROOST_ERR_BAD_CLIENT_ID, "empty client id without clean session");
 			return false;
 		}
 		/* [MQTT-3.1.3-6] assign a unique id. */
-		snprintf(gen, gen_cap, "auto-%llx-%llx", (unsigned long long)roost_clock_now(&b->clock),
-		         (unsigned long long)++b->generated_ids);
-		req->client_id = (roost_bytes){(const uint8_t *)gen, strlen(gen)};
+		snprintf(x->generated, sizeof x->generated, "auto-%llx-%llx",
+		         (unsigned long long)roost_clock_now(&b->clock), (unsigned long long)++b->generated_ids);
+		req->client_id = (roost_bytes){(const uint8_t *)x->generated, strlen(x->generated)};
+		x->assigned = true;
 	}
-	if (b->cfg->limits.max_keepalive && req->keepalive > b->cfg->limits.max_keepalive) {
-		char why[96];
-		snprintf(why, sizeof why, "keepalive %u exceeds limits.max_keepalive %u", req->keepalive,
-		         b->cfg->limits.max_keepalive);
-		refuse(c, req, 0x02, why);
-		return false;
+	if (lim->max_keepalive && req->keepalive > lim->max_keepalive) {
+		if (is_v5(req)) {
+			/* [MQTT-3.2.2-21] v5: the server's keep alive replaces it. */
+			x->server_keepalive = (uint16_t)lim->max_keepalive;
+		} else {
+			char why[96];
+			snprintf(why, sizeof why, "keepalive %u exceeds limits.max_keepalive %u", req->keepalive,
+			         lim->max_keepalive);
+			refuse(c, x, ROOST_ERR_BAD_CLIENT_ID, why);
+			return false;
+		}
 	}
 	if (req->will_flag && !roost_topic_name_valid(req->will_topic.ptr, req->will_topic.len)) {
 		/* [MQTT-3.1.3-11] the will topic is a topic name. */
-		conn_close(c, false, "invalid will topic [MQTT-3.1.3-11]");
+		if (is_v5(req))
+			refuse(c, x, ROOST_ERR_BAD_TOPIC, "invalid will topic [MQTT-3.1.3-11]");
+		else
+			conn_close(c, false, "invalid will topic [MQTT-3.1.3-11]");
+		return false;
+	}
+	if (is_v5(req) && req->will_flag && req->will_qos > lim->max_qos) {
+		refuse(c, x, ROOST_ERR_QOS_UNSUPPORTED, "will QoS above the server's Maximum QoS [MQTT-3.2.2-12]");
+		return false;
+	}
+	if (is_v5(req) && req->will_flag && req->will_retain && !b->cfg->retain_available) {
+		refuse(c, x, ROOST_ERR_RETAIN_UNSUPPORTED, "retained will while retain is not available [MQTT-3.2.2-13]");
+		return false;
+	}
+	if (x->auth_method.ptr) {
+		/* [MQTT-4.12.0-1] no component implements this method. */
+		refuse(c, x, ROOST_ERR_BAD_AUTH_METHOD, "authentication method not supported");
 		return false;
 	}
 	return true;
@@ -90,9 +192,10 @@ static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t g
 
 /* Step 3: authorise. On success *user is the verified user name (heap, or
  * NULL for an anonymous client), to be kept with the session for ACLs. */
-static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
+static bool connect_authorise(roost_conn *c, connect_ctx *x, char **user)
 {
 	roost_broker *b = c->b;
+	roost_connect *req = &x->req;
 	char cn[256];
 	bool cert = false;
 	*user = NULL;
@@ -100,7 +203,7 @@ static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
 		/* The verified certificate's CN is the user name; the TLS layer
 		 * already refused clients without a certificate. */
 		if (!broker_tls_peer_cn(c->bev, cn, sizeof cn)) {
-			refuse(c, req, 0x05, "no usable client certificate (use_identity_as_username)");
+			refuse(c, x, ROOST_ERR_NOT_AUTHORIZED, "no usable client certificate (use_identity_as_username)");
 			return false;
 		}
 		req->username_flag = true;
@@ -112,15 +215,15 @@ static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
 	if ((req->username_flag && !name) || !id) {
 		roost_free(name);
 		roost_free(id);
-		refuse(c, req, 0x03, "out of memory");
+		refuse(c, x, ROOST_ERR_NOMEM, "out of memory");
 		return false;
 	}
 	const char *why = NULL;
 	int verdict = broker_authz_connect(b, c, id, name, req->password.ptr, req->password.len, cert, &why);
 	roost_free(id);
 	if (verdict == ROOST_AUTH_DENY) {
-		/* 0x04 for a wrong password, 0x05 for anyone not let in. */
-		refuse(c, req, name && b->users && !cert ? 0x04 : 0x05, why);
+		/* 0x04 (v5 0x86) for a wrong password, 0x05 (0x87) for anyone not let in. */
+		refuse(c, x, name && b->users && !cert ? ROOST_ERR_BAD_CREDENTIALS : ROOST_ERR_NOT_AUTHORIZED, why);
 		roost_free(name);
 		return false;
 	}
@@ -135,17 +238,18 @@ static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
  * Step 3b: authorise the will as the PUBLISH it may become [MQTT-3.1.2-8]:
  * the same decision as a client's PUBLISH (topic limits, '$' rule, ACL),
  * for the identity just verified. A will the client may not publish is
- * refused now (3.1.1 CONNACK 0x05; v5 would be 0x87), never dropped
+ * refused now (3.1.1 CONNACK 0x05, v5 0x87), never dropped
  * silently later. It is decided again when it is published: rights can
  * shrink meanwhile (broker_authz_will).
  */
-static bool connect_authorise_will(roost_conn *c, const roost_connect *req, const char *user)
+static bool connect_authorise_will(roost_conn *c, const connect_ctx *x, const char *user)
 {
+	const roost_connect *req = &x->req;
 	if (!req->will_flag)
 		return true;
 	char *id = roost_strndup((const char *)req->client_id.ptr, req->client_id.len);
 	if (!id) {
-		refuse(c, req, ROOST_CONNACK_UNAVAILABLE, "out of memory");
+		refuse(c, x, ROOST_ERR_NOMEM, "out of memory");
 		return false;
 	}
 	const char *why = NULL;
@@ -157,31 +261,74 @@ static bool connect_authorise_will(roost_conn *c, const roost_connect *req, cons
 	char line[300];
 	snprintf(line, sizeof line, "will on %.*s refused: %s", (int)(req->will_topic.len > 200 ? 200 : req->will_topic.len),
 	         (const char *)req->will_topic.ptr, why);
-	refuse(c, req, ROOST_CONNACK_NOT_AUTHORIZED, line);
+	refuse(c, x, ROOST_ERR_NOT_AUTHORIZED, line);
 	return false;
 }
 
 /*
  * Step 3c: a persistent session belongs to the user who created it: another
  * user connecting with its client id (to resume it, or with clean session 1
- * to take it over and discard it) is refused with CONNACK 0x05 (v5 would
- * be 0x87), and the session stays its owner's.
+ * to take it over and discard it) is refused with CONNACK 0x05 (v5 0x87),
+ * and the session stays its owner's.
  */
-static bool connect_check_owner(roost_conn *c, const roost_connect *req, const char *user)
+static bool connect_check_owner(roost_conn *c, const connect_ctx *x, const char *user)
 {
+	const roost_connect *req = &x->req;
 	roost_session *s = broker_session_find(c->b, (const char *)req->client_id.ptr, req->client_id.len);
 	if (!s || roost_session_clean(s) || roost_session_owned_by(s, user))
 		return true;
-	refuse(c, req, ROOST_CONNACK_NOT_AUTHORIZED,
+	refuse(c, x, ROOST_ERR_NOT_AUTHORIZED,
 	       user ? "this client id's persistent session belongs to another user"
 	            : "this client id's persistent session belongs to a user; anonymous clients may not use it");
 	return false;
 }
 
+/*
+ * The session's lifetime as v5 puts it (MQTT 5.0 3.1.2.11.2): Session
+ * Expiry Interval 0 ends it with the connection [MQTT-3.1.2-5]. A 3.1.1
+ * client's clean session flag says the same. A persistent session resumed
+ * with expiry 0 leaves the durable store now.
+ */
+static void session_set_lifetime(roost_broker *b, roost_session *s, const connect_ctx *x)
+{
+	bool clean = is_v5(&x->req) ? x->v5.session_expiry == 0 : x->req.clean_start;
+	if (clean && !roost_session_clean(s)) {
+		broker_store_session_removed(b, s);
+		roost_session_set_clean(s, true);
+	}
+}
+
+/* The will as the PUBLISH it may become: its properties minus the Will
+ * Delay Interval, which is not a PUBLISH property (MQTT 5.0 3.1.3.2). */
+static roost_msg *will_new(const roost_connect *req)
+{
+	uint8_t *props = req->will_props.len ? roost_malloc(req->will_props.len) : NULL;
+	if (req->will_props.len && !props)
+		return NULL;
+	size_t n = 0;
+	roost_props_iter it;
+	roost_prop p;
+	roost_props_iter_init(&it, req->will_props);
+	const uint8_t *at = it.p;
+	while (roost_props_next(&it, &p)) {
+		if (p.id != ROOST_PROP_WILL_DELAY) {
+			memcpy(props + n, at, (size_t)(it.p - at));
+			n += (size_t)(it.p - at);
+		}
+		at = it.p;
+	}
+	roost_msg *m = roost_msg_new_props((const char *)req->will_topic.ptr, req->will_topic.len, props, n,
+	                                   req->will_payload.ptr, req->will_payload.len, req->will_qos,
+	                                   req->will_retain);
+	roost_free(props);
+	return m;
+}
+
 /* Step 4: attach a session, taking over any connection with the same id. */
-static bool connect_apply(roost_conn *c, const roost_connect *req, const char *user, bool *session_present)
+static bool connect_apply(roost_conn *c, const connect_ctx *x, const char *user, bool *session_present)
 {
 	roost_broker *b = c->b;
+	const roost_connect *req = &x->req;
 	const char *id = (const char *)req->client_id.ptr;
 	size_t id_len = req->client_id.len;
 	roost_session *s = broker_session_find(b, id, id_len);
@@ -193,40 +340,108 @@ static bool connect_apply(roost_conn *c, const roost_connect *req, const char *u
 		s = broker_session_find(b, id, id_len); /* a clean one is gone now */
 	}
 	if (s && req->clean_start) {
-		/* [MQTT-3.1.2-6] clean session discards any previous session. */
+		/* [MQTT-3.1.2-6] clean session ([MQTT-3.1.2-4] Clean Start)
+		 * discards any previous session. */
 		broker_session_destroy(b, s);
 		s = NULL;
 	}
 	*session_present = s != NULL; /* [MQTT-3.2.2-1..3] */
 	if (!s) {
-		s = roost_session_new(id, id_len, req->clean_start);
+		s = roost_session_new(id, id_len, is_v5(req) ? x->v5.session_expiry == 0 : req->clean_start);
 		if (!s || broker_session_add(b, s) != ROOST_OK) {
 			roost_session_free(s);
-			refuse(c, req, 0x03, "out of memory creating the session");
+			refuse(c, x, ROOST_ERR_NOMEM, "out of memory creating the session");
 			return false;
 		}
 		broker_store_session_added(b, s);
+	} else {
+		session_set_lifetime(b, s, x);
 	}
 	if (req->will_flag) {
 		/* [MQTT-3.1.2-9] store the will with the connection. */
-		c->will = roost_msg_new((const char *)req->will_topic.ptr, req->will_topic.len,
-		                        req->will_payload.ptr, req->will_payload.len, req->will_qos,
-		                        req->will_retain);
+		c->will = will_new(req);
 		if (!c->will) {
-			refuse(c, req, 0x03, "out of memory storing the will");
+			refuse(c, x, ROOST_ERR_NOMEM, "out of memory storing the will");
 			return false;
 		}
+		c->will_delay = x->will_delay;
 	}
 	if (roost_session_set_username(s, user, user ? strlen(user) : 0) != ROOST_OK) {
-		refuse(c, req, 0x03, "out of memory");
+		refuse(c, x, ROOST_ERR_NOMEM, "out of memory");
 		return false;
 	}
 	c->session = s;
 	c->version = req->protocol_level;
-	c->keepalive = req->keepalive;
+	c->keepalive = x->server_keepalive ? x->server_keepalive : req->keepalive;
+	c->v5 = x->v5;
 	c->state = CONN_ACTIVE;
 	roost_session_set_conn(s, c);
 	return true;
+}
+
+/* response_information with "{client id}" replaced by the client's id. */
+static void put_response_info(roost_props_writer *w, const char *tmpl, const char *id)
+{
+	static const char key[] = "{client id}";
+	char out[1024];
+	size_t n = 0, idlen = strlen(id);
+	for (const char *p = tmpl; *p && n < sizeof out; ) {
+		if (strncmp(p, key, sizeof key - 1) == 0 && n + idlen <= sizeof out) {
+			memcpy(out + n, id, idlen);
+			n += idlen;
+			p += sizeof key - 1;
+		} else {
+			out[n++] = *p++;
+		}
+	}
+	roost_props_put_bytes(w, ROOST_PROP_RESPONSE_INFO, out, n);
+}
+
+/*
+ * The CONNACK properties of an accepted v5 client (MQTT 5.0 3.2.2.3): what
+ * roost allows, each only when it differs from the property's default, and
+ * what it decided for the client.
+ */
+static void connack_props(roost_conn *c, const connect_ctx *x, roost_props_writer *w)
+{
+	const roost_config *cfg = c->b->cfg;
+	const roost_limits_config *lim = &cfg->limits;
+	if (lim->receive_maximum < 65535)
+		roost_props_put_int(w, ROOST_PROP_RECEIVE_MAXIMUM, lim->receive_maximum);
+	if (lim->max_qos < 2) /* [MQTT-3.2.2-9] sent only when below 2 */
+		roost_props_put_int(w, ROOST_PROP_MAXIMUM_QOS, lim->max_qos);
+	if (!cfg->retain_available)
+		roost_props_put_int(w, ROOST_PROP_RETAIN_AVAILABLE, 0);
+	if (lim->max_packet_size < ROOST_MQTT_MAX_REMAINING)
+		roost_props_put_int(w, ROOST_PROP_MAXIMUM_PACKET_SIZE, lim->max_packet_size);
+	if (x->assigned) /* [MQTT-3.2.2-16] */
+		roost_props_put_bytes(w, ROOST_PROP_ASSIGNED_CLIENT_ID, x->req.client_id.ptr, x->req.client_id.len);
+	if (lim->max_topic_alias)
+		roost_props_put_int(w, ROOST_PROP_TOPIC_ALIAS_MAXIMUM, lim->max_topic_alias);
+	/* Implemented by the publish side: said explicitly although absent
+	 * means available. */
+	roost_props_put_int(w, ROOST_PROP_WILDCARD_SUB_AVAILABLE, 1);
+	roost_props_put_int(w, ROOST_PROP_SUB_ID_AVAILABLE, 1);
+	roost_props_put_int(w, ROOST_PROP_SHARED_SUB_AVAILABLE, 1);
+	if (x->server_keepalive) /* [MQTT-3.2.2-21] */
+		roost_props_put_int(w, ROOST_PROP_SERVER_KEEPALIVE, x->server_keepalive);
+	if (x->v5.response_info && cfg->response_information)
+		put_response_info(w, cfg->response_information, conn_client_id(c));
+}
+
+/* Step 5: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
+static void connect_respond(roost_conn *c, const connect_ctx *x, bool present)
+{
+	uint8_t pbuf[2048];
+	roost_props_writer w;
+	roost_props_writer_init(&w, pbuf, sizeof pbuf);
+	if (c->version == ROOST_MQTT_V5)
+		connack_props(c, x, &w);
+	if (w.overflow) {
+		conn_close(c, false, "CONNACK properties do not fit");
+		return;
+	}
+	send_connack(c, c->version, present, ROOST_CONNACK_ACCEPTED, roost_props_writer_bytes(&w));
 }
 
 static void resend_visit(void *ctx, roost_inflight *slot)
@@ -240,23 +455,28 @@ static void resend_visit(void *ctx, roost_inflight *slot)
 
 void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
 {
-	roost_connect req;
-	char generated[64];
+	/* The v5 defaults, also for a 3.1.1 client and a CONNECT refused
+	 * before its properties are read. */
+	connect_ctx x = {.v5 = {.receive_max = 65535, .problem_info = true}};
 	char *user = NULL;
 	bool present = false;
-	bool ok = connect_decode(c, pkt, len, &req) && connect_check(c, &req, generated, sizeof generated) &&
-	          connect_authorise(c, &req, &user) && connect_authorise_will(c, &req, user) &&
-	          connect_check_owner(c, &req, user) && connect_apply(c, &req, user, &present);
+	bool ok = connect_decode(c, pkt, len, &x);
+	if (ok)
+		connect_props(&x);
+	ok = ok && connect_check(c, &x) && connect_authorise(c, &x, &user) &&
+	     connect_authorise_will(c, &x, user) && connect_check_owner(c, &x, user) &&
+	     connect_apply(c, &x, user, &present);
 	roost_free(user);
 	if (!ok)
 		return;
-	/* Step 5: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
-	send_connack(c, c->version, present, 0x00);
+	connect_respond(c, &x, present);
+	if (c->state != CONN_ACTIVE)
+		return;
 	const char *verified = roost_session_username(c->session);
 	roost_log_info(c->b->log, "client %s (%s) connected: MQTT %s, clean %d, keepalive %u%s%s%s",
 	               conn_client_id(c), c->addr,
 	               c->version == ROOST_MQTT_V31 ? "3.1" : c->version == ROOST_MQTT_V5 ? "5" : "3.1.1",
-	               req.clean_start, req.keepalive, present ? ", session resumed" : "",
+	               x.req.clean_start, c->keepalive, present ? ", session resumed" : "",
 	               verified ? ", user " : ", anonymous", verified ? verified : "");
 	conn_arm_keepalive(c);
 	/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH and PUBREL packets with

@@ -98,6 +98,8 @@ struct roost_conn {
 	bool overflowed;          /* output passed the hard limit: close at the next chance */
 	char addr[56];            /* "ip:port" of the peer */
 	conn_v5 v5;               /* MQTT 5 client properties (defaults for 3.1.1) */
+	uint32_t will_delay;      /* v5 Will Delay Interval of c->will, seconds [MQTT-3.1.3-9] */
+	bool linger;              /* a server DISCONNECT is queued: written out before the socket is freed */
 };
 
 typedef struct session_entry {

@@ -360,6 +360,86 @@ START_TEST(test_handlers_long_client_id_keeps_the_close_reason_in_the_line)
 }
 END_TEST
 
+/* ---- MQTT 5, the connect side ---- */
+
+/* CONNECT v5, Clean Start, keepalive 60, empty client id, with the given
+ * property block (props_len < 100 bytes). Returns the packet length. */
+static size_t connect5_packet(uint8_t *out, const uint8_t *props, size_t props_len)
+{
+	static const uint8_t vh[] = {0x00, 0x04, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 60};
+	size_t n = 2;
+	out[0] = 0x10;
+	memcpy(out + n, vh, sizeof vh);
+	n += sizeof vh;
+	out[n++] = (uint8_t)props_len;
+	memcpy(out + n, props, props_len);
+	n += props_len;
+	out[n++] = 0;
+	out[n++] = 0; /* empty client id */
+	out[1] = (uint8_t)(n - 2);
+	return n;
+}
+
+/* [MQTT-3.2.2-16] an empty id gets an Assigned Client Identifier, and the
+ * connection carries the client's v5 properties (conn_v5). */
+START_TEST(test_handlers_v5_assigned_client_id_MQTT_3_2_2_16)
+{
+	fixture f;
+	setup(&f);
+	int peer;
+	roost_conn *c = connect_pair(&f, &peer);
+	/* Receive Maximum 7, Maximum Packet Size 1000, Topic Alias Maximum 3,
+	 * Request Problem Information 0, Request Response Information 1. */
+	static const uint8_t props[] = {0x21, 0, 7, 0x27, 0, 0, 0x03, 0xE8, 0x22, 0, 3, 0x17, 0, 0x19, 1};
+	uint8_t pkt[64];
+	conn_handle_packet(c, pkt, connect5_packet(pkt, props, sizeof props));
+	ck_assert_int_eq(c->state, CONN_ACTIVE);
+	ck_assert_uint_eq(c->version, 5);
+	ck_assert_uint_eq(c->v5.receive_max, 7);
+	ck_assert_uint_eq(c->v5.max_packet, 1000);
+	ck_assert_uint_eq(c->v5.topic_alias_max, 3);
+	ck_assert(!c->v5.problem_info);
+	ck_assert(c->v5.response_info);
+	pump(&f);
+	uint8_t buf[128];
+	ssize_t n = peer_read(peer, buf, sizeof buf);
+	ck_assert_int_ge(n, 6);
+	ck_assert_uint_eq(buf[0], 0x20);
+	ck_assert_uint_eq(buf[2], 0); /* session present 0 */
+	ck_assert_uint_eq(buf[3], 0); /* success */
+	/* The first property is the Assigned Client Identifier: the session's id. */
+	const char *id = roost_session_client_id(c->session);
+	ck_assert_uint_eq(buf[5], ROOST_PROP_ASSIGNED_CLIENT_ID);
+	ck_assert_uint_eq(buf[7], strlen(id));
+	ck_assert_mem_eq(buf + 8, id, strlen(id));
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+/* A v5 client that may not have its will is refused with 0x87, not the
+ * 3.1.1 0x05 [MQTT-3.1.2-8] (Request Problem Information 0: no Reason String). */
+START_TEST(test_handlers_v5_will_refused_0x87)
+{
+	fixture f;
+	setup(&f);
+	int peer;
+	roost_conn *c = connect_pair(&f, &peer);
+	/* flags 06: will, Clean Start; no properties; id "w"; will props empty,
+	 * topic "$w", payload "x". */
+	static const uint8_t pkt[] = {0x10, 24, 0x00, 0x04, 'M', 'Q', 'T', 'T', 5, 0x06, 0, 60, 2, 0x17, 0,
+	                              0, 1, 'w', 0, 0, 2, '$', 'w', 0, 1, 'x'};
+	ck_assert_uint_eq(sizeof pkt, 2 + 24);
+	conn_handle_packet(c, pkt, sizeof pkt);
+	pump(&f);
+	static const uint8_t want[] = {0x20, 3, 0, 0x87, 0};
+	expect_read(peer, want, sizeof want);
+	ck_assert_int_eq(peer_read(peer, (uint8_t[4]){0}, 4), -1); /* closed */
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
 Suite *handlers_suite(void);
 Suite *handlers_suite(void)
 {
@@ -369,6 +449,10 @@ Suite *handlers_suite(void)
 	tcase_add_test(tc, test_handlers_publish_qos1_puback_MQTT_4_3_2_2);
 	tcase_add_test(tc, test_handlers_first_packet_not_connect_MQTT_3_1_0_1);
 	tcase_add_test(tc, test_handlers_long_client_id_keeps_the_close_reason_in_the_line);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("v5");
+	tcase_add_test(tc, test_handlers_v5_assigned_client_id_MQTT_3_2_2_16);
+	tcase_add_test(tc, test_handlers_v5_will_refused_0x87);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hold");
 	tcase_add_test(tc, test_handlers_persistent_connack_waits_for_the_commit);
