@@ -82,8 +82,8 @@ void roost_broker_shutdown(roost_broker *b)
 {
 	b->shutting_down = true;
 	broker_listeners_close(b);
-	while (b->conns)
-		conn_close(b->conns, false, "broker shutting down");
+	while (b->conns) /* v5: DISCONNECT 0x8B; no will is published while shutting down */
+		conn_disconnect(b->conns, ROOST_RC5_SHUTTING_DOWN, "broker shutting down");
 }
 
 void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out)

@@ -23,11 +23,13 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 
@@ -152,9 +154,33 @@ fail:
 	return NULL;
 }
 
+/*
+ * A server DISCONNECT was queued (conn_disconnect): the connection is closed
+ * already, but the packet should still reach the client. One non-blocking
+ * write of what is unsent, straight to the socket (through the TLS session
+ * for TLS), just before the socket is freed: a client that does not read
+ * loses it, nobody waits for it.
+ */
+static void linger_write(roost_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t n = evbuffer_get_length(out);
+	if (!c->linger || n == 0)
+		return;
+	const void *data = evbuffer_pullup(out, (ev_ssize_t)n);
+	if (!data)
+		return;
+	SSL *ssl = c->listener && c->listener->ssl ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	if (ssl && n <= INT_MAX)
+		(void)SSL_write(ssl, data, (int)n);
+	else if (!ssl) /* a peer gone already is no SIGPIPE */
+		(void)send(bufferevent_getfd(c->bev), data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 void broker_conn_free(roost_conn *c)
 {
 	assert(c->state == CONN_DEAD);
+	linger_write(c);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	roost_free(c);
@@ -400,10 +426,72 @@ void conn_close(roost_conn *c, bool publish_will, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* DISCONNECT's reason codes (MQTT 5.0 3.14.2.1) a server may send. */
+static bool disconnect_code_ok(uint8_t code)
+{
+	static const uint8_t ok[] = {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90,
+	                             0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F,
+	                             0xA0, 0xA1, 0xA2};
+	return memchr(ok, code, sizeof ok) != NULL;
+}
+
+/* Queue DISCONNECT(code, Reason String why) on the socket's own buffer
+ * (not the hold: what is held is never acknowledged now). */
+static void send_disconnect(roost_conn *c, uint8_t code, const char *why)
+{
+	uint8_t pbuf[256], pkt[300];
+	roost_props_writer w;
+	roost_props_writer_init(&w, pbuf, sizeof pbuf);
+	if (c->v5.problem_info) { /* [MQTT-3.1.2-29] */
+		size_t n = strlen(why);
+		roost_props_put_bytes(&w, ROOST_PROP_REASON_STRING, why, n > 200 ? 200 : n);
+	}
+	roost_disconnect d = {.reason = code, .props = roost_props_writer_bytes(&w)};
+	size_t n = roost_encode_disconnect(pkt, sizeof pkt, ROOST_MQTT_V5, &d);
+	if (n == 0 || n > sizeof pkt)
+		return;
+	evbuffer_add(bufferevent_get_output(c->bev), pkt, n);
+	c->linger = true;
+}
+
+void conn_disconnect(roost_conn *c, uint8_t code, const char *fmt, ...)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	char why[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	if (!disconnect_code_ok(code))
+		code = ROOST_RC5_UNSPECIFIED;
+	/* A 3.1.1 client has no server DISCONNECT: it is just closed. */
+	bool v5 = c->version == ROOST_MQTT_V5 && c->state == CONN_ACTIVE;
+	if (v5)
+		send_disconnect(c, code, why);
+	/* [MQTT-3.1.2-8] a close for any reason but the client's DISCONNECT
+	 * publishes the will. */
+	if (v5)
+		conn_close(c, true, "DISCONNECT 0x%02x: %s", code, why);
+	else
+		conn_close(c, true, "%s", why);
+}
+
+roost_err conn_disconnect_client(roost_broker *b, const char *client_id)
+{
+	roost_session *s = broker_session_find(b, client_id, strlen(client_id));
+	roost_conn *c = s ? roost_session_conn(s) : NULL;
+	if (!c)
+		return ROOST_ERR_NOT_FOUND;
+	conn_disconnect(c, ROOST_RC5_ADMIN_ACTION, "disconnected by an administrator");
+	return ROOST_OK;
+}
+
 void conn_close_codec(roost_conn *c, const char *what, const roost_codec_error *e)
 {
-	conn_close(c, true, "%s: %s: %s at byte %zu", what, roost_err_str(e->err),
-	           e->why ? e->why : "", e->offset);
+	/* 0x81 malformed, 0x82 protocol error, 0x95 packet too large. */
+	conn_disconnect(c, roost_err_reason_code(e->err, ROOST_MQTT_V5), "%s: %s: %s at byte %zu", what,
+	                roost_err_str(e->err), e->why ? e->why : "", e->offset);
 }
 
 /* Reason to log once the output of a closing connection is flushed. */
@@ -507,6 +595,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	roost_conn *c = arg;
 	roost_broker *b = c->b;
 	if (c->overflowed && c->state != CONN_DEAD) {
+		/* No DISCONNECT: it would queue behind what the client does not read. */
 		conn_close(c, true, "not reading: %zu bytes unsent (more than %u)",
 		           evbuffer_get_length(bufferevent_get_output(c->bev)), ROOST_OUTPUT_HARD_LIMIT);
 		return;
@@ -519,7 +608,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	uint64_t now = roost_clock_now(&b->clock);
 	if (roost_keepalive_left_ms(c->last_rx_ms, now, c->keepalive) == 0) {
-		conn_close(c, true, "keepalive expired (%u s x 1.5 without a packet)", c->keepalive);
+		conn_disconnect(c, ROOST_RC5_KEEPALIVE_TIMEOUT, "keepalive expired (%u s x 1.5 without a packet)",
+		                c->keepalive);
 		return;
 	}
 	if (slow_left_ms(c, now) == 0) {
@@ -542,7 +632,7 @@ static void dispatch_switch(roost_conn *c, uint8_t type, const uint8_t *pkt, siz
 	switch (type) {
 	case ROOST_MQTT_CONNECT:
 		if (c->state != CONN_AWAIT_CONNECT) {
-			conn_close(c, true, "second CONNECT [MQTT-3.1.0-2]");
+			conn_disconnect(c, ROOST_RC5_PROTOCOL_ERROR, "second CONNECT [MQTT-3.1.0-2]");
 			return;
 		}
 		handle_connect(c, pkt, len);
@@ -573,7 +663,7 @@ static void dispatch_switch(roost_conn *c, uint8_t type, const uint8_t *pkt, siz
 	default:
 		/* CONNACK, SUBACK, UNSUBACK, PINGRESP only flow server -> client;
 		 * AUTH needs MQTT 5. */
-		conn_close(c, true, "unexpected %s from a client", roost_mqtt_type_name(type));
+		conn_disconnect(c, ROOST_RC5_PROTOCOL_ERROR, "unexpected %s from a client", roost_mqtt_type_name(type));
 		return;
 	}
 }

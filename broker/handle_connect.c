@@ -336,7 +336,8 @@ static bool connect_apply(roost_conn *c, const connect_ctx *x, const char *user,
 		/* [MQTT-3.1.4-2] the existing client is disconnected; its will
 		 * is published, as for any close without DISCONNECT. */
 		roost_conn *old = roost_session_conn(s);
-		conn_close(old, true, "session taken over by a new connection from %s", c->addr);
+		conn_disconnect(old, ROOST_RC5_SESSION_TAKEN_OVER, "session taken over by a new connection from %s",
+		                c->addr);
 		s = broker_session_find(b, id, id_len); /* a clean one is gone now */
 	}
 	if (s && req->clean_start) {

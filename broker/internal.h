@@ -235,6 +235,22 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 /* Close now: publish the will if publish_will, detach the session, schedule free. */
 void conn_close(roost_conn *c, bool publish_will, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * A broker-initiated close with a reason: an MQTT 5 client is sent
+ * DISCONNECT with this reason code (MQTT 5.0 3.14.2.1; a code DISCONNECT
+ * may not carry becomes 0x80) and a Reason String unless it asked for no
+ * problem information [MQTT-3.1.2-29], written out just before the socket
+ * is freed; a 3.1.1 client is just closed. Either way the close is at
+ * once, and the will is published [MQTT-3.1.2-8]. Used for 0x8E session
+ * taken over, 0x8D keep alive timeout, 0x81/0x82/0x95 (conn_close_codec),
+ * 0x8B shutting down, 0x98 administrative action, and by the publish side
+ * for 0x93 receive maximum exceeded, 0x94 topic alias invalid, 0x97 quota.
+ */
+void conn_disconnect(roost_conn *c, uint8_t reason_code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* An administrator disconnects client_id (DISCONNECT 0x98); NOT_FOUND when
+ * it is not connected. */
+roost_err conn_disconnect_client(roost_broker *b, const char *client_id);
 /* Close after everything queued so far has been written (e.g. CONNACK then close). */
 void conn_close_after_flush(roost_conn *c, const char *why);
 void conn_send(roost_conn *c, const void *data, size_t len);

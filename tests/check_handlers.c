@@ -28,11 +28,29 @@ typedef struct fixture {
 	roost_broker *b;
 	roost_log log;
 	roost_listener l;
+	uint64_t now; /* the fake clock's reading (setup_fake_clock) */
 } fixture;
+
+static void setup_clock(fixture *f, roost_clock clock);
 
 static void setup(fixture *f)
 {
+	setup_clock(f, roost_clock_system());
+}
+
+/* With a fake clock: f->now, in milliseconds, is what the broker reads. */
+static void setup_fake_clock(fixture *f)
+{
+	setup_clock(f, (roost_clock){.now_ms = roost_clock_fake_now, .ctx = &f->now});
+	f->now = 1000;
+}
+
+static void setup_clock(fixture *f, roost_clock clock)
+{
+	uint64_t *now = clock.ctx;
 	memset(f, 0, sizeof *f);
+	if (now == &f->now)
+		f->now = 1000;
 	f->base = event_base_new();
 	ck_assert_int_eq(roost_config_defaults(&f->cfg), ROOST_OK);
 	f->cfg->allow_anonymous = 1;
@@ -40,7 +58,7 @@ static void setup(fixture *f)
 	roost_free(f->cfg->persistence.path);
 	f->cfg->persistence.path = roost_strdup(":memory:");
 	f->log = (roost_log){.level = ROOST_LOG_ERROR};
-	f->b = roost_broker_new(f->base, f->cfg, &f->log, roost_clock_system());
+	f->b = roost_broker_new(f->base, f->cfg, &f->log, clock);
 	ck_assert_ptr_nonnull(f->b);
 	ck_assert_int_eq(roost_broker_open_store(f->b), ROOST_OK);
 	f->l = (roost_listener){.b = f->b, .cfg = &f->cfg->listeners[0], .loopback = true};
@@ -440,6 +458,112 @@ START_TEST(test_handlers_v5_will_refused_0x87)
 }
 END_TEST
 
+/* Connect a v5 client "id" (2 bytes) with Clean Start and keep alive ka;
+ * its CONNACK is read and checked for success. */
+static roost_conn *connected5(fixture *f, const char *id, uint16_t ka, int *peer)
+{
+	roost_conn *c = connect_pair(f, peer);
+	const uint8_t pkt[] = {0x10, 15, 0x00, 0x04, 'M', 'Q', 'T', 'T', 5, 0x02, (uint8_t)(ka >> 8), (uint8_t)ka,
+	                       0, 0, 2, (uint8_t)id[0], (uint8_t)id[1]};
+	conn_handle_packet(c, pkt, sizeof pkt);
+	pump(f);
+	uint8_t buf[64];
+	ck_assert_int_gt(peer_read(*peer, buf, sizeof buf), 4);
+	ck_assert_uint_eq(buf[0], 0x20);
+	ck_assert_uint_eq(buf[3], 0x00);
+	return c;
+}
+
+/* The next packet the peer reads is DISCONNECT with this reason code and a
+ * Reason String (the peer then sees the close). */
+static void expect_disconnect5(int peer, uint8_t code)
+{
+	uint8_t buf[512];
+	ssize_t n = peer_read(peer, buf, sizeof buf);
+	ck_assert_int_ge(n, 5);
+	ck_assert_uint_eq(buf[0], 0xE0);
+	ck_assert_uint_eq(buf[1], (size_t)n - 2);
+	ck_assert_uint_eq(buf[2], code);
+	ck_assert_uint_eq(buf[4], ROOST_PROP_REASON_STRING);
+	ck_assert_int_eq(peer_read(peer, buf, sizeof buf), -1);
+}
+
+/* [MQTT-3.1.2-24] keep alive expiry on the fake clock: DISCONNECT 0x8D. */
+START_TEST(test_handlers_v5_keepalive_timeout_disconnect_0x8d)
+{
+	fixture f;
+	setup_fake_clock(&f);
+	int peer;
+	roost_conn *c = connected5(&f, "ka", 10, &peer);
+	f.now += 14000; /* under 1.5 x 10 s: the timer finds time left */
+	event_active(c->timer, EV_TIMEOUT, 0);
+	pump(&f);
+	ck_assert_int_eq(c->state, CONN_ACTIVE);
+	f.now += 1000;
+	event_active(c->timer, EV_TIMEOUT, 0);
+	pump(&f);
+	expect_disconnect5(peer, ROOST_RC5_KEEPALIVE_TIMEOUT);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+/* [MQTT-3.1.4-3] a second connection with the id takes the session over:
+ * the first gets DISCONNECT 0x8E. */
+START_TEST(test_handlers_v5_session_taken_over_0x8e)
+{
+	fixture f;
+	setup(&f);
+	int p1, p2;
+	connected5(&f, "to", 60, &p1);
+	connected5(&f, "to", 60, &p2);
+	expect_disconnect5(p1, ROOST_RC5_SESSION_TAKEN_OVER);
+	close(p1);
+	close(p2);
+	teardown(&f);
+}
+END_TEST
+
+/* [MQTT-3.1.0-2] a second CONNECT is a protocol error: DISCONNECT 0x82;
+ * a 3.1.1 client is just closed, as before. */
+START_TEST(test_handlers_v5_second_connect_0x82_MQTT_3_1_0_2)
+{
+	fixture f;
+	setup(&f);
+	int peer;
+	roost_conn *c = connected5(&f, "sc", 60, &peer);
+	const uint8_t pkt[] = {0x10, 15, 0x00, 0x04, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 60, 0, 0, 2, 's', 'c'};
+	conn_handle_packet(c, pkt, sizeof pkt);
+	pump(&f);
+	expect_disconnect5(peer, ROOST_RC5_PROTOCOL_ERROR);
+	close(peer);
+	c = connected(&f, "s3", true, &peer);
+	uint8_t pkt3[16];
+	connect_packet(pkt3, "s3", true);
+	conn_handle_packet(c, pkt3, sizeof pkt3);
+	pump(&f);
+	ck_assert_int_eq(peer_read(peer, pkt3, sizeof pkt3), -1); /* closed, nothing sent */
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
+/* 0x98: the administrator's disconnect, for the status page. */
+START_TEST(test_handlers_v5_admin_disconnect_0x98)
+{
+	fixture f;
+	setup(&f);
+	int peer;
+	connected5(&f, "ad", 60, &peer);
+	ck_assert_int_eq(conn_disconnect_client(f.b, "nobody"), ROOST_ERR_NOT_FOUND);
+	ck_assert_int_eq(conn_disconnect_client(f.b, "ad"), ROOST_OK);
+	pump(&f);
+	expect_disconnect5(peer, ROOST_RC5_ADMIN_ACTION);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
 Suite *handlers_suite(void);
 Suite *handlers_suite(void)
 {
@@ -453,6 +577,10 @@ Suite *handlers_suite(void)
 	tc = tcase_create("v5");
 	tcase_add_test(tc, test_handlers_v5_assigned_client_id_MQTT_3_2_2_16);
 	tcase_add_test(tc, test_handlers_v5_will_refused_0x87);
+	tcase_add_test(tc, test_handlers_v5_keepalive_timeout_disconnect_0x8d);
+	tcase_add_test(tc, test_handlers_v5_session_taken_over_0x8e);
+	tcase_add_test(tc, test_handlers_v5_second_connect_0x82_MQTT_3_1_0_2);
+	tcase_add_test(tc, test_handlers_v5_admin_disconnect_0x98);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hold");
 	tcase_add_test(tc, test_handlers_persistent_connack_waits_for_the_commit);

@@ -6,6 +6,7 @@ clients: mosquitto_pub/mosquitto_sub -V mqttv5 and paho-mqtt (MQTTv5).
 """
 
 import shutil
+import signal
 import subprocess
 import threading
 
@@ -13,8 +14,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from roostlib import (CONNACK, HOST, BrokerTestCase, Will, connect_packet_v5, limits,
-                      main, parse_connack_v5, roost_only, roost_yaml)
+from roostlib import (CONNACK, DISCONNECT, HOST, BrokerTestCase, Will, connect_packet_v5, limits,
+                      main, parse_connack_v5, parse_reason_props, publish_packet, roost_only,
+                      roost_yaml)
 
 PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
@@ -140,6 +142,60 @@ class V5ConnectTest(BrokerTestCase):
         p = c.recv_packet()
         self.assertEqual(parse_connack_v5(p).reason, 0x81)
         c.expect_closed()
+
+    # -- server DISCONNECT with reason codes (MQTT 5.0 3.14.2.1) ---------------
+
+    def expect_disconnect(self, c, reason):
+        p = c.recv_packet()
+        self.assertEqual(p.type, DISCONNECT, "expected DISCONNECT, got %r" % (p,))
+        code, props = parse_reason_props(p)
+        self.assertEqual(code, reason, props)
+        self.assertIn("reason_string", props)
+        c.expect_closed()
+        return props
+
+    def test_MQTT_3_1_4_3_session_taken_over_0x8e(self):
+        first, _ = self.connect5("v5-take")
+        self.connect5("v5-take")
+        self.expect_disconnect(first, 0x8E)
+
+    def test_MQTT_3_1_2_24_keep_alive_timeout_0x8d(self):
+        c, _ = self.connect5("v5-ka1", keepalive=1)
+        self.expect_disconnect(c, 0x8D)
+
+    def test_malformed_packet_0x81(self):
+        c, _ = self.connect5("v5-mal")
+        c.send(b"\xc0\x01\x00")   # PINGREQ with a body [MQTT-3.12]
+        self.expect_disconnect(c, 0x81)
+        self.broker.wait_for_log(r"client v5-mal .* closed: DISCONNECT 0x81: malformed PINGREQ")
+
+    @limits(max_packet_size=64)
+    def test_packet_too_large_0x95(self):
+        c, ack = self.connect5("v5-big")
+        self.assertEqual(ack.props.get("maximum_packet_size"), 64)
+        c.send(publish_packet("big", b"x" * 100))
+        self.expect_disconnect(c, 0x95)
+
+    def test_MQTT_3_1_0_2_second_connect_0x82(self):
+        c, _ = self.connect5("v5-two")
+        c.send(connect_packet_v5("v5-two"))
+        self.expect_disconnect(c, 0x82)
+
+    def test_reason_string_left_out_when_problem_info_0(self):
+        c, _ = self.connect5("v5-q2", properties=[("request_problem_info", 0)])
+        c.send(connect_packet_v5("v5-q2"))
+        p = c.recv_packet()
+        self.assertEqual(parse_reason_props(p), (0x82, {}))
+
+    def test_server_shutting_down_0x8b(self):
+        c, _ = self.connect5("v5-down")
+        c3 = self.client("v3-down")    # 3.1.1: just closed
+        self.broker.send_signal(signal.SIGTERM)
+        self.expect_disconnect(c, 0x8B)
+        c3.expect_closed()
+        self.assertEqual(self.broker.proc.wait(timeout=10), 0)
+        self.broker.stop(check=False)
+        self.broker.assert_no_sanitizer_report()
 
     # -- real clients ------------------------------------------------------
 
