@@ -190,21 +190,29 @@ static bool connect_check(roost_conn *c, connect_ctx *x)
 	return true;
 }
 
-/* Step 3: authorise. On success *user is the verified user name (heap, or
- * NULL for an anonymous client), to be kept with the session for ACLs. */
-static bool connect_authorise(roost_conn *c, connect_ctx *x, char **user)
+/*
+ * Step 3: authenticate — who is this? The cheap decisions (hooks, a TLS
+ * certificate, the anonymous policy) are made here; a password goes to
+ * broker_connect_verify(), which may take it off the loop: then false is
+ * returned with v->verdict ROOST_AUTH_PENDING and the CONNECT resumes in
+ * handle_connect_resume(). pkt/len: the whole packet, kept by that check;
+ * cn: the caller's buffer for a certificate's name (req->username points
+ * into it afterwards).
+ */
+static bool connect_authenticate(roost_conn *c, connect_ctx *x, const uint8_t *pkt, size_t len,
+                                 char cn[static 256], connect_verdict *v)
 {
 	roost_broker *b = c->b;
 	roost_connect *req = &x->req;
-	char cn[256];
+	const char *gen_id = x->assigned ? x->generated : "";
 	bool cert = false;
-	*user = NULL;
 	if (c->listener->cfg->use_identity_as_username) {
 		/* The verified certificate's CN is the user name; the TLS layer
 		 * already refused clients without a certificate. */
-		if (!broker_tls_peer_cn(c->bev, cn, sizeof cn)) {
-			refuse(c, x, ROOST_ERR_NOT_AUTHORIZED, "no usable client certificate (use_identity_as_username)");
-			return false;
+		if (!broker_tls_peer_cn(c->bev, cn, 256)) {
+			*v = (connect_verdict){ROOST_AUTH_DENY, ROOST_ERR_NOT_AUTHORIZED,
+			                       "no usable client certificate (use_identity_as_username)"};
+			return true;
 		}
 		req->username_flag = true;
 		req->username = (roost_bytes){(const uint8_t *)cn, strlen(cn)};
@@ -212,30 +220,43 @@ static bool connect_authorise(roost_conn *c, connect_ctx *x, char **user)
 	}
 	char *name = req->username_flag ? roost_strndup((const char *)req->username.ptr, req->username.len) : NULL;
 	char *id = roost_strndup((const char *)req->client_id.ptr, req->client_id.len);
-	if ((req->username_flag && !name) || !id) {
-		roost_free(name);
-		roost_free(id);
+	const struct roost_auth_db *users = NULL;
+	*v = (connect_verdict){ROOST_AUTH_DENY, ROOST_ERR_NOMEM, "out of memory"};
+	if ((!req->username_flag || name) && id) {
+		v->verdict = broker_authz_connect_decide(b, c, id, name, req->password.ptr, req->password.len, cert,
+		                                         &users, &v->why);
+		v->err = ROOST_ERR_NOT_AUTHORIZED; /* anyone not let in [MQTT-3.2.2-5] */
+		if (v->verdict == ROOST_AUTH_VERIFY)
+			broker_connect_verify(c, name, req->password.ptr, req->password.len, pkt, len, gen_id, v);
+	}
+	roost_free(name);
+	roost_free(id);
+	return v->verdict != ROOST_AUTH_PENDING;
+}
+
+/* Step 4: authorise. Refuses a denied client; on success *user is the
+ * verified user name (heap, or NULL for an anonymous client), to be kept
+ * with the session for ACLs. */
+static bool connect_authorise(roost_conn *c, const connect_ctx *x, const connect_verdict *v, char **user)
+{
+	const roost_connect *req = &x->req;
+	*user = NULL;
+	if (v->verdict == ROOST_AUTH_DENY) {
+		/* 0x04 (v5 0x86) for a wrong password, 0x05 (0x87) for anyone not let in. */
+		refuse(c, x, v->err, v->why ? v->why : "refused");
+		return false;
+	}
+	if (v->verdict != ROOST_AUTH_ALLOW || !req->username_flag)
+		return true; /* admitted as anonymous */
+	if (!(*user = roost_strndup((const char *)req->username.ptr, req->username.len))) {
 		refuse(c, x, ROOST_ERR_NOMEM, "out of memory");
 		return false;
 	}
-	const char *why = NULL;
-	int verdict = broker_authz_connect(b, c, id, name, req->password.ptr, req->password.len, cert, &why);
-	roost_free(id);
-	if (verdict == ROOST_AUTH_DENY) {
-		/* 0x04 (v5 0x86) for a wrong password, 0x05 (0x87) for anyone not let in. */
-		refuse(c, x, name && b->users && !cert ? ROOST_ERR_BAD_CREDENTIALS : ROOST_ERR_NOT_AUTHORIZED, why);
-		roost_free(name);
-		return false;
-	}
-	if (verdict == ROOST_AUTH_ALLOW)
-		*user = name; /* verified: an identity for ACLs */
-	else
-		roost_free(name); /* admitted as anonymous */
-	return true;
+	return true; /* verified: an identity for ACLs */
 }
 
 /*
- * Step 3b: authorise the will as the PUBLISH it may become [MQTT-3.1.2-8]:
+ * Step 4a: authorise the will as the PUBLISH it may become [MQTT-3.1.2-8]:
  * the same decision as a client's PUBLISH (topic limits, '$' rule, ACL),
  * for the identity just verified. A will the client may not publish is
  * refused now (3.1.1 CONNACK 0x05, v5 0x87), never dropped
@@ -253,8 +274,8 @@ static bool connect_authorise_will(roost_conn *c, const connect_ctx *x, const ch
 		return false;
 	}
 	const char *why = NULL;
-	roost_err err = broker_authz_publish(c->b, id, user, (const char *)req->will_topic.ptr, req->will_topic.len,
-	                                     &why);
+	roost_err err = broker_authz_publish(c->b, c, id, user, (const char *)req->will_topic.ptr,
+	                                     req->will_topic.len, &why);
 	roost_free(id);
 	if (err == ROOST_OK)
 		return true;
@@ -266,7 +287,7 @@ static bool connect_authorise_will(roost_conn *c, const connect_ctx *x, const ch
 }
 
 /*
- * Step 3c: a persistent session belongs to the user who created it: another
+ * Step 4b: a persistent session belongs to the user who created it: another
  * user connecting with its client id (to resume it, or with clean session 1
  * to take it over and discard it) is refused with CONNACK 0x05 (v5 0x87),
  * and the session stays its owner's.
@@ -324,7 +345,7 @@ static roost_msg *will_new(const roost_connect *req)
 	return m;
 }
 
-/* Step 4: attach a session, taking over any connection with the same id. */
+/* Step 5: attach a session, taking over any connection with the same id. */
 static bool connect_apply(roost_conn *c, const connect_ctx *x, const char *user, bool *session_present)
 {
 	roost_broker *b = c->b;
@@ -367,10 +388,13 @@ static bool connect_apply(roost_conn *c, const connect_ctx *x, const char *user,
 		}
 		c->will_delay = x->will_delay;
 	}
+	bool claimed = !roost_session_owner_known(s); /* new, or restored from a store without owners */
 	if (roost_session_set_username(s, user, user ? strlen(user) : 0) != ROOST_OK) {
 		refuse(c, x, ROOST_ERR_NOMEM, "out of memory");
 		return false;
 	}
+	if (claimed)
+		broker_store_session_owner(b, s); /* the owner survives restarts */
 	c->session = s;
 	c->version = req->protocol_level;
 	c->keepalive = x->server_keepalive ? x->server_keepalive : req->keepalive;
@@ -430,7 +454,7 @@ static void connack_props(roost_conn *c, const connect_ctx *x, roost_props_write
 		put_response_info(w, cfg->response_information, conn_client_id(c));
 }
 
-/* Step 5: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
+/* Step 6: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
 static void connect_respond(roost_conn *c, const connect_ctx *x, bool present)
 {
 	uint8_t pbuf[2048];
@@ -454,34 +478,72 @@ static void resend_visit(void *ctx, roost_inflight *slot)
 		conn_send_publish(c, slot->msg, slot->qos, slot->packet_id, true); /* [MQTT-3.3.1-1] DUP */
 }
 
-void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
+/* Steps 4-6, once the client is authenticated. */
+static void connect_finish(roost_conn *c, const connect_ctx *x, const connect_verdict *v)
 {
-	/* The v5 defaults, also for a 3.1.1 client and a CONNECT refused
-	 * before its properties are read. */
-	connect_ctx x = {.v5 = {.receive_max = 65535, .problem_info = true}};
 	char *user = NULL;
 	bool present = false;
-	bool ok = connect_decode(c, pkt, len, &x);
-	if (ok)
-		connect_props(&x);
-	ok = ok && connect_check(c, &x) && connect_authorise(c, &x, &user) &&
-	     connect_authorise_will(c, &x, user) && connect_check_owner(c, &x, user) &&
-	     connect_apply(c, &x, user, &present);
+	bool ok = connect_authorise(c, x, v, &user) && connect_authorise_will(c, x, user) &&
+	          connect_check_owner(c, x, user) && connect_apply(c, x, user, &present);
 	roost_free(user);
 	if (!ok)
 		return;
-	connect_respond(c, &x, present);
+	connect_respond(c, x, present);
 	if (c->state != CONN_ACTIVE)
 		return;
 	const char *verified = roost_session_username(c->session);
 	roost_log_info(c->b->log, "client %s (%s) connected: MQTT %s, clean %d, keepalive %u%s%s%s",
 	               conn_client_id(c), c->addr,
 	               c->version == ROOST_MQTT_V31 ? "3.1" : c->version == ROOST_MQTT_V5 ? "5" : "3.1.1",
-	               x.req.clean_start, c->keepalive, present ? ", session resumed" : "",
+	               x->req.clean_start, c->keepalive, present ? ", session resumed" : "",
 	               verified ? ", user " : ", anonymous", verified ? verified : "");
 	conn_arm_keepalive(c);
 	/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH and PUBREL packets with
 	 * their original packet ids, then whatever waited in the queue. */
 	roost_session_inflight_foreach(c->session, resend_visit, c);
 	broker_session_pump(c->b, c->session);
+}
+
+/* The v5 defaults, also for a 3.1.1 client and a CONNECT refused before its
+ * properties are read. */
+#define CONNECT_CTX_INIT {.v5 = {.receive_max = 65535, .problem_info = true}}
+
+void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
+{
+	connect_ctx x = CONNECT_CTX_INIT;
+	char cn[256];
+	connect_verdict v;
+	if (!connect_decode(c, pkt, len, &x))
+		return;
+	connect_props(&x);
+	if (connect_check(c, &x) && connect_authenticate(c, &x, pkt, len, cn, &v))
+		connect_finish(c, &x, &v);
+}
+
+void handle_connect_resume(roost_conn *c, const uint8_t *pkt, size_t len, const char *gen_id,
+                           const connect_verdict *v)
+{
+	connect_ctx x = CONNECT_CTX_INIT;
+	roost_codec_error e = {0};
+	c->state = CONN_AWAIT_CONNECT;
+	/* Decoded once already: it cannot fail now. */
+	if (roost_decode_connect(pkt, len, &x.req, &e) != ROOST_OK) {
+		conn_close_codec(c, "malformed CONNECT", &e);
+		return;
+	}
+	connect_props(&x);
+	if (gen_id && *gen_id) {
+		snprintf(x.generated, sizeof x.generated, "%s", gen_id);
+		x.req.client_id = (roost_bytes){(const uint8_t *)x.generated, strlen(x.generated)};
+		x.assigned = true;
+	}
+	/* The same checks again (they passed): they also decide Server Keep Alive. */
+	if (!connect_check(c, &x))
+		return;
+	connect_finish(c, &x, v);
+	if (c->state == CONN_ACTIVE) {
+		/* Packets the client sent after its CONNECT waited unread. */
+		bufferevent_enable(c->bev, EV_READ);
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	}
 }

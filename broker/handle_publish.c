@@ -19,7 +19,7 @@
 static bool publish_allowed(roost_conn *c, const roost_publish *p)
 {
 	const char *why = NULL;
-	if (broker_authz_publish(c->b, roost_session_client_id(c->session), roost_session_username(c->session),
+	if (broker_authz_publish(c->b, c, roost_session_client_id(c->session), roost_session_username(c->session),
 	                         (const char *)p->topic.ptr, p->topic.len, &why) == ROOST_OK)
 		return true;
 	roost_log_notice(c->b->log, "client %s: PUBLISH to %.*s dropped: %s", conn_client_id(c),
