@@ -69,6 +69,7 @@ void roost_broker_free(roost_broker *b)
 		roost_session_free(e->s);
 		roost_free(e);
 	}
+	broker_expiry_free(b);
 	roost_topic_tree_free(b->tree);
 	if (b->reaper)
 		event_free(b->reaper);
@@ -170,6 +171,7 @@ void broker_session_destroy(roost_broker *b, roost_session *s)
 	}
 	void *args[2] = {b->tree, s};
 	roost_session_sub_foreach(s, unsubscribe_visit, args);
+	broker_expiry_cancel(b, s);
 	broker_store_session_removed(b, s);
 	roost_session_free(s);
 }

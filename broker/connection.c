@@ -405,9 +405,13 @@ static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_l
 	c->session = NULL;
 	if (s && roost_session_conn(s) == c) {
 		roost_session_set_conn(s, NULL);
-		/* [MQTT-3.1.2-6] a clean session ends with its connection. */
+		/* [MQTT-3.1.2-6] a clean session ends with its connection
+		 * ([MQTT-3.1.2-5] v5: Session Expiry Interval 0); another
+		 * ends when its interval has passed (expiry.c). */
 		if (roost_session_clean(s))
 			broker_session_destroy(b, s);
+		else
+			broker_expiry_session_offline(b, s);
 	}
 	/* [MQTT-3.1.2-8] the will is published when the network connection is
 	 * closed for any reason other than DISCONNECT. Published after the

@@ -313,10 +313,15 @@ static bool connect_check_owner(roost_conn *c, const connect_ctx *x, const char 
 static void session_set_lifetime(roost_broker *b, roost_session *s, const connect_ctx *x)
 {
 	bool clean = is_v5(&x->req) ? x->v5.session_expiry == 0 : x->req.clean_start;
-	if (clean && !roost_session_clean(s)) {
-		broker_store_session_removed(b, s);
-		roost_session_set_clean(s, true);
-	}
+	uint32_t expiry = b->cfg->limits.persistent_session_expiry;
+	if (is_v5(&x->req))
+		expiry = x->v5.session_expiry;
+	else if (clean)
+		expiry = 0;
+	else if (expiry == 0) /* 0 = off: a 3.1.1 persistent session never expires */
+		expiry = ROOST_SESSION_NEVER_EXPIRES;
+	broker_session_set_expiry(b, s, expiry);
+	broker_expiry_cancel(b, s); /* back online: no countdown [MQTT-3.1.2-23] */
 }
 
 /* The will as the PUBLISH it may become: its properties minus the Will
@@ -376,9 +381,8 @@ static bool connect_apply(roost_conn *c, const connect_ctx *x, const char *user,
 			return false;
 		}
 		broker_store_session_added(b, s);
-	} else {
-		session_set_lifetime(b, s, x);
 	}
+	session_set_lifetime(b, s, x);
 	if (req->will_flag) {
 		/* [MQTT-3.1.2-9] store the will with the connection. */
 		c->will = will_new(req);

@@ -172,6 +172,12 @@ struct roost_broker {
 
 	roost_broker_stats stats;
 	uint64_t retain_refused;          /* new retained topics refused by limits.max_retained_messages */
+	/* expiry.c: offline sessions by Session Expiry deadline (a min-heap) */
+	roost_session **expiry_heap;
+	size_t expiry_n, expiry_cap;
+	struct event *expiry_ev;          /* armed for the heap's top only */
+	uint64_t expiry_armed_ms;         /* the deadline it is armed for; 0 = not armed */
+	uint64_t expiry_rearms;           /* times it was (re)armed: tests count wake-ups */
 	bool shutting_down;
 };
 
@@ -216,6 +222,18 @@ void broker_store_retain(roost_broker *b, const roost_msg *msg);
 uint64_t broker_store_writes(const roost_broker *b);
 /* Make sure a commit runs in this loop pass (and reports to commit_done). */
 void broker_store_commit_soon(roost_broker *b);
+
+/* ---- expiry.c: Session Expiry Interval ---- */
+/* s went offline: end it after roost_session_expiry(s) seconds (never for
+ * ROOST_SESSION_NEVER_EXPIRES). */
+void broker_expiry_session_offline(roost_broker *b, roost_session *s);
+/* s came back or is destroyed: no longer scheduled (a no-op if it was not). */
+void broker_expiry_cancel(roost_broker *b, roost_session *s);
+void broker_expiry_free(roost_broker *b);
+/* Set s's interval; 0 makes it end with its connection (it leaves the store). */
+void broker_session_set_expiry(roost_broker *b, roost_session *s, uint32_t seconds);
+/* After loading the store: offline sessions get limits.persistent_session_expiry. */
+void broker_expiry_loaded(roost_broker *b);
 
 /* ---- net.c ---- */
 /* Stop accepting: close every listening socket (shutdown). */

@@ -42,6 +42,8 @@ struct roost_session {
 
 	roost_session_stats stats;
 	roost_session_mark mark;
+	roost_session_expiry_slot expiry_slot;
+	uint32_t expiry;   /* Session Expiry Interval, seconds */
 	roost_session_sink_fn sink;
 	void *sink_ctx;
 	char *username;
@@ -75,6 +77,8 @@ roost_session *roost_session_new(const char *client_id, size_t len, bool clean)
 		return NULL;
 	}
 	s->clean = clean;
+	s->expiry = clean ? 0 : ROOST_SESSION_NEVER_EXPIRES;
+	s->expiry_slot.index = SIZE_MAX;
 	s->next_pid = 1;
 	s->next_seq = 1;
 	return s;
@@ -141,6 +145,9 @@ roost_session_sink_fn roost_session_sink(const roost_session *s, void **ctx)
 }
 
 roost_session_mark *roost_session_mark_get(roost_session *s) { return &s->mark; }
+void roost_session_set_expiry(roost_session *s, uint32_t seconds) { s->expiry = seconds; }
+uint32_t roost_session_expiry(const roost_session *s) { return s->expiry; }
+roost_session_expiry_slot *roost_session_expiry_slot_get(roost_session *s) { return &s->expiry_slot; }
 void *roost_session_conn(const roost_session *s) { return s->conn; }
 void roost_session_set_conn(roost_session *s, void *conn) { s->conn = conn; }
 

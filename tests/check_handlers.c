@@ -564,6 +564,177 @@ START_TEST(test_handlers_v5_admin_disconnect_0x98)
 }
 END_TEST
 
+/* ---- Session Expiry Interval on the fake clock ---- */
+
+static void count_session(void *ctx, const char *client_id)
+{
+	(void)client_id;
+	(*(int *)ctx)++;
+}
+
+/* Sessions in the durable store, after the pending commit. */
+static int stored_sessions(fixture *f)
+{
+	pump(f);
+	int n = 0;
+	roost_persist_visitor v = {.session = count_session};
+	ck_assert_int_eq(roost_persist_load(f->b->store, &v, &n), ROOST_OK);
+	return n;
+}
+
+/* CONNECT v5 "id" (2 bytes), Clean Start as given, Session Expiry Interval
+ * secs; CONNACK read. */
+static roost_conn *connected5_expiry(fixture *f, const char *id, bool clean, uint32_t secs, int *peer)
+{
+	roost_conn *c = connect_pair(f, peer);
+	const uint8_t pkt[] = {0x10, 20, 0x00, 0x04, 'M', 'Q', 'T', 'T', 5, clean ? 0x02 : 0x00, 0, 60, 5, 0x11,
+	                       (uint8_t)(secs >> 24), (uint8_t)(secs >> 16), (uint8_t)(secs >> 8), (uint8_t)secs, 0, 2,
+	                       (uint8_t)id[0], (uint8_t)id[1]};
+	conn_handle_packet(c, pkt, sizeof pkt);
+	pump(f);
+	uint8_t buf[64];
+	ck_assert_int_gt(peer_read(*peer, buf, sizeof buf), 4);
+	ck_assert_uint_eq(buf[3], 0x00);
+	return c;
+}
+
+static void fire_expiry(fixture *f)
+{
+	if (f->b->expiry_ev)
+		event_active(f->b->expiry_ev, EV_TIMEOUT, 0);
+	pump(f);
+}
+
+static bool expiry_armed(fixture *f)
+{
+	return f->b->expiry_ev && event_pending(f->b->expiry_ev, EV_TIMEOUT, NULL);
+}
+
+/* [MQTT-3.1.2-5] N seconds after the disconnect the session is gone, from
+ * memory and from the store; not a millisecond before. */
+START_TEST(test_session_expiry_n_seconds_MQTT_3_1_2_5)
+{
+	fixture f;
+	setup_fake_clock(&f);
+	int peer;
+	roost_conn *c = connected5_expiry(&f, "e1", false, 10, &peer);
+	ck_assert(!expiry_armed(&f)); /* online: no countdown */
+	conn_handle_packet(c, disconnect, sizeof disconnect);
+	close(peer);
+	ck_assert(expiry_armed(&f));
+	ck_assert_int_eq(stored_sessions(&f), 1);
+	f.now += 9999;
+	fire_expiry(&f);
+	ck_assert_ptr_nonnull(broker_session_find(f.b, "e1", 2));
+	f.now += 1;
+	fire_expiry(&f);
+	ck_assert_ptr_null(broker_session_find(f.b, "e1", 2));
+	ck_assert_int_eq(stored_sessions(&f), 0);
+	ck_assert(!expiry_armed(&f)); /* nothing due: no timer */
+	teardown(&f);
+}
+END_TEST
+
+/* 0 ends with the connection [MQTT-3.1.2-5]; 0xFFFFFFFF never ends, and no
+ * timer is armed for it. */
+START_TEST(test_session_expiry_zero_and_never)
+{
+	fixture f;
+	setup_fake_clock(&f);
+	int p1, p2;
+	roost_conn *c = connected5_expiry(&f, "z0", false, 0, &p1);
+	conn_handle_packet(c, disconnect, sizeof disconnect);
+	ck_assert_ptr_null(broker_session_find(f.b, "z0", 2));
+	c = connected5_expiry(&f, "nv", false, 0xFFFFFFFFu, &p2);
+	conn_handle_packet(c, disconnect, sizeof disconnect);
+	ck_assert_ptr_nonnull(broker_session_find(f.b, "nv", 2));
+	ck_assert(!expiry_armed(&f));
+	f.now += 1000ull * 0xFFFFFFFEu;
+	fire_expiry(&f);
+	ck_assert_ptr_nonnull(broker_session_find(f.b, "nv", 2));
+	close(p1);
+	close(p2);
+	teardown(&f);
+}
+END_TEST
+
+/* One timer for the earliest deadline: re-armed only when the earliest
+ * changes; a reconnect cancels the countdown [MQTT-3.1.2-4]. */
+START_TEST(test_session_expiry_one_timer_for_the_earliest)
+{
+	fixture f;
+	setup_fake_clock(&f);
+	int p[4];
+	const char *ids[] = {"t1", "t2", "t3"};
+	const uint32_t secs[] = {30, 10, 20};
+	for (int i = 0; i < 3; i++) {
+		roost_conn *c = connected5_expiry(&f, ids[i], false, secs[i], &p[i]);
+		conn_handle_packet(c, disconnect, sizeof disconnect);
+		close(p[i]);
+	}
+	/* armed for t1 (30 s), then t2 (10 s) came earlier; t3 (20 s) did not move it */
+	ck_assert_uint_eq(f.b->expiry_rearms, 2);
+	ck_assert_uint_eq(f.b->expiry_armed_ms, 1000 + 10000);
+	/* t2 comes back: the earliest is now t3 */
+	roost_conn *c = connected5_expiry(&f, "t2", false, 10, &p[3]);
+	ck_assert_uint_eq(f.b->expiry_armed_ms, 1000 + 20000);
+	f.now += 20000;
+	fire_expiry(&f);
+	ck_assert_ptr_null(broker_session_find(f.b, "t3", 2));
+	ck_assert_ptr_nonnull(broker_session_find(f.b, "t1", 2));
+	ck_assert_ptr_nonnull(broker_session_find(f.b, "t2", 2));
+	f.now += 10000;
+	fire_expiry(&f);
+	ck_assert_ptr_null(broker_session_find(f.b, "t1", 2));
+	ck_assert_ptr_eq(c->session, broker_session_find(f.b, "t2", 2)); /* online: never expires */
+	ck_assert(!expiry_armed(&f));
+	close(p[3]);
+	teardown(&f);
+}
+END_TEST
+
+/* [MQTT-3.14.2-2] DISCONNECT may change the interval, but not from 0. */
+START_TEST(test_session_expiry_changed_on_disconnect_MQTT_3_14_2_2)
+{
+	fixture f;
+	setup_fake_clock(&f);
+	int p1, p2;
+	/* 60 s at CONNECT, 5 s at DISCONNECT */
+	roost_conn *c = connected5_expiry(&f, "d1", false, 60, &p1);
+	const uint8_t disc5[] = {0xE0, 7, 0x00, 5, 0x11, 0, 0, 0, 5};
+	conn_handle_packet(c, disc5, sizeof disc5);
+	close(p1);
+	ck_assert_uint_eq(f.b->expiry_armed_ms, 1000 + 5000);
+	/* 0 at CONNECT, 5 at DISCONNECT: protocol error, DISCONNECT 0x82 */
+	c = connected5_expiry(&f, "d2", true, 0, &p2);
+	conn_handle_packet(c, disc5, sizeof disc5);
+	pump(&f);
+	expect_disconnect5(p2, ROOST_RC5_PROTOCOL_ERROR);
+	ck_assert_ptr_null(broker_session_find(f.b, "d2", 2));
+	close(p2);
+	teardown(&f);
+}
+END_TEST
+
+/* limits.persistent_session_expiry: the same mechanism for 3.1.1. */
+START_TEST(test_session_expiry_v311_persistent_session_expiry)
+{
+	fixture f;
+	setup_fake_clock(&f);
+	f.cfg->limits.persistent_session_expiry = 60;
+	int peer;
+	roost_conn *c = connected(&f, "p3", false, &peer);
+	conn_handle_packet(c, disconnect, sizeof disconnect);
+	close(peer);
+	ck_assert_uint_eq(f.b->expiry_armed_ms, 1000 + 60000);
+	f.now += 60000;
+	fire_expiry(&f);
+	ck_assert_ptr_null(broker_session_find(f.b, "p3", 2));
+	ck_assert_int_eq(stored_sessions(&f), 0);
+	teardown(&f);
+}
+END_TEST
+
 Suite *handlers_suite(void);
 Suite *handlers_suite(void)
 {
@@ -581,6 +752,13 @@ Suite *handlers_suite(void)
 	tcase_add_test(tc, test_handlers_v5_session_taken_over_0x8e);
 	tcase_add_test(tc, test_handlers_v5_second_connect_0x82_MQTT_3_1_0_2);
 	tcase_add_test(tc, test_handlers_v5_admin_disconnect_0x98);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("expiry");
+	tcase_add_test(tc, test_session_expiry_n_seconds_MQTT_3_1_2_5);
+	tcase_add_test(tc, test_session_expiry_zero_and_never);
+	tcase_add_test(tc, test_session_expiry_one_timer_for_the_earliest);
+	tcase_add_test(tc, test_session_expiry_changed_on_disconnect_MQTT_3_14_2_2);
+	tcase_add_test(tc, test_session_expiry_v311_persistent_session_expiry);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hold");
 	tcase_add_test(tc, test_handlers_persistent_connack_waits_for_the_commit);

@@ -100,6 +100,28 @@ bool roost_session_owner_known(const roost_session *s);
  * the owner, or when the owner is unknown. */
 bool roost_session_owned_by(const roost_session *s, const char *username);
 
+/*
+ * Session Expiry Interval (MQTT 5.0 3.1.2.11.2), seconds: how long the
+ * session outlives its connection. 0 ends it with the connection (the
+ * session is then "clean"), ROOST_SESSION_NEVER_EXPIRES keeps it forever
+ * [MQTT-3.1.2-5]. A 3.1.1 persistent session carries
+ * limits.persistent_session_expiry, or NEVER when that is 0.
+ */
+#define ROOST_SESSION_NEVER_EXPIRES UINT32_MAX
+void roost_session_set_expiry(roost_session *s, uint32_t seconds);
+uint32_t roost_session_expiry(const roost_session *s);
+
+/*
+ * Scratch slot for the broker's expiry scheduler (one timer for the
+ * earliest deadline): the deadline in clock milliseconds and the session's
+ * position in the scheduler's heap, SIZE_MAX while not scheduled.
+ */
+typedef struct roost_session_expiry_slot {
+	uint64_t deadline_ms;
+	size_t index;
+} roost_session_expiry_slot;
+roost_session_expiry_slot *roost_session_expiry_slot_get(roost_session *s);
+
 /* Broker-owned opaque pointer (the live connection, or NULL when offline). */
 void *roost_session_conn(const roost_session *s);
 void roost_session_set_conn(roost_session *s, void *conn);

@@ -9,12 +9,14 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from roostlib import (CONNACK, DISCONNECT, HOST, BrokerTestCase, Will, connect_packet_v5, limits,
+from roostlib import (CONNACK, DISCONNECT, HOST, BrokerTestCase, Will, connect_packet_v5,
+                      disconnect_packet_v5, limits,
                       main, parse_connack_v5, parse_reason_props, publish_packet, roost_only,
                       roost_yaml)
 
@@ -196,6 +198,28 @@ class V5ConnectTest(BrokerTestCase):
         self.assertEqual(self.broker.proc.wait(timeout=10), 0)
         self.broker.stop(check=False)
         self.broker.assert_no_sanitizer_report()
+
+    # -- Session Expiry Interval (3.1.2.11.2) ---------------------------------
+
+    def test_MQTT_3_1_2_5_session_expires_after_its_interval(self):
+        c, ack = self.connect5("v5-exp", clean=False, properties=[("session_expiry", 1)])
+        c.send(disconnect_packet_v5())
+        c.expect_closed()
+        c, ack = self.connect5("v5-exp", clean=False, properties=[("session_expiry", 1)])
+        self.assertEqual(ack.session_present, 1, "[MQTT-3.2.2-2] resumed within the interval")
+        c.send(disconnect_packet_v5())
+        c.expect_closed()
+        mark = self.broker.log_mark()
+        t0 = time.monotonic()
+        self.broker.wait_for_log(r"session v5-exp expired", timeout=5, since=mark)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.8)
+        _, ack = self.connect5("v5-exp", clean=False, properties=[("session_expiry", 1)])
+        self.assertEqual(ack.session_present, 0, "expired: a new session")
+
+    def test_MQTT_3_14_2_2_disconnect_cannot_set_expiry_after_0(self):
+        c, _ = self.connect5("v5-e0")
+        c.send(disconnect_packet_v5(0, [("session_expiry", 30)]))
+        self.expect_disconnect(c, 0x82)
 
     # -- real clients ------------------------------------------------------
 
