@@ -405,6 +405,13 @@ static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_l
 	c->session = NULL;
 	if (s && roost_session_conn(s) == c) {
 		roost_session_set_conn(s, NULL);
+		if (will && publish_will && c->will_delay && !roost_session_clean(s) && !b->shutting_down) {
+			/* [MQTT-3.1.3-9] the will waits for its delay, or for the
+			 * session's end if that is first (a clean session ends now,
+			 * so its will goes now). */
+			broker_expiry_will_delay(b, s, will, c->will_delay);
+			will = NULL;
+		}
 		/* [MQTT-3.1.2-6] a clean session ends with its connection
 		 * ([MQTT-3.1.2-5] v5: Session Expiry Interval 0); another
 		 * ends when its interval has passed (expiry.c). */

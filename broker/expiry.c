@@ -116,15 +116,68 @@ static bool schedule(roost_broker *b, roost_session *s, uint64_t deadline_ms)
 	return true;
 }
 
-void broker_expiry_session_offline(roost_broker *b, roost_session *s)
+/* The session's next event: the earlier of its end and its will's due time. */
+static void reschedule(roost_broker *b, roost_session *s)
 {
-	uint32_t secs = roost_session_expiry(s);
-	if (secs == ROOST_SESSION_NEVER_EXPIRES)
+	roost_session_expiry_slot *slot = roost_session_expiry_slot_get(s);
+	uint64_t due = roost_session_will_due(s) ? roost_session_will_due(s) : UINT64_MAX;
+	if (slot->ends_ms < due)
+		due = slot->ends_ms;
+	if (due == UINT64_MAX) {
+		broker_expiry_cancel(b, s);
 		return;
-	uint64_t due = roost_clock_now(&b->clock) + (uint64_t)secs * 1000u;
+	}
 	if (!schedule(b, s, due))
 		roost_log_warn(b->log, "session %s: out of memory scheduling its expiry; it is kept",
 		               roost_session_client_id(s));
+}
+
+void broker_expiry_session_offline(roost_broker *b, roost_session *s)
+{
+	uint32_t secs = roost_session_expiry(s);
+	roost_session_expiry_slot *slot = roost_session_expiry_slot_get(s);
+	slot->ends_ms = secs == ROOST_SESSION_NEVER_EXPIRES ? UINT64_MAX
+	                                                    : roost_clock_now(&b->clock) + (uint64_t)secs * 1000u;
+	reschedule(b, s);
+}
+
+void broker_expiry_will_delay(roost_broker *b, roost_session *s, roost_msg *will, uint32_t delay)
+{
+	roost_session_will_take(s, will, roost_clock_now(&b->clock) + (uint64_t)delay * 1000u);
+}
+
+void broker_expiry_session_online(roost_broker *b, roost_session *s)
+{
+	broker_expiry_cancel(b, s);
+	roost_msg *will = roost_session_will_remove(s);
+	if (will) /* [MQTT-3.1.3-9] the client came back before the delay */
+		roost_log_info(b->log, "client %s reconnected: its delayed will on %s is not published",
+		               roost_session_client_id(s), will->topic);
+	roost_msg_unref(will);
+}
+
+/* Publish the session's waiting will, decided again for the session's
+ * identity as at any will's publication (rights may have shrunk). */
+static void publish_waiting_will(roost_broker *b, roost_session *s)
+{
+	roost_msg *will = roost_session_will_remove(s);
+	if (!will)
+		return;
+	const char *why = NULL;
+	if (broker_authz_publish(b, NULL, roost_session_client_id(s), roost_session_username(s), will->topic,
+	                         will->topic_len, &why) == ROOST_OK)
+		broker_publish(b, will);
+	else
+		roost_log_notice(b->log, "client %s: delayed will on %s not published: %s", roost_session_client_id(s),
+		                 will->topic, why);
+	roost_msg_unref(will);
+}
+
+void broker_session_end(roost_broker *b, roost_session *s)
+{
+	/* [MQTT-3.1.3-9] the will at the session's end if that comes first */
+	publish_waiting_will(b, s);
+	broker_session_destroy(b, s);
 }
 
 static void expiry_cb(evutil_socket_t fd, short what, void *arg)
@@ -136,9 +189,17 @@ static void expiry_cb(evutil_socket_t fd, short what, void *arg)
 	b->expiry_armed_ms = 0;
 	while (b->expiry_n && deadline(b->expiry_heap[0]) <= now) {
 		roost_session *s = b->expiry_heap[0];
-		roost_log_info(b->log, "session %s expired (%u s offline)", roost_session_client_id(s),
-		               roost_session_expiry(s));
-		broker_session_destroy(b, s); /* cancels it here, and removes it from the store */
+		broker_expiry_cancel(b, s);
+		uint64_t will_due = roost_session_will_due(s);
+		if (will_due && will_due <= now)
+			publish_waiting_will(b, s);
+		if (roost_session_expiry_slot_get(s)->ends_ms <= now) {
+			roost_log_info(b->log, "session %s expired (%u s offline)", roost_session_client_id(s),
+			               roost_session_expiry(s));
+			broker_session_end(b, s); /* gone from memory and the store */
+		} else {
+			reschedule(b, s);
+		}
 	}
 	rearm(b);
 }

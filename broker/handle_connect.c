@@ -321,7 +321,7 @@ static void session_set_lifetime(roost_broker *b, roost_session *s, const connec
 	else if (expiry == 0) /* 0 = off: a 3.1.1 persistent session never expires */
 		expiry = ROOST_SESSION_NEVER_EXPIRES;
 	broker_session_set_expiry(b, s, expiry);
-	broker_expiry_cancel(b, s); /* back online: no countdown [MQTT-3.1.2-23] */
+	broker_expiry_session_online(b, s); /* no countdown, no delayed will [MQTT-3.1.3-9] */
 }
 
 /* The will as the PUBLISH it may become: its properties minus the Will
@@ -368,8 +368,9 @@ static bool connect_apply(roost_conn *c, const connect_ctx *x, const char *user,
 	}
 	if (s && req->clean_start) {
 		/* [MQTT-3.1.2-6] clean session ([MQTT-3.1.2-4] Clean Start)
-		 * discards any previous session. */
-		broker_session_destroy(b, s);
+		 * discards any previous session; its delayed will, if any, is
+		 * published as the session ends [MQTT-3.1.3-9]. */
+		broker_session_end(b, s);
 		s = NULL;
 	}
 	*session_present = s != NULL; /* [MQTT-3.2.2-1..3] */

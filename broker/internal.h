@@ -227,7 +227,14 @@ void broker_store_commit_soon(roost_broker *b);
 /* s went offline: end it after roost_session_expiry(s) seconds (never for
  * ROOST_SESSION_NEVER_EXPIRES). */
 void broker_expiry_session_offline(roost_broker *b, roost_session *s);
-/* s came back or is destroyed: no longer scheduled (a no-op if it was not). */
+/* The client came back: no countdown, and a delayed will is dropped [MQTT-3.1.3-9]. */
+void broker_expiry_session_online(roost_broker *b, roost_session *s);
+/* Keep will (consumed) with the offline s, published after delay seconds or
+ * at the session's end, whichever is first; call before ..._offline. */
+void broker_expiry_will_delay(roost_broker *b, roost_session *s, roost_msg *will, uint32_t delay);
+/* End s: its delayed will is published, then it is destroyed. */
+void broker_session_end(roost_broker *b, roost_session *s);
+/* s is destroyed: no longer scheduled (a no-op if it was not). */
 void broker_expiry_cancel(roost_broker *b, roost_session *s);
 void broker_expiry_free(roost_broker *b);
 /* Set s's interval; 0 makes it end with its connection (it leaves the store). */

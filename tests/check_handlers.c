@@ -735,6 +735,133 @@ START_TEST(test_session_expiry_v311_persistent_session_expiry)
 }
 END_TEST
 
+/* ---- Will Delay Interval [MQTT-3.1.3-9] ---- */
+
+/* CONNECT v5 "id", Clean Start 0, Session Expiry secs, a will on "a/b"
+ * ("w", QoS 0) with Will Delay Interval delay; CONNACK read. */
+static roost_conn *connected5_will(fixture *f, const char *id, uint32_t secs, uint32_t delay, int *peer)
+{
+	roost_conn *c = connect_pair(f, peer);
+	const uint8_t pkt[] = {0x10, 34, 0x00, 0x04, 'M', 'Q', 'T', 'T', 5, 0x04, 0, 60,
+	                       5, 0x11, (uint8_t)(secs >> 24), (uint8_t)(secs >> 16), (uint8_t)(secs >> 8), (uint8_t)secs,
+	                       0, 2, (uint8_t)id[0], (uint8_t)id[1],
+	                       5, 0x18, (uint8_t)(delay >> 24), (uint8_t)(delay >> 16), (uint8_t)(delay >> 8), (uint8_t)delay,
+	                       0, 3, 'a', '/', 'b', 0, 1, 'w'};
+	ck_assert_uint_eq(sizeof pkt, 36);
+	conn_handle_packet(c, pkt, sizeof pkt);
+	pump(f);
+	uint8_t buf[64];
+	ck_assert_int_gt(peer_read(*peer, buf, sizeof buf), 4);
+	ck_assert_uint_eq(buf[3], 0x00);
+	return c;
+}
+
+static const uint8_t will_publish[] = {0x30, 6, 0, 3, 'a', '/', 'b', 'w'};
+
+/* A 3.1.1 subscriber to a/b; returns its peer. */
+static int will_watcher(fixture *f)
+{
+	int peer;
+	roost_conn *c = connected(f, "ww", true, &peer);
+	conn_handle_packet(c, subscribe_q1, sizeof subscribe_q1);
+	pump(f);
+	expect_read(peer, suback_q1, sizeof suback_q1);
+	return peer;
+}
+
+static bool nothing_to_read(int fd)
+{
+	uint8_t buf[8];
+	return peer_read(fd, buf, sizeof buf) == 0;
+}
+
+/* The will waits for its delay after a close without DISCONNECT. */
+START_TEST(test_will_delay_interval_MQTT_3_1_3_9)
+{
+	fixture f;
+	setup_fake_clock(&f);
+	int w = will_watcher(&f);
+	int peer;
+	connected5_will(&f, "wd", 60, 5, &peer);
+	close(peer); /* the network connection goes: no DISCONNECT */
+	pump(&f);
+	ck_assert(nothing_to_read(w));
+	f.now += 4999;
+	fire_expiry(&f);
+	ck_assert(nothing_to_read(w));
+	f.now += 1;
+	fire_expiry(&f);
+	expect_read(w, will_publish, sizeof will_publish);
+	ck_assert_ptr_nonnull(broker_session_find(f.b, "wd", 2)); /* the session lives on */
+	close(w);
+	teardown(&f);
+}
+END_TEST
+
+/* A reconnect before the delay: the will is not published. */
+START_TEST(test_will_delay_reconnect_cancels_MQTT_3_1_3_9)
+{
+	fixture f;
+	setup_fake_clock(&f);
+	int w = will_watcher(&f);
+	int p1, p2;
+	connected5_will(&f, "wr", 60, 5, &p1);
+	close(p1);
+	pump(&f);
+	f.now += 2000;
+	connected5_expiry(&f, "wr", false, 60, &p2);
+	f.now += 10000;
+	fire_expiry(&f);
+	ck_assert(nothing_to_read(w));
+	close(p2);
+	close(w);
+	teardown(&f);
+}
+END_TEST
+
+/* The session ends first (2 s < 10 s): the will goes at its end. */
+START_TEST(test_will_at_session_end_if_first_MQTT_3_1_3_9)
+{
+	fixture f;
+	setup_fake_clock(&f);
+	int w = will_watcher(&f);
+	int peer;
+	connected5_will(&f, "we", 2, 10, &peer);
+	close(peer);
+	pump(&f);
+	f.now += 2000;
+	fire_expiry(&f);
+	expect_read(w, will_publish, sizeof will_publish);
+	ck_assert_ptr_null(broker_session_find(f.b, "we", 2));
+	close(w);
+	teardown(&f);
+}
+END_TEST
+
+/* DISCONNECT 0x04 publishes the will; 0x00 does not [MQTT-3.14.4-3]. */
+START_TEST(test_disconnect_with_will_message_0x04)
+{
+	fixture f;
+	setup_fake_clock(&f);
+	int w = will_watcher(&f);
+	int p1, p2;
+	roost_conn *c = connected5_will(&f, "d4", 0, 0, &p1);
+	const uint8_t disc4[] = {0xE0, 1, 0x04};
+	conn_handle_packet(c, disc4, sizeof disc4);
+	pump(&f);
+	expect_read(w, will_publish, sizeof will_publish);
+	c = connected5_will(&f, "d0", 0, 0, &p2);
+	const uint8_t disc0[] = {0xE0, 1, 0x00};
+	conn_handle_packet(c, disc0, sizeof disc0);
+	pump(&f);
+	ck_assert(nothing_to_read(w));
+	close(p1);
+	close(p2);
+	close(w);
+	teardown(&f);
+}
+END_TEST
+
 Suite *handlers_suite(void);
 Suite *handlers_suite(void)
 {
@@ -759,6 +886,10 @@ Suite *handlers_suite(void)
 	tcase_add_test(tc, test_session_expiry_one_timer_for_the_earliest);
 	tcase_add_test(tc, test_session_expiry_changed_on_disconnect_MQTT_3_14_2_2);
 	tcase_add_test(tc, test_session_expiry_v311_persistent_session_expiry);
+	tcase_add_test(tc, test_will_delay_interval_MQTT_3_1_3_9);
+	tcase_add_test(tc, test_will_delay_reconnect_cancels_MQTT_3_1_3_9);
+	tcase_add_test(tc, test_will_at_session_end_if_first_MQTT_3_1_3_9);
+	tcase_add_test(tc, test_disconnect_with_will_message_0x04);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hold");
 	tcase_add_test(tc, test_handlers_persistent_connack_waits_for_the_commit);

@@ -117,10 +117,23 @@ uint32_t roost_session_expiry(const roost_session *s);
  * position in the scheduler's heap, SIZE_MAX while not scheduled.
  */
 typedef struct roost_session_expiry_slot {
-	uint64_t deadline_ms;
+	uint64_t deadline_ms; /* the heap's key: the earlier of ends_ms and the will's due time */
+	uint64_t ends_ms;     /* when the session ends; UINT64_MAX: never */
 	size_t index;
 } roost_session_expiry_slot;
 roost_session_expiry_slot *roost_session_expiry_slot_get(roost_session *s);
+
+/*
+ * A will waiting for its Will Delay Interval [MQTT-3.1.3-9] while the
+ * session is offline: published when due_ms (clock time) comes or when the
+ * session ends, whichever is first; dropped when the client reconnects.
+ * roost_session_will_take consumes the reference (any previous will is
+ * released); roost_session_will_remove hands it back (NULL: none).
+ */
+void roost_session_will_take(roost_session *s, roost_msg *will, uint64_t due_ms);
+roost_msg *roost_session_will_remove(roost_session *s);
+/* When the waiting will is due; 0 when there is none. */
+uint64_t roost_session_will_due(const roost_session *s);
 
 /* Broker-owned opaque pointer (the live connection, or NULL when offline). */
 void *roost_session_conn(const roost_session *s);

@@ -221,6 +221,31 @@ class V5ConnectTest(BrokerTestCase):
         c.send(disconnect_packet_v5(0, [("session_expiry", 30)]))
         self.expect_disconnect(c, 0x82)
 
+    # -- Will Delay Interval (3.1.3.2.2) ----------------------------------------
+
+    def test_MQTT_3_1_3_9_will_delay_interval(self):
+        watcher = self.client("v5-watch")
+        watcher.subscribe(("v5/will", 0))
+        c, _ = self.connect5("v5-wd", clean=False, properties=[("session_expiry", 30)],
+                             will=Will("v5/will", b"gone"), will_properties=[("will_delay", 1)])
+        t0 = time.monotonic()
+        c.abort()                       # no DISCONNECT
+        watcher.expect_no_publish(0.5)
+        m = watcher.expect_publish("v5/will", b"gone")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9, m)
+
+    def test_disconnect_0x04_publishes_the_will_0x00_does_not(self):
+        watcher = self.client("v5-watch4")
+        watcher.subscribe(("v5/w4", 0))
+        for reason, published in ((0x00, False), (0x04, True)):
+            c, _ = self.connect5("v5-d%d" % reason, will=Will("v5/w4", b"w%d" % reason))
+            c.send(disconnect_packet_v5(reason))
+            c.expect_closed()
+            if published:
+                watcher.expect_publish("v5/w4", b"w4")
+            else:
+                watcher.expect_no_publish(0.3)
+
     # -- real clients ------------------------------------------------------
 
     def test_mosquitto_pub_sub_v5(self):
