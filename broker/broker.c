@@ -87,6 +87,18 @@ void roost_broker_shutdown(roost_broker *b)
 		conn_disconnect(b->conns, ROOST_RC5_SHUTTING_DOWN, "broker shutting down");
 }
 
+void roost_broker_watch_connections(roost_broker *b, void (*fn)(void *ctx), void *ctx)
+{
+	b->conn_watch = fn;
+	b->conn_watch_ctx = ctx;
+}
+
+void broker_connections_changed(roost_broker *b)
+{
+	if (b->conn_watch)
+		b->conn_watch(b->conn_watch_ctx);
+}
+
 void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out)
 {
 	*out = b->stats;

@@ -143,6 +143,7 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 		b->conns->prev = c;
 	b->conns = c;
 	b->stats.connections++;
+	broker_connections_changed(b);
 	return c;
 fail:
 	if (c->bev)
@@ -376,6 +377,7 @@ static void conn_unlink(roost_conn *c)
 		c->next->prev = c->prev;
 	c->next = c->prev = NULL;
 	b->stats.connections--;
+	broker_connections_changed(b);
 }
 
 static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_list ap)

@@ -61,6 +61,7 @@ typedef struct roost_listener {
 	struct event *retry;      /* re-enables accepting after a pause (net.c) */
 	unsigned retry_ms;        /* current pause; 0 = accepting normally */
 	unsigned failed_accepts;  /* since accepting last worked */
+	roost_log_ratelimit refused_rl; /* "connection refused: max_connections" lines */
 } roost_listener;
 
 /*
@@ -179,6 +180,8 @@ struct roost_broker {
 	uint64_t expiry_armed_ms;         /* the deadline it is armed for; 0 = not armed */
 	uint64_t expiry_rearms;           /* times it was (re)armed: tests count wake-ups */
 	bool shutting_down;
+	void (*conn_watch)(void *ctx);    /* the daemon's connection-count watcher */
+	void *conn_watch_ctx;
 };
 
 struct roost_broker_sub {
@@ -188,6 +191,8 @@ struct roost_broker_sub {
 };
 
 /* ---- broker.c ---- */
+/* After stats.connections changed: tell the daemon's watcher. */
+void broker_connections_changed(roost_broker *b);
 roost_session *broker_session_find(roost_broker *b, const char *id, size_t len);
 roost_err broker_session_add(roost_broker *b, roost_session *s);
 /* Remove the session from the map and the trie, and free it. */
