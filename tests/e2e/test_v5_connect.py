@@ -246,6 +246,29 @@ class V5ConnectTest(BrokerTestCase):
             else:
                 watcher.expect_no_publish(0.3)
 
+    # -- malformed DISCONNECT / AUTH (MQTT 5.0 2.2.2, 4.13) ---------------------
+
+    def test_MQTT_4_13_disconnect_duplicate_property_0x82(self):
+        c, _ = self.connect5("v5-dd", properties=[("session_expiry", 10)])
+        c.send(disconnect_packet_v5(0, [("session_expiry", 1), ("session_expiry", 2)]))
+        self.expect_disconnect(c, 0x82)
+        self.broker.wait_for_log(r"client v5-dd .* closed: DISCONNECT 0x82: malformed DISCONNECT")
+
+    def test_MQTT_2_2_2_2_disconnect_property_of_connack_0x81(self):
+        c, _ = self.connect5("v5-dw")
+        c.send(disconnect_packet_v5(0, [("assigned_client_id", "x")]))
+        self.expect_disconnect(c, 0x81)
+
+    def test_MQTT_1_5_5_1_disconnect_non_minimal_property_length_0x81(self):
+        c, _ = self.connect5("v5-dv")
+        c.send(b"\xe0\x03\x00\x80\x00")   # property length 0 in two bytes
+        self.expect_disconnect(c, 0x81)
+
+    def test_disconnect_reserved_reason_code_0x82(self):
+        c, _ = self.connect5("v5-dr")
+        c.send(disconnect_packet_v5(0x05))
+        self.expect_disconnect(c, 0x82)
+
     # -- real clients ------------------------------------------------------
 
     def test_mosquitto_pub_sub_v5(self):
