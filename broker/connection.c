@@ -183,6 +183,9 @@ void broker_conn_free(roost_conn *c)
 {
 	assert(c->state == CONN_DEAD);
 	linger_write(c);
+	if (c->auth_hook && c->auth_hook->auth_free && c->auth_state)
+		c->auth_hook->auth_free(c->auth_hook->ctx, c->auth_state);
+	roost_free(c->auth_connect);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	roost_free(c);
@@ -468,6 +471,24 @@ static void send_disconnect(roost_conn *c, uint8_t code, const char *why)
 	c->linger = true;
 }
 
+void conn_send_auth(roost_conn *c, uint8_t reason, const uint8_t *data, size_t len)
+{
+	uint8_t pbuf[1100], pkt[1200];
+	roost_props_writer w;
+	roost_props_writer_init(&w, pbuf, sizeof pbuf);
+	const char *method = c->auth_hook->auth_method;
+	roost_props_put_bytes(&w, ROOST_PROP_AUTH_METHOD, method, strlen(method));
+	if (len)
+		roost_props_put_bytes(&w, ROOST_PROP_AUTH_DATA, data, len);
+	roost_auth a = {.reason = reason, .props = roost_props_writer_bytes(&w)};
+	size_t n = w.overflow ? 0 : roost_encode_auth(pkt, sizeof pkt, ROOST_MQTT_V5, &a);
+	if (n == 0 || n > sizeof pkt) {
+		conn_close(c, false, "AUTH does not fit");
+		return;
+	}
+	conn_send(c, pkt, n);
+}
+
 void conn_disconnect(roost_conn *c, uint8_t code, const char *fmt, ...)
 {
 	if (c->state == CONN_DEAD)
@@ -618,6 +639,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, false, "no CONNECT within %u s", b->cfg->limits.connect_timeout);
 		return;
 	}
+	if (c->state == CONN_AUTH_EXCHANGE) {
+		conn_close(c, false, "authentication exchange not finished within %u s (limits.connect_timeout)",
+		           b->cfg->limits.connect_timeout);
+		return;
+	}
 	if (c->state != CONN_ACTIVE)
 		return;
 	uint64_t now = roost_clock_now(&b->clock);
@@ -638,6 +664,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void dispatch_switch(roost_conn *c, uint8_t type, const uint8_t *pkt, size_t len)
 {
+	if (c->state == CONN_AUTH_EXCHANGE && type != ROOST_MQTT_AUTH) {
+		/* [MQTT-4.12.0-4] nothing but AUTH until CONNACK */
+		conn_close(c, false, "%s during the authentication exchange [MQTT-4.12.0-4]", roost_mqtt_type_name(type));
+		return;
+	}
 	if (c->state == CONN_AWAIT_CONNECT && type != ROOST_MQTT_CONNECT) {
 		conn_close(c, false, "first packet is %s, not CONNECT [MQTT-3.1.0-1]",
 		           roost_mqtt_type_name(type));
@@ -673,6 +704,9 @@ static void dispatch_switch(roost_conn *c, uint8_t type, const uint8_t *pkt, siz
 		return;
 	case ROOST_MQTT_DISCONNECT:
 		handle_disconnect(c, pkt, len);
+		return;
+	case ROOST_MQTT_AUTH:
+		handle_auth(c, pkt, len);
 		return;
 	default:
 		/* CONNACK, SUBACK, UNSUBACK, PINGRESP only flow server -> client;
@@ -724,7 +758,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		if (c->state == CONN_AUTHENTICATING)
 			return; /* what follows the CONNECT waits for its verdict */
-		if (c->state != CONN_AWAIT_CONNECT && c->state != CONN_ACTIVE) {
+		if (c->state != CONN_AWAIT_CONNECT && c->state != CONN_ACTIVE && c->state != CONN_AUTH_EXCHANGE) {
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return;
 		}
@@ -743,7 +777,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			conn_close_codec(c, "bad packet", &e);
 			return;
 		}
-		if (c->state == CONN_AWAIT_CONNECT && too_big_before_connack(c, &f))
+		if ((c->state == CONN_AWAIT_CONNECT || c->state == CONN_AUTH_EXCHANGE) && too_big_before_connack(c, &f))
 			return;
 		if (avail < f.total_len)
 			return; /* body incomplete: wait for more */

@@ -21,6 +21,9 @@ typedef struct connect_ctx {
 	uint32_t will_delay;       /* Will Delay Interval [MQTT-3.1.3-9] */
 	roost_bytes auth_method;   /* Authentication Method; ptr NULL when absent */
 	roost_bytes auth_data;
+	const roost_auth_hook *hook; /* the hook implementing auth_method (4.12) */
+	uint8_t auth_out[512];     /* the hook's last data, for CONNACK */
+	size_t auth_out_len;
 } connect_ctx;
 
 static bool is_v5(const roost_connect *req)
@@ -182,7 +185,7 @@ static bool connect_check(roost_conn *c, connect_ctx *x)
 		refuse(c, x, ROOST_ERR_RETAIN_UNSUPPORTED, "retained will while retain is not available [MQTT-3.2.2-13]");
 		return false;
 	}
-	if (x->auth_method.ptr) {
+	if (x->auth_method.ptr && !(x->hook = broker_authz_method_hook(b, x->auth_method.ptr, x->auth_method.len))) {
 		/* [MQTT-4.12.0-1] no component implements this method. */
 		refuse(c, x, ROOST_ERR_BAD_AUTH_METHOD, "authentication method not supported");
 		return false;
@@ -457,6 +460,11 @@ static void connack_props(roost_conn *c, const connect_ctx *x, roost_props_write
 		roost_props_put_int(w, ROOST_PROP_SERVER_KEEPALIVE, x->server_keepalive);
 	if (x->v5.response_info && cfg->response_information)
 		put_response_info(w, cfg->response_information, conn_client_id(c));
+	if (x->hook) { /* MQTT 5.0 3.2.2.3.17/18: the method, and the hook's last data */
+		roost_props_put_bytes(w, ROOST_PROP_AUTH_METHOD, x->hook->auth_method, strlen(x->hook->auth_method));
+		if (x->auth_out_len)
+			roost_props_put_bytes(w, ROOST_PROP_AUTH_DATA, x->auth_out, x->auth_out_len);
+	}
 }
 
 /* Step 6: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
@@ -513,6 +521,69 @@ static void connect_finish(roost_conn *c, const connect_ctx *x, const connect_ve
  * properties are read. */
 #define CONNECT_CTX_INIT {.v5 = {.receive_max = 65535, .problem_info = true}}
 
+/* One step of the hook's exchange with data; the hook's answer (its data
+ * in x->auth_out), ROOST_AUTH_STEP_FAIL without memory. */
+static int auth_step(roost_conn *c, connect_ctx *x, roost_bytes data)
+{
+	const roost_auth_hook *h = x->hook;
+	char *id = roost_strndup((const char *)x->req.client_id.ptr, x->req.client_id.len);
+	if (!id)
+		return ROOST_AUTH_STEP_FAIL;
+	x->auth_out_len = 0;
+	int r = h->auth_step(h->ctx, &c->auth_state, id, data.ptr, data.len, x->auth_out, sizeof x->auth_out,
+	                     &x->auth_out_len);
+	roost_free(id);
+	if (x->auth_out_len > sizeof x->auth_out)
+		return ROOST_AUTH_STEP_FAIL;
+	return r;
+}
+
+/* The exchange is over: the hook's state goes. */
+static void auth_end(roost_conn *c)
+{
+	if (c->auth_hook && c->auth_hook->auth_free && c->auth_state)
+		c->auth_hook->auth_free(c->auth_hook->ctx, c->auth_state);
+	c->auth_state = NULL;
+	roost_free(c->auth_connect);
+	c->auth_connect = NULL;
+}
+
+/*
+ * Step 3 for a CONNECT with an Authentication Method (MQTT 5.0 4.12): the
+ * hook's first step. CONTINUE keeps a copy of the CONNECT and sends AUTH
+ * 0x18 [MQTT-4.12.0-2]; the exchange goes on in handle_connect_auth. A
+ * success admits the client (verdict ALLOW); a failure is CONNACK 0x87.
+ */
+static bool connect_enhanced_auth(roost_conn *c, connect_ctx *x, roost_bytes data, const uint8_t *pkt,
+                                  size_t len, connect_verdict *v)
+{
+	c->auth_hook = x->hook;
+	int r = auth_step(c, x, data);
+	if (r == ROOST_AUTH_STEP_CONTINUE) {
+		if (!c->auth_connect && (c->auth_connect = roost_malloc(len))) {
+			memcpy(c->auth_connect, pkt, len);
+			c->auth_connect_len = len;
+		}
+		if (!c->auth_connect) {
+			refuse(c, x, ROOST_ERR_NOMEM, "out of memory");
+			return false;
+		}
+		c->version = ROOST_MQTT_V5; /* AUTH is framed and decoded as v5 */
+		c->state = CONN_AUTH_EXCHANGE;
+		conn_send_auth(c, ROOST_RC5_CONTINUE_AUTH, x->auth_out, x->auth_out_len);
+		return false;
+	}
+	if (r != ROOST_AUTH_STEP_SUCCESS) {
+		refuse(c, x, ROOST_ERR_NOT_AUTHORIZED, "enhanced authentication failed");
+		auth_end(c); /* after refuse: x may point into the kept CONNECT */
+		return false;
+	}
+	/* the caller ends the exchange (auth_end) once x, which may point
+	 * into the kept CONNECT, is no longer needed */
+	*v = (connect_verdict){ROOST_AUTH_ALLOW, ROOST_OK, NULL};
+	return true;
+}
+
 void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
 {
 	connect_ctx x = CONNECT_CTX_INIT;
@@ -521,8 +592,38 @@ void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
 	if (!connect_decode(c, pkt, len, &x))
 		return;
 	connect_props(&x);
-	if (connect_check(c, &x) && connect_authenticate(c, &x, pkt, len, cn, &v))
+	if (!connect_check(c, &x))
+		return;
+	bool authenticated = x.hook ? connect_enhanced_auth(c, &x, x.auth_data, pkt, len, &v)
+	                            : connect_authenticate(c, &x, pkt, len, cn, &v);
+	if (authenticated)
 		connect_finish(c, &x, &v);
+	if (authenticated && x.hook)
+		auth_end(c);
+}
+
+void handle_connect_auth(roost_conn *c, roost_bytes data)
+{
+	connect_ctx x = CONNECT_CTX_INIT;
+	roost_codec_error e = {0};
+	connect_verdict v;
+	/* The CONNECT decoded once already: it cannot fail now. */
+	if (roost_decode_connect(c->auth_connect, c->auth_connect_len, &x.req, &e) != ROOST_OK) {
+		conn_close_codec(c, "malformed CONNECT", &e);
+		return;
+	}
+	connect_props(&x);
+	c->state = CONN_AWAIT_CONNECT; /* the checks run again, as for the first step */
+	if (!connect_check(c, &x))
+		return;
+	if (x.hook != c->auth_hook) {
+		refuse(c, &x, ROOST_ERR_PROTOCOL, "the authentication method changed");
+		return;
+	}
+	if (connect_enhanced_auth(c, &x, data, NULL, 0, &v)) {
+		connect_finish(c, &x, &v);
+		auth_end(c);
+	}
 }
 
 void handle_connect_resume(roost_conn *c, const uint8_t *pkt, size_t len, const char *gen_id,

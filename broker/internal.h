@@ -28,6 +28,7 @@
 enum conn_state {
 	CONN_AWAIT_CONNECT = 0, /* TCP open, no CONNECT yet */
 	CONN_AUTHENTICATING,    /* CONNECT received, its password being checked: nothing read */
+	CONN_AUTH_EXCHANGE,     /* v5 enhanced authentication before CONNACK: only AUTH is read */
 	CONN_ACTIVE,            /* CONNECT accepted */
 	CONN_CLOSING,           /* flushing output, then close */
 	CONN_DEAD,              /* closed, waiting for the reaper */
@@ -105,6 +106,11 @@ struct roost_conn {
 	conn_v5 v5;               /* MQTT 5 client properties (defaults for 3.1.1) */
 	uint32_t will_delay;      /* v5 Will Delay Interval of c->will, seconds [MQTT-3.1.3-9] */
 	bool linger;              /* a server DISCONNECT is queued: written out before the socket is freed */
+	const roost_auth_hook *auth_hook; /* v5 enhanced authentication: the method's hook, NULL without */
+	void *auth_state;         /* the hook's state of the exchange in progress */
+	bool reauthenticating;    /* an AUTH 0x19 exchange is in progress */
+	uint8_t *auth_connect;    /* the CONNECT waiting for the exchange (heap copy) */
+	size_t auth_connect_len;
 };
 
 /* A listener's own password and ACL files (listeners[].password_file,
@@ -402,6 +408,14 @@ void handle_subscribe(roost_conn *c, const uint8_t *pkt, size_t len);
 void handle_unsubscribe(roost_conn *c, const uint8_t *pkt, size_t len);
 void handle_pingreq(roost_conn *c, const uint8_t *pkt, size_t len);
 void handle_disconnect(roost_conn *c, const uint8_t *pkt, size_t len);
+void handle_auth(roost_conn *c, const uint8_t *pkt, size_t len);
+/* handle_connect.c: AUTH 0x18 during the CONNECT's exchange (data: its
+ * Authentication Data). */
+void handle_connect_auth(roost_conn *c, roost_bytes data);
+/* Send AUTH(reason) with the hook's method and data (v5 only). */
+void conn_send_auth(roost_conn *c, uint8_t reason, const uint8_t *data, size_t len);
+/* The hook implementing an enhanced authentication method, or NULL. */
+const roost_auth_hook *broker_authz_method_hook(const roost_broker *b, const uint8_t *method, size_t len);
 
 /* Log and close for a decode error. */
 void conn_close_codec(roost_conn *c, const char *what, const roost_codec_error *e);

@@ -862,6 +862,146 @@ START_TEST(test_disconnect_with_will_message_0x04)
 }
 END_TEST
 
+/* ---- MQTT 5 enhanced authentication (4.12) with a toy hook ---- */
+
+/* Challenge/response: the client says "hello", is challenged with
+ * "challenge", must answer "response" and is welcomed with "welcome". */
+static int toy_frees;
+
+static int toy_step(void *ctx, void **state, const char *client_id, const uint8_t *data, size_t len, uint8_t *out,
+                    size_t out_cap, size_t *out_len)
+{
+	(void)ctx;
+	(void)client_id;
+	int *step = *state;
+	if (!step) {
+		if (len != 5 || memcmp(data, "hello", 5) != 0)
+			return ROOST_AUTH_STEP_FAIL;
+		*state = step = roost_calloc(1, sizeof *step);
+		ck_assert(out_cap >= 9);
+		memcpy(out, "challenge", 9);
+		*out_len = 9;
+		return ROOST_AUTH_STEP_CONTINUE;
+	}
+	if (len != 8 || memcmp(data, "response", 8) != 0)
+		return ROOST_AUTH_STEP_FAIL;
+	memcpy(out, "welcome", 7);
+	*out_len = 7;
+	return ROOST_AUTH_STEP_SUCCESS;
+}
+
+static void toy_free(void *ctx, void *state)
+{
+	(void)ctx;
+	toy_frees++;
+	roost_free(state);
+}
+
+static const roost_auth_hook toy_hook = {.auth_method = "toy", .auth_step = toy_step, .auth_free = toy_free};
+
+static const uint8_t toy_connect[] = {0x10, 29, 0x00, 0x04, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 60, 14,
+                                      0x15, 0, 3, 't', 'o', 'y', 0x16, 0, 5, 'h', 'e', 'l', 'l', 'o',
+                                      0, 2, 'a', 'u'};
+static const uint8_t toy_challenge[] = {0xF0, 20, 0x18, 18, 0x15, 0, 3, 't', 'o', 'y', 0x16, 0, 9,
+                                        'c', 'h', 'a', 'l', 'l', 'e', 'n', 'g', 'e'};
+
+static void toy_auth(uint8_t out[21], uint8_t reason, const char answer[8])
+{
+	const uint8_t head[] = {0xF0, 19, reason, 17, 0x15, 0, 3, 't', 'o', 'y', 0x16, 0, 8};
+	memcpy(out, head, sizeof head);
+	memcpy(out + sizeof head, answer, 8);
+}
+
+/* [MQTT-4.12.0-2] CONNECT with a method -> AUTH 0x18 -> AUTH 0x18 -> CONNACK
+ * with the method and the hook's last data. */
+START_TEST(test_enhanced_auth_challenge_response_MQTT_4_12_0_2)
+{
+	fixture f;
+	setup(&f);
+	toy_frees = 0;
+	ck_assert_int_eq(roost_broker_auth_hook_add(f.b, &toy_hook), ROOST_OK);
+	int peer;
+	roost_conn *c = connect_pair(&f, &peer);
+	conn_handle_packet(c, toy_connect, sizeof toy_connect);
+	pump(&f);
+	expect_read(peer, toy_challenge, sizeof toy_challenge);
+	ck_assert_int_eq(c->state, CONN_AUTH_EXCHANGE);
+	/* [MQTT-4.12.0-4] anything but AUTH now closes */
+	uint8_t pkt[21];
+	toy_auth(pkt, 0x18, "response");
+	conn_handle_packet(c, pkt, sizeof pkt);
+	ck_assert_int_eq(c->state, CONN_ACTIVE);
+	ck_assert_int_eq(toy_frees, 1);
+	pump(&f);
+	uint8_t buf[128];
+	ssize_t n = peer_read(peer, buf, sizeof buf);
+	ck_assert_int_gt(n, 20);
+	ck_assert_uint_eq(buf[0], 0x20);
+	ck_assert_uint_eq(buf[3], 0x00);
+	ck_assert_mem_eq(buf + n - 16, "\x15\x00\x03toy\x16\x00\x07welcome", 16);
+	/* Re-authentication: AUTH 0x19 "hello", challenged, AUTH 0x18, AUTH 0x00. */
+	const uint8_t reauth[] = {0xF0, 16, 0x19, 14, 0x15, 0, 3, 't', 'o', 'y', 0x16, 0, 5, 'h', 'e', 'l', 'l', 'o'};
+	conn_handle_packet(c, reauth, sizeof reauth);
+	pump(&f);
+	expect_read(peer, toy_challenge, sizeof toy_challenge);
+	conn_handle_packet(c, pkt, sizeof pkt);
+	pump(&f);
+	const uint8_t success[] = {0xF0, 18, 0x00, 16, 0x15, 0, 3, 't', 'o', 'y', 0x16, 0, 7,
+	                           'w', 'e', 'l', 'c', 'o', 'm', 'e'};
+	expect_read(peer, success, sizeof success);
+	ck_assert_int_eq(toy_frees, 2);
+	close(peer);
+	roost_broker_auth_hook_remove(f.b, &toy_hook);
+	teardown(&f);
+}
+END_TEST
+
+/* A wrong response: CONNACK 0x87 and the close; a wrong re-authentication:
+ * DISCONNECT 0x87. */
+START_TEST(test_enhanced_auth_failure_0x87)
+{
+	fixture f;
+	setup(&f);
+	toy_frees = 0;
+	ck_assert_int_eq(roost_broker_auth_hook_add(f.b, &toy_hook), ROOST_OK);
+	int peer;
+	roost_conn *c = connect_pair(&f, &peer);
+	conn_handle_packet(c, toy_connect, sizeof toy_connect);
+	pump(&f);
+	expect_read(peer, toy_challenge, sizeof toy_challenge);
+	uint8_t pkt[21];
+	toy_auth(pkt, 0x18, "wrong!!!");
+	conn_handle_packet(c, pkt, sizeof pkt);
+	pump(&f);
+	uint8_t buf[128];
+	ck_assert_int_ge(peer_read(peer, buf, sizeof buf), 4);
+	ck_assert_uint_eq(buf[0], 0x20);
+	ck_assert_uint_eq(buf[3], 0x87);
+	ck_assert_int_eq(peer_read(peer, buf, sizeof buf), -1);
+	ck_assert_int_eq(toy_frees, 1);
+	close(peer);
+	roost_broker_auth_hook_remove(f.b, &toy_hook);
+	teardown(&f);
+}
+END_TEST
+
+/* [MQTT-4.12.0-1] no hook for the method: CONNACK 0x8C. */
+START_TEST(test_enhanced_auth_unknown_method_0x8c_MQTT_4_12_0_1)
+{
+	fixture f;
+	setup(&f);
+	int peer;
+	roost_conn *c = connect_pair(&f, &peer);
+	conn_handle_packet(c, toy_connect, sizeof toy_connect);
+	pump(&f);
+	uint8_t buf[128];
+	ck_assert_int_ge(peer_read(peer, buf, sizeof buf), 4);
+	ck_assert_uint_eq(buf[3], 0x8C);
+	close(peer);
+	teardown(&f);
+}
+END_TEST
+
 Suite *handlers_suite(void);
 Suite *handlers_suite(void)
 {
@@ -890,6 +1030,11 @@ Suite *handlers_suite(void)
 	tcase_add_test(tc, test_will_delay_reconnect_cancels_MQTT_3_1_3_9);
 	tcase_add_test(tc, test_will_at_session_end_if_first_MQTT_3_1_3_9);
 	tcase_add_test(tc, test_disconnect_with_will_message_0x04);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("auth");
+	tcase_add_test(tc, test_enhanced_auth_challenge_response_MQTT_4_12_0_2);
+	tcase_add_test(tc, test_enhanced_auth_failure_0x87);
+	tcase_add_test(tc, test_enhanced_auth_unknown_method_0x8c_MQTT_4_12_0_1);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hold");
 	tcase_add_test(tc, test_handlers_persistent_connack_waits_for_the_commit);
