@@ -181,6 +181,7 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  *   retain_available              bool, MQTT 5 Retain Available, default true
  *   response_information          MQTT 5 Response Information prefix, default none
  *   log.level                     error|warning|notice|info|debug, default info
+ *   sys_interval                  0..86400 seconds between $SYS updates, default 10 (0 = off)
  *
  * Only the listening sockets need a restart; every other key applies to new
  * connections and packets once a reload swaps the config in.
@@ -215,6 +216,7 @@ static const key_def config_keys[] = {
 	DEF_BOOL(roost_config, "retain_available", retain_available, true, LIVE),
 	DEF_STRING(roost_config, "response_information", response_information, NULL, LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
+	DEF_INT(roost_config, "sys_interval", sys_interval, 0, 86400, 10, RESTART),
 	/* persistence: the durable store; no path = in memory only. */
 	DEF_BOOL(roost_config, "persistence.enabled", persistence.enabled, true, RESTART),
 	DEF_STRING(roost_config, "persistence.path", persistence.path, "roost.db", RESTART),

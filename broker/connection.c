@@ -310,6 +310,8 @@ void conn_send(roost_conn *c, const void *data, size_t len)
 	if (c->state == CONN_DEAD)
 		return;
 	evbuffer_add(conn_out(c), data, len);
+	c->b->stats.packets_sent++;
+	c->b->stats.bytes_sent += len;
 	check_overflow(c);
 }
 
@@ -355,6 +357,8 @@ void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t pack
 		evbuffer_add(out, msg->payload, msg->payload_len);
 	}
 	c->b->stats.msgs_sent++;
+	c->b->stats.packets_sent++;
+	c->b->stats.bytes_sent += n + msg->payload_len;
 	check_overflow(c);
 }
 
@@ -407,6 +411,8 @@ static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_l
 	roost_msg *will = c->will;
 	c->will = NULL;
 	roost_session *s = c->session;
+	if (s)
+		b->stats.clients_connected--; /* it was past CONNACK */
 	c->session = NULL;
 	if (s && roost_session_conn(s) == c) {
 		roost_session_set_conn(s, NULL);
@@ -510,16 +516,6 @@ void conn_disconnect(roost_conn *c, uint8_t code, const char *fmt, ...)
 		conn_close(c, true, "DISCONNECT 0x%02x: %s", code, why);
 	else
 		conn_close(c, true, "%s", why);
-}
-
-roost_err conn_disconnect_client(roost_broker *b, const char *client_id)
-{
-	roost_session *s = broker_session_find(b, client_id, strlen(client_id));
-	roost_conn *c = s ? roost_session_conn(s) : NULL;
-	if (!c)
-		return ROOST_ERR_NOT_FOUND;
-	conn_disconnect(c, ROOST_RC5_ADMIN_ACTION, "disconnected by an administrator");
-	return ROOST_OK;
 }
 
 void conn_close_codec(roost_conn *c, const char *what, const roost_codec_error *e)
@@ -737,6 +733,8 @@ void conn_handle_packet(roost_conn *c, const uint8_t *pkt, size_t len)
 {
 	assert(len > 0);
 	c->dispatch_mark = broker_store_writes(c->b);
+	c->b->stats.packets_received++;
+	c->b->stats.bytes_received += len;
 	c->dispatching = true;
 	dispatch_switch(c, pkt[0] >> 4, pkt, len);
 	c->dispatching = false;

@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "roost/alloc.h"
+#include "sys.h"
 
 /*
  * What a CONNECT asked for beyond its 3.1.1 fields, gathered by the steps
@@ -404,6 +405,9 @@ static bool connect_apply(roost_conn *c, const connect_ctx *x, const char *user,
 	if (claimed)
 		broker_store_session_owner(b, s); /* the owner survives restarts */
 	c->session = s;
+	c->b->stats.connects++;
+	if (++c->b->stats.clients_connected > c->b->stats.clients_maximum)
+		c->b->stats.clients_maximum = c->b->stats.clients_connected;
 	c->version = req->protocol_level;
 	c->keepalive = x->server_keepalive ? x->server_keepalive : req->keepalive;
 	c->v5 = x->v5;
@@ -515,6 +519,8 @@ static void connect_finish(roost_conn *c, const connect_ctx *x, const connect_ve
 	 * their original packet ids, then whatever waited in the queue. */
 	roost_session_inflight_foreach(c->session, resend_visit, c);
 	broker_session_pump(c->b, c->session);
+	if (present)
+		broker_sys_wake(c->b); /* its $SYS subscriptions, if any, are live again */
 }
 
 /* The v5 defaults, also for a 3.1.1 client and a CONNECT refused before its

@@ -178,6 +178,9 @@ struct roost_broker {
 	uint64_t component_ids;
 
 	roost_broker_stats stats;
+	uint64_t start_ms;                /* clock time of roost_broker_new (uptime) */
+	struct broker_sys *sys;           /* sys.c's: the $SYS tree and its timer */
+	char *store_path;                 /* store.c's: the database file, NULL without one */
 	uint64_t retain_refused;          /* new retained topics refused by limits.max_retained_messages */
 	/* expiry.c: offline sessions by Session Expiry deadline (a min-heap) */
 	roost_session **expiry_heap;
@@ -210,6 +213,9 @@ void broker_session_pump(roost_broker *b, roost_session *s);
  * own messages ($SYS) come here directly; a message published for anyone
  * else (a client, a will, a component) passes broker_authz_publish first. */
 roost_err broker_publish(roost_broker *b, roost_msg *msg);
+/* Store msg (borrowed) as the retained message of its topic, delivering it
+ * to nobody (sys.c's refresh before a new subscriber's retained set). */
+void broker_retain(roost_broker *b, roost_msg *msg);
 /* Send every retained message matching filter to the session, at most qos. */
 void broker_send_retained(roost_broker *b, roost_session *s, const char *filter, size_t len,
                           uint8_t qos);
@@ -233,6 +239,8 @@ void broker_store_retain(roost_broker *b, const roost_msg *msg);
 uint64_t broker_store_writes(const roost_broker *b);
 /* Make sure a commit runs in this loop pass (and reports to commit_done). */
 void broker_store_commit_soon(roost_broker *b);
+/* Bytes of the database file and its WAL (0 without a store). */
+uint64_t broker_store_size(const roost_broker *b);
 
 /* ---- expiry.c: Session Expiry Interval ---- */
 /* s went offline: end it after roost_session_expiry(s) seconds (never for
@@ -364,14 +372,11 @@ void conn_close(roost_conn *c, bool publish_will, const char *fmt, ...)
  * is freed; a 3.1.1 client is just closed. Either way the close is at
  * once, and the will is published [MQTT-3.1.2-8]. Used for 0x8E session
  * taken over, 0x8D keep alive timeout, 0x81/0x82/0x95 (conn_close_codec),
- * 0x8B shutting down, 0x98 administrative action, and by the publish side
+ * 0x8B shutting down, 0x98 administrative action (roost_broker_client_disconnect), and by the publish side
  * for 0x93 receive maximum exceeded, 0x94 topic alias invalid, 0x97 quota.
  */
 void conn_disconnect(roost_conn *c, uint8_t reason_code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* An administrator disconnects client_id (DISCONNECT 0x98); NOT_FOUND when
- * it is not connected. */
-roost_err conn_disconnect_client(roost_broker *b, const char *client_id);
 /* Close after everything queued so far has been written (e.g. CONNACK then close). */
 void conn_close_after_flush(roost_conn *c, const char *why);
 void conn_send(roost_conn *c, const void *data, size_t len);

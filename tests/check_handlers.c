@@ -548,15 +548,15 @@ START_TEST(test_handlers_v5_second_connect_0x82_MQTT_3_1_0_2)
 }
 END_TEST
 
-/* 0x98: the administrator's disconnect, for the status page. */
+/* 0x98: the administrator's disconnect (HTTP API, status page). */
 START_TEST(test_handlers_v5_admin_disconnect_0x98)
 {
 	fixture f;
 	setup(&f);
 	int peer;
 	connected5(&f, "ad", 60, &peer);
-	ck_assert_int_eq(conn_disconnect_client(f.b, "nobody"), ROOST_ERR_NOT_FOUND);
-	ck_assert_int_eq(conn_disconnect_client(f.b, "ad"), ROOST_OK);
+	ck_assert_int_eq(roost_broker_client_disconnect(f.b, "nobody"), ROOST_ERR_NOT_FOUND);
+	ck_assert_int_eq(roost_broker_client_disconnect(f.b, "ad"), ROOST_OK);
 	pump(&f);
 	expect_disconnect5(peer, ROOST_RC5_ADMIN_ACTION);
 	close(peer);
@@ -912,19 +912,26 @@ static void toy_auth(uint8_t out[21], uint8_t reason, const char answer[8])
 	memcpy(out + sizeof head, answer, 8);
 }
 
+/* A broker with the toy hook and a client it has just challenged. */
+static roost_conn *toy_challenged(fixture *f, int *peer)
+{
+	setup(f);
+	toy_frees = 0;
+	ck_assert_int_eq(roost_broker_auth_hook_add(f->b, &toy_hook), ROOST_OK);
+	roost_conn *c = connect_pair(f, peer);
+	conn_handle_packet(c, toy_connect, sizeof toy_connect);
+	pump(f);
+	expect_read(*peer, toy_challenge, sizeof toy_challenge);
+	return c;
+}
+
 /* [MQTT-4.12.0-2] CONNECT with a method -> AUTH 0x18 -> AUTH 0x18 -> CONNACK
  * with the method and the hook's last data. */
 START_TEST(test_enhanced_auth_challenge_response_MQTT_4_12_0_2)
 {
 	fixture f;
-	setup(&f);
-	toy_frees = 0;
-	ck_assert_int_eq(roost_broker_auth_hook_add(f.b, &toy_hook), ROOST_OK);
 	int peer;
-	roost_conn *c = connect_pair(&f, &peer);
-	conn_handle_packet(c, toy_connect, sizeof toy_connect);
-	pump(&f);
-	expect_read(peer, toy_challenge, sizeof toy_challenge);
+	roost_conn *c = toy_challenged(&f, &peer);
 	ck_assert_int_eq(c->state, CONN_AUTH_EXCHANGE);
 	/* [MQTT-4.12.0-4] anything but AUTH now closes */
 	uint8_t pkt[21];
@@ -961,14 +968,8 @@ END_TEST
 START_TEST(test_enhanced_auth_failure_0x87)
 {
 	fixture f;
-	setup(&f);
-	toy_frees = 0;
-	ck_assert_int_eq(roost_broker_auth_hook_add(f.b, &toy_hook), ROOST_OK);
 	int peer;
-	roost_conn *c = connect_pair(&f, &peer);
-	conn_handle_packet(c, toy_connect, sizeof toy_connect);
-	pump(&f);
-	expect_read(peer, toy_challenge, sizeof toy_challenge);
+	roost_conn *c = toy_challenged(&f, &peer);
 	uint8_t pkt[21];
 	toy_auth(pkt, 0x18, "wrong!!!");
 	conn_handle_packet(c, pkt, sizeof pkt);

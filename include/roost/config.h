@@ -123,6 +123,7 @@ typedef struct roost_config {
 	bool retain_available;            /* MQTT 5 Retain Available, default true */
 	char *response_information;       /* MQTT 5 Response Information prefix ("{client id}" substituted); NULL = off */
 	int log_level;                    /* roost_log_level, default info */
+	uint32_t sys_interval;            /* seconds between $SYS updates, default 10; 0 = no $SYS */
 	roost_persistence_config persistence;
 	roost_mqtt_config mqtt;
 	roost_hub_config hub;

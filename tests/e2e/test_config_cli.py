@@ -335,6 +335,21 @@ class ManPageTest(unittest.TestCase):
         missing = [k for k in keys if k not in documented and k.split(".")[-1] not in documented]
         self.assertEqual(missing, [], "keys missing from man/roost.yaml.5")
 
+    def test_every_config_key_in_etc_roost_yaml(self):
+        # etc/roost.yaml documents every key: each appears there, set or as
+        # a commented line "# key: default", under its section.
+        table = self.read("broker", "config.c")
+        keys = re.findall(r'DEF_\w+\(\s*roost_(?:\w+_)?config\s*,\s*"([a-z_.]+)"', table)
+        text = self.read("etc", "roost.yaml")
+        missing = []
+        for k in keys:
+            *section, name = k.split(".")
+            if section and not re.search(r"(?m)^#? ?%s:" % re.escape(section[0]), text):
+                missing.append(k)
+            elif not re.search(r"(?m)^[ #]*-? ?%s:" % re.escape(name), text):
+                missing.append(k)
+        self.assertEqual(missing, [], "keys not documented in etc/roost.yaml")
+
     def test_every_option_and_command_in_roost_8(self):
         r = subprocess.run([roost_bin(), "--help"], capture_output=True, text=True,
                            timeout=RUN_TIMEOUT)
