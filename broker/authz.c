@@ -43,6 +43,16 @@ roost_err roost_broker_auth_hook_add(roost_broker *b, const roost_auth_hook *hoo
 	return ROOST_OK;
 }
 
+const roost_auth_hook *broker_authz_method_hook(const roost_broker *b, const uint8_t *method, size_t len)
+{
+	for (const struct hook_entry *e = b->hooks; e; e = e->next) {
+		const char *m = e->hook->auth_method;
+		if (m && e->hook->auth_step && strlen(m) == len && memcmp(m, method, len) == 0)
+			return e->hook;
+	}
+	return NULL;
+}
+
 void roost_broker_auth_hook_remove(roost_broker *b, const roost_auth_hook *hook)
 {
 	for (struct hook_entry **pp = &b->hooks; *pp; pp = &(*pp)->next) {

@@ -72,6 +72,7 @@ void roost_broker_free(roost_broker *b)
 		roost_session_free(e->s);
 		roost_free(e);
 	}
+	broker_expiry_free(b);
 	roost_topic_tree_free(b->tree);
 	if (b->reaper)
 		event_free(b->reaper);
@@ -85,8 +86,8 @@ void roost_broker_shutdown(roost_broker *b)
 {
 	b->shutting_down = true;
 	broker_listeners_close(b);
-	while (b->conns)
-		conn_close(b->conns, false, "broker shutting down");
+	while (b->conns) /* v5: DISCONNECT 0x8B; no will is published while shutting down */
+		conn_disconnect(b->conns, ROOST_RC5_SHUTTING_DOWN, "broker shutting down");
 }
 
 void roost_broker_watch_connections(roost_broker *b, void (*fn)(void *ctx), void *ctx)
@@ -217,6 +218,7 @@ void broker_session_destroy(roost_broker *b, roost_session *s)
 	}
 	void *args[2] = {b->tree, s};
 	roost_session_sub_foreach(s, unsubscribe_visit, args);
+	broker_expiry_cancel(b, s);
 	broker_store_session_removed(b, s);
 	roost_session_free(s);
 }
@@ -617,7 +619,8 @@ roost_err roost_broker_client_disconnect(roost_broker *b, const char *client_id)
 	roost_conn *c = s ? roost_session_conn(s) : NULL;
 	if (!c || c->state == CONN_DEAD)
 		return ROOST_ERR_NOT_FOUND;
-	conn_close(c, true, "disconnected through the HTTP API");
+	/* v5: DISCONNECT 0x98 administrative action */
+	conn_disconnect(c, ROOST_RC5_ADMIN_ACTION, "disconnected through the HTTP API");
 	return ROOST_OK;
 }
 

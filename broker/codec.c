@@ -12,6 +12,7 @@
  * retain handling 3...), BAD_UTF8 for string content, BAD_TOPIC for topic
  * name/filter syntax, UNSUPPORTED for an unknown protocol level.
  */
+#include <assert.h>
 #include "roost/codec.h"
 
 #include <string.h>
@@ -276,6 +277,9 @@ static inline bool rd_varint(reader *r, uint32_t *v)
 	size_t used;
 	if (varint_parse(r->p, rd_left(r), v, &used) != ROOST_OK)
 		return false;
+	/* Only v5 fields are read with this: [MQTT-1.5.5-1] the fewest bytes. */
+	if (used != roost_varint_size(*v))
+		return false;
 	r->p += used;
 	return true;
 }
@@ -373,6 +377,8 @@ roost_err roost_frame_peek(const uint8_t *buf, size_t len, size_t max_packet, ui
 		return fail(e, err, len, "need the rest of the remaining length");
 	if (err)
 		return fail(e, err, 4, "[§2.2.3] remaining length longer than 4 bytes");
+	if (version == ROOST_MQTT_V5 && used != roost_varint_size(rem))
+		return fail(e, ROOST_ERR_MALFORMED, 1, "[MQTT-1.5.5-1] remaining length not in the fewest bytes");
 	frame->type = buf[0] >> 4;
 	frame->flags = buf[0] & 0x0F;
 	frame->header_len = 1 + used;
@@ -538,7 +544,8 @@ static roost_err props_read(reader *r, unsigned ctx, roost_bytes *out, uint64_t 
 	uint64_t seen = 0;
 
 	if (!rd_varint(r, &plen))
-		return fail(e, ROOST_ERR_MALFORMED, at, "[v5 §2.2.2.1] missing or bad property length");
+		return fail(e, ROOST_ERR_MALFORMED, at,
+		            "[v5 §2.2.2.1] missing or bad property length ([MQTT-1.5.5-1] fewest bytes)");
 	if (plen > rd_left(r))
 		return fail(e, ROOST_ERR_MALFORMED, at, "[v5 §2.2.2.1] property length overruns the packet");
 	out->ptr = r->p;
@@ -585,6 +592,80 @@ static roost_err props_read(reader *r, unsigned ctx, roost_bytes *out, uint64_t 
 	if (seen_out)
 		*seen_out = seen;
 	return ROOST_OK;
+}
+
+/* ---- v5 property writer ---------------------------------------------------- */
+
+void roost_props_writer_init(roost_props_writer *w, uint8_t *out, size_t cap)
+{
+	*w = (roost_props_writer){.out = out, .cap = cap};
+}
+
+/* Room for n more bytes? Sets overflow when not. */
+static bool pw_room(roost_props_writer *w, size_t n)
+{
+	if (!w->overflow && n <= w->cap - w->len)
+		return true;
+	w->overflow = true;
+	return false;
+}
+
+static void pw_u16(uint8_t *p, size_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+void roost_props_put_int(roost_props_writer *w, uint8_t id, uint32_t value)
+{
+	uint8_t type = id <= PROP_MAX ? propdefs[id].type : PT_NONE;
+	size_t n = type == PT_BYTE ? 1 : type == PT_U16 ? 2 : type == PT_U32 ? 4 : roost_varint_size(value);
+	assert(type == PT_BYTE || type == PT_U16 || type == PT_U32 || type == PT_VARINT);
+	if (!pw_room(w, 1 + n))
+		return;
+	uint8_t *p = w->out + w->len;
+	*p++ = id;
+	if (type == PT_VARINT)
+		roost_varint_encode(p, value);
+	else
+		for (size_t i = 0; i < n; i++)
+			p[i] = (uint8_t)(value >> (8 * (n - 1 - i)));
+	w->len += 1 + n;
+}
+
+void roost_props_put_bytes(roost_props_writer *w, uint8_t id, const void *s, size_t len)
+{
+	assert(id <= PROP_MAX && (propdefs[id].type == PT_STR || propdefs[id].type == PT_BIN));
+	if (len > 65535 || !pw_room(w, 3 + len))
+		return;
+	w->out[w->len] = id;
+	pw_u16(w->out + w->len + 1, len);
+	if (len)
+		memcpy(w->out + w->len + 3, s, len);
+	w->len += 3 + len;
+}
+
+void roost_props_put_pair(roost_props_writer *w, uint8_t id, const void *k, size_t klen, const void *v,
+                          size_t vlen)
+{
+	assert(id <= PROP_MAX && propdefs[id].type == PT_PAIR);
+	if (klen > 65535 || vlen > 65535 || !pw_room(w, 5 + klen + vlen))
+		return;
+	uint8_t *p = w->out + w->len;
+	*p++ = id;
+	pw_u16(p, klen);
+	if (klen)
+		memcpy(p + 2, k, klen);
+	p += 2 + klen;
+	pw_u16(p, vlen);
+	if (vlen)
+		memcpy(p + 2, v, vlen);
+	w->len += 5 + klen + vlen;
+}
+
+roost_bytes roost_props_writer_bytes(const roost_props_writer *w)
+{
+	return (roost_bytes){w->out, w->len};
 }
 
 void roost_props_iter_init(roost_props_iter *it, roost_bytes props)

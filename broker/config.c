@@ -228,6 +228,12 @@ static const key_table bridge_table = {bridge_keys, sizeof bridge_keys / sizeof 
  *   limits.max_topic_length       1..65535 bytes per topic or filter, default 65535
  *   limits.max_retained_messages  0..100000000, default 0 (unlimited)
  *   limits.max_connect_size       128..268435455 bytes before CONNACK, default 262144
+ *   limits.receive_maximum        1..65535, MQTT 5 Receive Maximum, default 65535
+ *   limits.max_topic_alias        0..65535, MQTT 5 Topic Alias Maximum, default 10
+ *   limits.max_qos                0..2, MQTT 5 Maximum QoS, default 2
+ *   limits.persistent_session_expiry 0..4294967295 s for 3.1.1 persistent sessions, default 0 (never)
+ *   retain_available              bool, MQTT 5 Retain Available, default true
+ *   response_information          MQTT 5 Response Information prefix, default none
  *   log.level                     error|warning|notice|info|debug, default info
  *   sys_interval                  0..86400 seconds between $SYS updates, default 10 (0 = off)
  *
@@ -256,6 +262,13 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "limits.max_topic_length",      limits.max_topic_length,       1,  65535,     65535,     LIVE),
 	DEF_INT(roost_config, "limits.max_retained_messages", limits.max_retained_messages,  0,  100000000, 0,         LIVE),
 	DEF_INT(roost_config, "limits.max_connect_size",      limits.max_connect_size,       128, 268435455, 262144,   LIVE),
+	/* MQTT 5, the connect side: what CONNACK announces */
+	DEF_INT(roost_config, "limits.receive_maximum",       limits.receive_maximum,        1,  65535,     65535,     LIVE),
+	DEF_INT(roost_config, "limits.max_topic_alias",       limits.max_topic_alias,        0,  65535,     10,        LIVE),
+	DEF_INT(roost_config, "limits.max_qos",               limits.max_qos,                0,  2,         2,         LIVE),
+	DEF_INT(roost_config, "limits.persistent_session_expiry", limits.persistent_session_expiry, 0, 4294967295LL, 0, LIVE),
+	DEF_BOOL(roost_config, "retain_available", retain_available, true, LIVE),
+	DEF_STRING(roost_config, "response_information", response_information, NULL, LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
 	DEF_INT(roost_config, "sys_interval", sys_interval, 0, 86400, 10, RESTART),
 	/* persistence: the durable store; no path = in memory only. */

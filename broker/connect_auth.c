@@ -93,7 +93,7 @@ static void on_verified(void *ctx, bool ok)
 	}
 	roost_conn *c = pending_conn(p);
 	if (c) {
-		connect_verdict v = {ok ? ROOST_AUTH_ALLOW : ROOST_AUTH_DENY, ok ? ROOST_CONNACK_ACCEPTED : ROOST_CONNACK_BAD_CREDENTIALS,
+		connect_verdict v = {ok ? ROOST_AUTH_ALLOW : ROOST_AUTH_DENY, ok ? ROOST_OK : ROOST_ERR_BAD_CREDENTIALS,
 		                     ok ? NULL : "bad user name or password"};
 		handle_connect_resume(c, p->pkt, p->len, p->gen_id, &v);
 	}
@@ -123,7 +123,7 @@ static void on_delay(evutil_socket_t fd, short what, void *arg)
 	if (c && submit(p, c))
 		return;
 	if (c) {
-		connect_verdict v = {ROOST_AUTH_DENY, ROOST_CONNACK_UNAVAILABLE, "out of memory checking the password"};
+		connect_verdict v = {ROOST_AUTH_DENY, ROOST_ERR_NOMEM, "out of memory checking the password"};
 		handle_connect_resume(c, p->pkt, p->len, p->gen_id, &v);
 	}
 	pending_free(p);
@@ -175,11 +175,11 @@ int broker_connect_verify(roost_conn *c, const char *user, const uint8_t *pw, si
 {
 	roost_broker *b = c->b;
 	uint64_t now = roost_clock_now(&b->clock);
-	*v = (connect_verdict){ROOST_AUTH_DENY, ROOST_CONNACK_UNAVAILABLE, "out of memory checking the password"};
+	*v = (connect_verdict){ROOST_AUTH_DENY, ROOST_ERR_NOMEM, "out of memory checking the password"};
 	if (!guard_init(b))
 		return v->verdict;
 	if (roost_auth_cache_hit(b->auth_cache, broker_authz_users(b, c), user, pw, plen, now)) {
-		*v = (connect_verdict){ROOST_AUTH_ALLOW, 0, NULL};
+		*v = (connect_verdict){ROOST_AUTH_ALLOW, ROOST_OK, NULL};
 		return v->verdict;
 	}
 	if (b->n_auth_pending >= MAX_PENDING) {
@@ -206,7 +206,7 @@ int broker_connect_verify(roost_conn *c, const char *user, const uint8_t *pw, si
 	/* Suspended: nothing more is read until the verdict. */
 	c->state = CONN_AUTHENTICATING;
 	bufferevent_disable(c->bev, EV_READ);
-	*v = (connect_verdict){ROOST_AUTH_PENDING, 0, NULL};
+	*v = (connect_verdict){ROOST_AUTH_PENDING, ROOST_OK, NULL};
 	return v->verdict;
 }
 

@@ -23,11 +23,13 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 
@@ -169,13 +171,42 @@ fail:
 	return NULL;
 }
 
+/*
+ * A server DISCONNECT was queued (conn_disconnect): the connection is closed
+ * already, but the packet should still reach the client. For TCP and TLS
+ * (a WebSocket connection's layer flushes itself), one non-blocking
+ * write of what is unsent, straight to the socket (through the TLS session
+ * for TLS), just before the socket is freed: a client that does not read
+ * loses it, nobody waits for it.
+ */
+static void linger_write(roost_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t n = evbuffer_get_length(out);
+	if (!c->linger || n == 0)
+		return;
+	const void *data = evbuffer_pullup(out, (ev_ssize_t)n);
+	if (!data)
+		return;
+	SSL *ssl = c->listener && c->listener->ssl ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	if (ssl && n <= INT_MAX)
+		(void)SSL_write(ssl, data, (int)n);
+	else if (!ssl) /* a peer gone already is no SIGPIPE */
+		(void)send(bufferevent_getfd(c->bev), data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 void broker_conn_free(roost_conn *c)
 {
 	assert(c->state == CONN_DEAD);
-	if (c->ws) /* its last response may still be on its way */
+	if (c->auth_hook && c->auth_hook->auth_free && c->auth_state)
+		c->auth_hook->auth_free(c->auth_hook->ctx, c->auth_state);
+	roost_free(c->auth_connect);
+	if (c->ws) { /* its last response (a server DISCONNECT too) may still be on its way */
 		broker_ws_free(c->ws, !c->b->shutting_down);
-	else
+	} else {
+		linger_write(c);
 		bufferevent_free(c->bev);
+	}
 	event_free(c->timer);
 	roost_free(c);
 }
@@ -405,9 +436,20 @@ static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_l
 	c->session = NULL;
 	if (s && roost_session_conn(s) == c) {
 		roost_session_set_conn(s, NULL);
-		/* [MQTT-3.1.2-6] a clean session ends with its connection. */
+		if (will && publish_will && c->will_delay && !roost_session_clean(s) && !b->shutting_down) {
+			/* [MQTT-3.1.3-9] the will waits for its delay, or for the
+			 * session's end if that is first (a clean session ends now,
+			 * so its will goes now). */
+			broker_expiry_will_delay(b, s, will, c->will_delay);
+			will = NULL;
+		}
+		/* [MQTT-3.1.2-6] a clean session ends with its connection
+		 * ([MQTT-3.1.2-5] v5: Session Expiry Interval 0); another
+		 * ends when its interval has passed (expiry.c). */
 		if (roost_session_clean(s))
 			broker_session_destroy(b, s);
+		else
+			broker_expiry_session_offline(b, s);
 	}
 	/* [MQTT-3.1.2-8] the will is published when the network connection is
 	 * closed for any reason other than DISCONNECT. Published after the
@@ -427,10 +469,80 @@ void conn_close(roost_conn *c, bool publish_will, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* DISCONNECT's reason codes (MQTT 5.0 3.14.2.1) a server may send. */
+static bool disconnect_code_ok(uint8_t code)
+{
+	static const uint8_t ok[] = {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90,
+	                             0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F,
+	                             0xA0, 0xA1, 0xA2};
+	return memchr(ok, code, sizeof ok) != NULL;
+}
+
+/* Queue DISCONNECT(code, Reason String why) on the socket's own buffer
+ * (not the hold: what is held is never acknowledged now). */
+static void send_disconnect(roost_conn *c, uint8_t code, const char *why)
+{
+	uint8_t pbuf[256], pkt[300];
+	roost_props_writer w;
+	roost_props_writer_init(&w, pbuf, sizeof pbuf);
+	if (c->v5.problem_info) { /* [MQTT-3.1.2-29] */
+		size_t n = strlen(why);
+		roost_props_put_bytes(&w, ROOST_PROP_REASON_STRING, why, n > 200 ? 200 : n);
+	}
+	roost_disconnect d = {.reason = code, .props = roost_props_writer_bytes(&w)};
+	size_t n = roost_encode_disconnect(pkt, sizeof pkt, ROOST_MQTT_V5, &d);
+	if (n == 0 || n > sizeof pkt)
+		return;
+	evbuffer_add(bufferevent_get_output(c->bev), pkt, n);
+	c->linger = true;
+}
+
+void conn_send_auth(roost_conn *c, uint8_t reason, const uint8_t *data, size_t len)
+{
+	uint8_t pbuf[1100], pkt[1200];
+	roost_props_writer w;
+	roost_props_writer_init(&w, pbuf, sizeof pbuf);
+	const char *method = c->auth_hook->auth_method;
+	roost_props_put_bytes(&w, ROOST_PROP_AUTH_METHOD, method, strlen(method));
+	if (len)
+		roost_props_put_bytes(&w, ROOST_PROP_AUTH_DATA, data, len);
+	roost_auth a = {.reason = reason, .props = roost_props_writer_bytes(&w)};
+	size_t n = w.overflow ? 0 : roost_encode_auth(pkt, sizeof pkt, ROOST_MQTT_V5, &a);
+	if (n == 0 || n > sizeof pkt) {
+		conn_close(c, false, "AUTH does not fit");
+		return;
+	}
+	conn_send(c, pkt, n);
+}
+
+void conn_disconnect(roost_conn *c, uint8_t code, const char *fmt, ...)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	char why[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	if (!disconnect_code_ok(code))
+		code = ROOST_RC5_UNSPECIFIED;
+	/* A 3.1.1 client has no server DISCONNECT: it is just closed. */
+	bool v5 = c->version == ROOST_MQTT_V5 && c->state == CONN_ACTIVE;
+	if (v5)
+		send_disconnect(c, code, why);
+	/* [MQTT-3.1.2-8] a close for any reason but the client's DISCONNECT
+	 * publishes the will. */
+	if (v5)
+		conn_close(c, true, "DISCONNECT 0x%02x: %s", code, why);
+	else
+		conn_close(c, true, "%s", why);
+}
+
 void conn_close_codec(roost_conn *c, const char *what, const roost_codec_error *e)
 {
-	conn_close(c, true, "%s: %s: %s at byte %zu", what, roost_err_str(e->err),
-	           e->why ? e->why : "", e->offset);
+	/* 0x81 malformed, 0x82 protocol error, 0x95 packet too large. */
+	conn_disconnect(c, roost_err_reason_code(e->err, ROOST_MQTT_V5), "%s: %s: %s at byte %zu", what,
+	                roost_err_str(e->err), e->why ? e->why : "", e->offset);
 }
 
 /* Reason to log once the output of a closing connection is flushed. */
@@ -539,6 +651,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	roost_conn *c = arg;
 	roost_broker *b = c->b;
 	if (c->overflowed && c->state != CONN_DEAD) {
+		/* No DISCONNECT: it would queue behind what the client does not read. */
 		conn_close(c, true, "not reading: %zu bytes unsent (more than %u)",
 		           evbuffer_get_length(bufferevent_get_output(c->bev)), ROOST_OUTPUT_HARD_LIMIT);
 		return;
@@ -547,11 +660,17 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, false, "no CONNECT within %u s", b->cfg->limits.connect_timeout);
 		return;
 	}
+	if (c->state == CONN_AUTH_EXCHANGE) {
+		conn_close(c, false, "authentication exchange not finished within %u s (limits.connect_timeout)",
+		           b->cfg->limits.connect_timeout);
+		return;
+	}
 	if (c->state != CONN_ACTIVE)
 		return;
 	uint64_t now = roost_clock_now(&b->clock);
 	if (roost_keepalive_left_ms(c->last_rx_ms, now, c->keepalive) == 0) {
-		conn_close(c, true, "keepalive expired (%u s x 1.5 without a packet)", c->keepalive);
+		conn_disconnect(c, ROOST_RC5_KEEPALIVE_TIMEOUT, "keepalive expired (%u s x 1.5 without a packet)",
+		                c->keepalive);
 		return;
 	}
 	if (slow_left_ms(c, now) == 0) {
@@ -566,6 +685,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void dispatch_switch(roost_conn *c, uint8_t type, const uint8_t *pkt, size_t len)
 {
+	if (c->state == CONN_AUTH_EXCHANGE && type != ROOST_MQTT_AUTH) {
+		/* [MQTT-4.12.0-4] nothing but AUTH until CONNACK */
+		conn_close(c, false, "%s during the authentication exchange [MQTT-4.12.0-4]", roost_mqtt_type_name(type));
+		return;
+	}
 	if (c->state == CONN_AWAIT_CONNECT && type != ROOST_MQTT_CONNECT) {
 		conn_close(c, false, "first packet is %s, not CONNECT [MQTT-3.1.0-1]",
 		           roost_mqtt_type_name(type));
@@ -574,7 +698,7 @@ static void dispatch_switch(roost_conn *c, uint8_t type, const uint8_t *pkt, siz
 	switch (type) {
 	case ROOST_MQTT_CONNECT:
 		if (c->state != CONN_AWAIT_CONNECT) {
-			conn_close(c, true, "second CONNECT [MQTT-3.1.0-2]");
+			conn_disconnect(c, ROOST_RC5_PROTOCOL_ERROR, "second CONNECT [MQTT-3.1.0-2]");
 			return;
 		}
 		handle_connect(c, pkt, len);
@@ -602,10 +726,13 @@ static void dispatch_switch(roost_conn *c, uint8_t type, const uint8_t *pkt, siz
 	case ROOST_MQTT_DISCONNECT:
 		handle_disconnect(c, pkt, len);
 		return;
+	case ROOST_MQTT_AUTH:
+		handle_auth(c, pkt, len);
+		return;
 	default:
 		/* CONNACK, SUBACK, UNSUBACK, PINGRESP only flow server -> client;
 		 * AUTH needs MQTT 5. */
-		conn_close(c, true, "unexpected %s from a client", roost_mqtt_type_name(type));
+		conn_disconnect(c, ROOST_RC5_PROTOCOL_ERROR, "unexpected %s from a client", roost_mqtt_type_name(type));
 		return;
 	}
 }
@@ -684,7 +811,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		if (c->state == CONN_AUTHENTICATING)
 			return; /* what follows the CONNECT waits for its verdict */
-		if (c->state != CONN_AWAIT_CONNECT && c->state != CONN_ACTIVE) {
+		if (c->state != CONN_AWAIT_CONNECT && c->state != CONN_ACTIVE && c->state != CONN_AUTH_EXCHANGE) {
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return;
 		}
@@ -706,7 +833,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			conn_close_codec(c, "bad packet", &e);
 			return;
 		}
-		if (c->state == CONN_AWAIT_CONNECT && too_big_before_connack(c, &f))
+		if ((c->state == CONN_AWAIT_CONNECT || c->state == CONN_AUTH_EXCHANGE) && too_big_before_connack(c, &f))
 			return;
 		if (avail < f.total_len)
 			return; /* body incomplete: wait for more */

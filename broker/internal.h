@@ -28,6 +28,7 @@
 enum conn_state {
 	CONN_AWAIT_CONNECT = 0, /* TCP open, no CONNECT yet */
 	CONN_AUTHENTICATING,    /* CONNECT received, its password being checked: nothing read */
+	CONN_AUTH_EXCHANGE,     /* v5 enhanced authentication before CONNACK: only AUTH is read */
 	CONN_ACTIVE,            /* CONNECT accepted */
 	CONN_CLOSING,           /* flushing output, then close */
 	CONN_DEAD,              /* closed, waiting for the reaper */
@@ -105,6 +106,13 @@ struct roost_conn {
 	uint64_t auth_gen;        /* set by a pending password check, to find this connection again */
 	char addr[56];            /* "ip:port" of the peer */
 	conn_v5 v5;               /* MQTT 5 client properties (defaults for 3.1.1) */
+	uint32_t will_delay;      /* v5 Will Delay Interval of c->will, seconds [MQTT-3.1.3-9] */
+	bool linger;              /* a server DISCONNECT is queued: written out before the socket is freed */
+	const roost_auth_hook *auth_hook; /* v5 enhanced authentication: the method's hook, NULL without */
+	void *auth_state;         /* the hook's state of the exchange in progress */
+	bool reauthenticating;    /* an AUTH 0x19 exchange is in progress */
+	uint8_t *auth_connect;    /* the CONNECT waiting for the exchange (heap copy) */
+	size_t auth_connect_len;
 };
 
 /* A listener's own password and ACL files (listeners[].password_file,
@@ -176,6 +184,12 @@ struct roost_broker {
 	struct broker_sys *sys;           /* sys.c's: the $SYS tree and its timer */
 	char *store_path;                 /* store.c's: the database file, NULL without one */
 	uint64_t retain_refused;          /* new retained topics refused by limits.max_retained_messages */
+	/* expiry.c: offline sessions by Session Expiry deadline (a min-heap) */
+	roost_session **expiry_heap;
+	size_t expiry_n, expiry_cap;
+	struct event *expiry_ev;          /* armed for the heap's top only */
+	uint64_t expiry_armed_ms;         /* the deadline it is armed for; 0 = not armed */
+	uint64_t expiry_rearms;           /* times it was (re)armed: tests count wake-ups */
 	bool shutting_down;
 	void (*conn_watch)(void *ctx);    /* the daemon's connection-count watcher */
 	void *conn_watch_ctx;
@@ -229,6 +243,25 @@ uint64_t broker_store_writes(const roost_broker *b);
 void broker_store_commit_soon(roost_broker *b);
 /* Bytes of the database file and its WAL (0 without a store). */
 uint64_t broker_store_size(const roost_broker *b);
+
+/* ---- expiry.c: Session Expiry Interval ---- */
+/* s went offline: end it after roost_session_expiry(s) seconds (never for
+ * ROOST_SESSION_NEVER_EXPIRES). */
+void broker_expiry_session_offline(roost_broker *b, roost_session *s);
+/* The client came back: no countdown, and a delayed will is dropped [MQTT-3.1.3-9]. */
+void broker_expiry_session_online(roost_broker *b, roost_session *s);
+/* Keep will (consumed) with the offline s, published after delay seconds or
+ * at the session's end, whichever is first; call before ..._offline. */
+void broker_expiry_will_delay(roost_broker *b, roost_session *s, roost_msg *will, uint32_t delay);
+/* End s: its delayed will is published, then it is destroyed. */
+void broker_session_end(roost_broker *b, roost_session *s);
+/* s is destroyed: no longer scheduled (a no-op if it was not). */
+void broker_expiry_cancel(roost_broker *b, roost_session *s);
+void broker_expiry_free(roost_broker *b);
+/* Set s's interval; 0 makes it end with its connection (it leaves the store). */
+void broker_session_set_expiry(roost_broker *b, roost_session *s, uint32_t seconds);
+/* After loading the store: offline sessions get limits.persistent_session_expiry. */
+void broker_expiry_loaded(roost_broker *b);
 
 /* ---- net.c ---- */
 /* Stop accepting: close every listening socket (shutdown). */
@@ -286,7 +319,7 @@ void broker_authz_free(roost_broker *b);
  * (anonymous) or DENY with the CONNACK code and a reason for the log. */
 typedef struct connect_verdict {
 	int verdict;
-	uint8_t code;
+	roost_err err;   /* why a DENY refuses, for roost_err_reason_code() */
 	const char *why;
 } connect_verdict;
 typedef struct connect_pending connect_pending;
@@ -346,6 +379,19 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 /* Close now: publish the will if publish_will, detach the session, schedule free. */
 void conn_close(roost_conn *c, bool publish_will, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * A broker-initiated close with a reason: an MQTT 5 client is sent
+ * DISCONNECT with this reason code (MQTT 5.0 3.14.2.1; a code DISCONNECT
+ * may not carry becomes 0x80) and a Reason String unless it asked for no
+ * problem information [MQTT-3.1.2-29], written out just before the socket
+ * is freed; a 3.1.1 client is just closed. Either way the close is at
+ * once, and the will is published [MQTT-3.1.2-8]. Used for 0x8E session
+ * taken over, 0x8D keep alive timeout, 0x81/0x82/0x95 (conn_close_codec),
+ * 0x8B shutting down, 0x98 administrative action (roost_broker_client_disconnect), and by the publish side
+ * for 0x93 receive maximum exceeded, 0x94 topic alias invalid, 0x97 quota.
+ */
+void conn_disconnect(roost_conn *c, uint8_t reason_code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Close after everything queued so far has been written (e.g. CONNACK then close). */
 void conn_close_after_flush(roost_conn *c, const char *why);
 void conn_send(roost_conn *c, const void *data, size_t len);
@@ -382,6 +428,14 @@ void handle_subscribe(roost_conn *c, const uint8_t *pkt, size_t len);
 void handle_unsubscribe(roost_conn *c, const uint8_t *pkt, size_t len);
 void handle_pingreq(roost_conn *c, const uint8_t *pkt, size_t len);
 void handle_disconnect(roost_conn *c, const uint8_t *pkt, size_t len);
+void handle_auth(roost_conn *c, const uint8_t *pkt, size_t len);
+/* handle_connect.c: AUTH 0x18 during the CONNECT's exchange (data: its
+ * Authentication Data). */
+void handle_connect_auth(roost_conn *c, roost_bytes data);
+/* Send AUTH(reason) with the hook's method and data (v5 only). */
+void conn_send_auth(roost_conn *c, uint8_t reason, const uint8_t *data, size_t len);
+/* The hook implementing an enhanced authentication method, or NULL. */
+const roost_auth_hook *broker_authz_method_hook(const roost_broker *b, const uint8_t *method, size_t len);
 
 /* Log and close for a decode error. */
 void conn_close_codec(roost_conn *c, const char *what, const roost_codec_error *e);

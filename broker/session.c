@@ -42,6 +42,10 @@ struct roost_session {
 
 	roost_session_stats stats;
 	roost_session_mark mark;
+	roost_session_expiry_slot expiry_slot;
+	uint32_t expiry;   /* Session Expiry Interval, seconds */
+	roost_msg *will;   /* waiting for its delay; reference held */
+	uint64_t will_due_ms;
 	roost_session_sink_fn sink;
 	void *sink_ctx;
 	char *username;
@@ -75,6 +79,8 @@ roost_session *roost_session_new(const char *client_id, size_t len, bool clean)
 		return NULL;
 	}
 	s->clean = clean;
+	s->expiry = clean ? 0 : ROOST_SESSION_NEVER_EXPIRES;
+	s->expiry_slot.index = SIZE_MAX;
 	s->next_pid = 1;
 	s->next_seq = 1;
 	return s;
@@ -96,6 +102,7 @@ void roost_session_free(roost_session *s)
 		roost_msg_unref(s->inf[i].msg);
 	roost_free(s->inf);
 	roost_free(s->qos2_in);
+	roost_msg_unref(s->will);
 	roost_free(s->username);
 	roost_free(s->client_id);
 	roost_free(s);
@@ -141,6 +148,26 @@ roost_session_sink_fn roost_session_sink(const roost_session *s, void **ctx)
 }
 
 roost_session_mark *roost_session_mark_get(roost_session *s) { return &s->mark; }
+void roost_session_set_expiry(roost_session *s, uint32_t seconds) { s->expiry = seconds; }
+uint32_t roost_session_expiry(const roost_session *s) { return s->expiry; }
+roost_session_expiry_slot *roost_session_expiry_slot_get(roost_session *s) { return &s->expiry_slot; }
+
+void roost_session_will_take(roost_session *s, roost_msg *will, uint64_t due_ms)
+{
+	roost_msg_unref(s->will);
+	s->will = will;
+	s->will_due_ms = will ? due_ms : 0;
+}
+
+roost_msg *roost_session_will_remove(roost_session *s)
+{
+	roost_msg *m = s->will;
+	s->will = NULL;
+	s->will_due_ms = 0;
+	return m;
+}
+
+uint64_t roost_session_will_due(const roost_session *s) { return s->will_due_ms; }
 void *roost_session_conn(const roost_session *s) { return s->conn; }
 void roost_session_set_conn(roost_session *s, void *conn) { s->conn = conn; }
 

@@ -385,5 +385,8 @@ void broker_store_close(roost_broker *b)
 
 roost_err roost_broker_open_store(roost_broker *b)
 {
-	return broker_store_open(b);
+	roost_err err = broker_store_open(b);
+	if (err == ROOST_OK)
+		broker_expiry_loaded(b);
+	return err;
 }

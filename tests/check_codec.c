@@ -1731,6 +1731,80 @@ START_TEST(test_MQTT_3_8_4_5_subscribe_500_filters_and_suback)
 }
 END_TEST
 
+/* [MQTT-1.5.5-1] v5: a variable byte integer in the fewest bytes. A
+ * property length 0 written as 80 00, a Subscription Identifier 1 written as
+ * 81 00, and (v5 only) a remaining length 0 written as 80 00 are malformed;
+ * 3.1.1 keeps accepting the long remaining length. */
+START_TEST(test_MQTT_1_5_5_1_v5_varint_not_minimal)
+{
+	roost_codec_error e;
+	roost_frame f;
+	static const uint8_t connect_long_props[] = { 0x10, 0x0E, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02,
+	                                              0x00, 0x3C, 0x80, 0x00, 0x00, 0x00 };
+	uint8_t *pkt = exact(connect_long_props, sizeof connect_long_props);
+	roost_connect c;
+	ck_assert_int_eq(roost_decode_connect(pkt, sizeof connect_long_props, &c, &e), ROOST_ERR_MALFORMED);
+	ck_assert_uint_eq(e.offset, 12);
+	free(pkt);
+	PROPS_EXPECT(ROOST_MQTT_PUBLISH, ROOST_ERR_MALFORMED, 0x0B, 0x81, 0x00);
+	static const uint8_t ping_long[] = { 0xC0, 0x80, 0x00 };
+	ck_assert_int_eq(roost_frame_peek(ping_long, sizeof ping_long, 0, ROOST_MQTT_V5, &f, &e), ROOST_ERR_MALFORMED);
+	ck_assert_int_eq(roost_frame_peek(ping_long, sizeof ping_long, 0, ROOST_MQTT_V311, &f, &e), ROOST_OK);
+}
+END_TEST
+
+/* The property writer lays values out as table 2-4 types them. */
+START_TEST(test_v5_props_writer_layouts)
+{
+	uint8_t buf[64];
+	roost_props_writer w;
+	roost_props_writer_init(&w, buf, sizeof buf);
+	roost_props_put_int(&w, ROOST_PROP_MAXIMUM_QOS, 1);            /* byte */
+	roost_props_put_int(&w, ROOST_PROP_SERVER_KEEPALIVE, 0x1234);  /* u16 */
+	roost_props_put_int(&w, ROOST_PROP_SESSION_EXPIRY, 0x01020304); /* u32 */
+	roost_props_put_int(&w, ROOST_PROP_SUBSCRIPTION_ID, 200);      /* varint */
+	roost_props_put_bytes(&w, ROOST_PROP_REASON_STRING, "ok", 2);
+	roost_props_put_pair(&w, ROOST_PROP_USER_PROPERTY, "k", 1, "v", 1);
+	ck_assert(!w.overflow);
+	static const uint8_t want[] = { 0x24, 1, 0x13, 0x12, 0x34, 0x11, 1, 2, 3, 4, 0x0B, 0xC8, 0x01,
+	                                0x1F, 0, 2, 'o', 'k', 0x26, 0, 1, 'k', 0, 1, 'v' };
+	roost_bytes got = roost_props_writer_bytes(&w);
+	ck_assert_uint_eq(got.len, sizeof want);
+	ck_assert_mem_eq(got.ptr, want, sizeof want);
+	/* What does not fit sets overflow and leaves the block as it was. */
+	roost_props_writer_init(&w, buf, 4);
+	roost_props_put_int(&w, ROOST_PROP_MAXIMUM_QOS, 1);
+	roost_props_put_bytes(&w, ROOST_PROP_REASON_STRING, "long", 4);
+	ck_assert(w.overflow);
+	ck_assert_uint_eq(w.len, 2);
+}
+END_TEST
+
+/* One mapping for both versions (STYLE: one function maps errors). */
+START_TEST(test_err_reason_code_both_versions)
+{
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_NOT_AUTHORIZED, 4), 0x05);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_NOT_AUTHORIZED, 5), 0x87);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_BAD_CREDENTIALS, 4), 0x04);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_BAD_CREDENTIALS, 5), 0x86);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_BAD_CLIENT_ID, 3), 0x02);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_BAD_CLIENT_ID, 5), 0x85);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_UNSUPPORTED, 4), 0x01);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_UNSUPPORTED, 5), 0x84);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_NOMEM, 4), 0x03);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_NOMEM, 5), 0x88);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_MALFORMED, 5), 0x81);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_PROTOCOL, 5), 0x82);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_BAD_AUTH_METHOD, 5), 0x8C);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_BAD_TOPIC, 5), 0x90);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_TOO_LARGE, 5), 0x95);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_QUOTA, 5), 0x97);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_RETAIN_UNSUPPORTED, 5), 0x9A);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_QOS_UNSUPPORTED, 5), 0x9B);
+	ck_assert_uint_eq(roost_err_reason_code(ROOST_ERR_EXISTS, 5), 0x80);
+}
+END_TEST
+
 Suite *codec_suite(void)
 {
 	Suite *s = suite_create("codec");
@@ -1787,6 +1861,9 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_v5_property_length_overrun);
 	tcase_add_test(tc, test_MQTT_1_5_4_1_v5_bad_utf8_in_string_property);
 	tcase_add_test(tc, test_v5_property_value_rules);
+	tcase_add_test(tc, test_MQTT_1_5_5_1_v5_varint_not_minimal);
+	tcase_add_test(tc, test_v5_props_writer_layouts);
+	tcase_add_test(tc, test_err_reason_code_both_versions);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");

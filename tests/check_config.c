@@ -91,6 +91,12 @@ static void check_defaults(const roost_config *cfg)
 	ck_assert_uint_eq(cfg->limits.max_topic_levels, 200);
 	ck_assert_uint_eq(cfg->limits.max_topic_length, 65535);
 	ck_assert_uint_eq(cfg->limits.max_retained_messages, 0);
+	ck_assert_uint_eq(cfg->limits.receive_maximum, 65535);
+	ck_assert_uint_eq(cfg->limits.max_topic_alias, 10);
+	ck_assert_uint_eq(cfg->limits.max_qos, 2);
+	ck_assert_uint_eq(cfg->limits.persistent_session_expiry, 0);
+	ck_assert(cfg->retain_available);
+	ck_assert_ptr_null(cfg->response_information);
 	ck_assert_int_eq(cfg->log_level, ROOST_LOG_INFO);
 	ck_assert(cfg->persistence.enabled);
 	ck_assert_str_eq(cfg->persistence.path, "roost.db");
@@ -591,6 +597,10 @@ static const struct {
 	{"max_topic_length", 1, 65535},
 	{"max_retained_messages", 0, 100000000},
 	{"max_connect_size", 128, 268435455},
+	{"receive_maximum", 1, 65535},
+	{"max_topic_alias", 0, 65535},
+	{"max_qos", 0, 2},
+	{"persistent_session_expiry", 0, 4294967295LL},
 };
 
 static long long limit_value(const roost_config *cfg, const char *key)
@@ -608,6 +618,10 @@ static long long limit_value(const roost_config *cfg, const char *key)
 	if (!strcmp(key, "max_topic_length")) return l->max_topic_length;
 	if (!strcmp(key, "max_retained_messages")) return l->max_retained_messages;
 	if (!strcmp(key, "max_connect_size")) return l->max_connect_size;
+	if (!strcmp(key, "receive_maximum")) return l->receive_maximum;
+	if (!strcmp(key, "max_topic_alias")) return l->max_topic_alias;
+	if (!strcmp(key, "max_qos")) return l->max_qos;
+	if (!strcmp(key, "persistent_session_expiry")) return l->persistent_session_expiry;
 	ck_abort_msg("no such key %s", key);
 	return 0;
 }

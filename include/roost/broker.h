@@ -91,12 +91,31 @@ void *roost_broker_service_find(const roost_broker *b, const char *name);
  * ROOST_ACL_SUBSCRIBE (a client subscribes; topic is the filter).
  */
 enum { ROOST_AUTH_DEFER = 0, ROOST_AUTH_ALLOW = 1, ROOST_AUTH_DENY = 2 };
+/*
+ * MQTT 5 enhanced authentication (MQTT 5.0 4.12), optional: a hook that
+ * sets auth_method implements the exchange of that name. auth_step is
+ * called with the client's Authentication Data, first from CONNECT (or
+ * from AUTH 0x19 when the client re-authenticates), then from each AUTH
+ * 0x18, and answers ROOST_AUTH_STEP_CONTINUE (send out[0..*out_len) back in
+ * AUTH 0x18), ROOST_AUTH_STEP_SUCCESS (out goes in CONNACK / AUTH 0x00) or
+ * ROOST_AUTH_STEP_FAIL (CONNACK 0x87, or DISCONNECT 0x87 on
+ * re-authentication). *state is the hook's, per exchange: NULL at its
+ * start, released with auth_free (may be NULL) when the exchange or the
+ * connection ends. A success admits the client as its user name (or as
+ * anonymous) without the password check. A CONNECT naming a method no hook
+ * implements is refused with 0x8C [MQTT-4.12.0-1].
+ */
+enum { ROOST_AUTH_STEP_FAIL = 0, ROOST_AUTH_STEP_CONTINUE = 1, ROOST_AUTH_STEP_SUCCESS = 2 };
 typedef struct roost_auth_hook {
 	int (*connect)(void *ctx, const char *client_id, const char *username, const uint8_t *password,
 	               size_t password_len, bool loopback);
 	int (*acl)(void *ctx, const char *client_id, const char *username, const char *topic, size_t len,
 	           int access);
 	void *ctx;
+	const char *auth_method;
+	int (*auth_step)(void *ctx, void **state, const char *client_id, const uint8_t *data, size_t len,
+	                 uint8_t *out, size_t out_cap, size_t *out_len);
+	void (*auth_free)(void *ctx, void *state);
 } roost_auth_hook;
 /* The hook is borrowed until removed. */
 roost_err roost_broker_auth_hook_add(roost_broker *b, const roost_auth_hook *hook);

@@ -69,6 +69,67 @@ enum {
 	ROOST_SUBACK_FAILURE = 0x80,
 };
 
+/* MQTT 5 reason codes of CONNACK, DISCONNECT and AUTH (MQTT 5.0 2.4, table 2-6). */
+enum {
+	ROOST_RC5_SUCCESS = 0x00,              /* also "normal disconnection" */
+	ROOST_RC5_DISCONNECT_WITH_WILL = 0x04,
+	ROOST_RC5_CONTINUE_AUTH = 0x18,
+	ROOST_RC5_REAUTHENTICATE = 0x19,
+	ROOST_RC5_UNSPECIFIED = 0x80,
+	ROOST_RC5_MALFORMED = 0x81,
+	ROOST_RC5_PROTOCOL_ERROR = 0x82,
+	ROOST_RC5_UNSUPPORTED_VERSION = 0x84,
+	ROOST_RC5_ID_NOT_VALID = 0x85,
+	ROOST_RC5_BAD_CREDENTIALS = 0x86,
+	/* ROOST_RC5_NOT_AUTHORIZED = 0x87 above */
+	ROOST_RC5_SERVER_UNAVAILABLE = 0x88,
+	ROOST_RC5_SERVER_BUSY = 0x89,
+	ROOST_RC5_BANNED = 0x8A,
+	ROOST_RC5_SHUTTING_DOWN = 0x8B,
+	ROOST_RC5_BAD_AUTH_METHOD = 0x8C,
+	ROOST_RC5_KEEPALIVE_TIMEOUT = 0x8D,
+	ROOST_RC5_SESSION_TAKEN_OVER = 0x8E,
+	/* ROOST_RC5_TOPIC_NAME_INVALID = 0x90 above */
+	ROOST_RC5_RECEIVE_MAX_EXCEEDED = 0x93,
+	ROOST_RC5_TOPIC_ALIAS_INVALID = 0x94,
+	ROOST_RC5_PACKET_TOO_LARGE = 0x95,
+	ROOST_RC5_QUOTA_EXCEEDED = 0x97,
+	ROOST_RC5_ADMIN_ACTION = 0x98,
+	ROOST_RC5_RETAIN_NOT_SUPPORTED = 0x9A,
+	ROOST_RC5_QOS_NOT_SUPPORTED = 0x9B,
+};
+
+/* MQTT 5 property identifiers (MQTT 5.0 2.2.2.2, table 2-4). */
+enum {
+	ROOST_PROP_PAYLOAD_FORMAT = 0x01,
+	ROOST_PROP_MESSAGE_EXPIRY = 0x02,
+	ROOST_PROP_CONTENT_TYPE = 0x03,
+	ROOST_PROP_RESPONSE_TOPIC = 0x08,
+	ROOST_PROP_CORRELATION_DATA = 0x09,
+	ROOST_PROP_SUBSCRIPTION_ID = 0x0B,
+	ROOST_PROP_SESSION_EXPIRY = 0x11,
+	ROOST_PROP_ASSIGNED_CLIENT_ID = 0x12,
+	ROOST_PROP_SERVER_KEEPALIVE = 0x13,
+	ROOST_PROP_AUTH_METHOD = 0x15,
+	ROOST_PROP_AUTH_DATA = 0x16,
+	ROOST_PROP_REQUEST_PROBLEM_INFO = 0x17,
+	ROOST_PROP_WILL_DELAY = 0x18,
+	ROOST_PROP_REQUEST_RESPONSE_INFO = 0x19,
+	ROOST_PROP_RESPONSE_INFO = 0x1A,
+	ROOST_PROP_SERVER_REFERENCE = 0x1C,
+	ROOST_PROP_REASON_STRING = 0x1F,
+	ROOST_PROP_RECEIVE_MAXIMUM = 0x21,
+	ROOST_PROP_TOPIC_ALIAS_MAXIMUM = 0x22,
+	ROOST_PROP_TOPIC_ALIAS = 0x23,
+	ROOST_PROP_MAXIMUM_QOS = 0x24,
+	ROOST_PROP_RETAIN_AVAILABLE = 0x25,
+	ROOST_PROP_USER_PROPERTY = 0x26,
+	ROOST_PROP_MAXIMUM_PACKET_SIZE = 0x27,
+	ROOST_PROP_WILDCARD_SUB_AVAILABLE = 0x28,
+	ROOST_PROP_SUB_ID_AVAILABLE = 0x29,
+	ROOST_PROP_SHARED_SUB_AVAILABLE = 0x2A,
+};
+
 /* A view of an MQTT UTF-8 string or binary field inside the caller's buffer. */
 typedef struct roost_bytes {
 	const uint8_t *ptr;
@@ -151,6 +212,30 @@ typedef struct roost_prop {
 void roost_props_iter_init(roost_props_iter *it, roost_bytes props);
 /* Returns true and fills *prop while properties remain. */
 bool roost_props_next(roost_props_iter *it, roost_prop *prop);
+
+/*
+ * Build a property block (without its length prefix: the packet encoders
+ * add it) into out[0..cap). Each put encodes the value the way the
+ * property's type in table 2-4 says (byte, two/four-byte integer, variable
+ * byte integer, string, binary, string pair). A put that does not fit sets
+ * overflow and writes nothing more; the caller checks it once at the end.
+ */
+typedef struct roost_props_writer {
+	uint8_t *out;
+	size_t cap, len;
+	bool overflow;
+} roost_props_writer;
+
+void roost_props_writer_init(roost_props_writer *w, uint8_t *out, size_t cap);
+/* Integer-valued properties (byte, u16, u32, varint). */
+void roost_props_put_int(roost_props_writer *w, uint8_t id, uint32_t value);
+/* String or binary properties. */
+void roost_props_put_bytes(roost_props_writer *w, uint8_t id, const void *s, size_t len);
+/* User Property. */
+void roost_props_put_pair(roost_props_writer *w, uint8_t id, const void *k, size_t klen, const void *v,
+                          size_t vlen);
+/* The block written so far. */
+roost_bytes roost_props_writer_bytes(const roost_props_writer *w);
 
 /* ---- decoded packets ---------------------------------------------------- */
 

@@ -59,6 +59,11 @@ typedef struct roost_limits_config {
 	uint32_t max_topic_length;       /* bytes per topic or filter, default 65535 */
 	uint32_t max_retained_messages;  /* retained topics, 0 = unlimited (default) */
 	uint32_t max_connect_size;       /* bytes of a packet before CONNACK, default 262144 */
+	/* MQTT 5 (the connect side) */
+	uint32_t receive_maximum;        /* QoS 1/2 PUBLISHes a v5 client may have unacknowledged, default 65535 */
+	uint32_t max_topic_alias;        /* topic aliases a v5 client may use towards us, default 10 */
+	uint32_t max_qos;                /* highest QoS accepted, 0..2, default 2 */
+	uint32_t persistent_session_expiry; /* seconds an offline 3.1.1 persistent session lives, 0 = forever */
 } roost_limits_config;
 
 /*
@@ -157,6 +162,8 @@ typedef struct roost_config {
 	char *password_file;              /* Mosquitto password file; NULL = none */
 	char *acl_file;                   /* Mosquitto ACL file; NULL = no ACL (all allowed) */
 	roost_limits_config limits;
+	bool retain_available;            /* MQTT 5 Retain Available, default true */
+	char *response_information;       /* MQTT 5 Response Information prefix ("{client id}" substituted); NULL = off */
 	int log_level;                    /* roost_log_level, default info */
 	uint32_t sys_interval;            /* seconds between $SYS updates, default 10; 0 = no $SYS */
 	roost_persistence_config persistence;

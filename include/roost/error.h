@@ -30,17 +30,24 @@ typedef enum roost_err {
 	ROOST_ERR_IO,             /* system call / socket / file failure */
 	ROOST_ERR_CONFIG,         /* configuration invalid */
 	ROOST_ERR_INVALID,        /* caller passed an invalid argument */
+	ROOST_ERR_BAD_CREDENTIALS,    /* wrong user name or password (not: not authorised) */
+	ROOST_ERR_BAD_AUTH_METHOD,    /* an MQTT 5 authentication method nobody implements */
+	ROOST_ERR_QOS_UNSUPPORTED,    /* a QoS above limits.max_qos */
+	ROOST_ERR_RETAIN_UNSUPPORTED, /* retain requested while retain_available is off */
 } roost_err;
 
 /* Short, stable, lower-case description; never NULL. */
 const char *roost_err_str(roost_err err);
 
 /*
- * MQTT 3.1.1 CONNACK return code for a failed CONNECT ([MQTT-3.2.2-4..6]):
- * 0x01 unacceptable protocol version, 0x02 identifier rejected,
- * 0x04 bad user name or password, 0x05 not authorised, 0x03 server
- * unavailable for anything else.
+ * The one mapping from an error to what the client is told: for a client of
+ * protocol version 3 or 4, the 3.1.1 CONNACK return code ([MQTT-3.2.2-4..6]:
+ * 0x01 unacceptable protocol version, 0x02 identifier rejected, 0x04 bad
+ * user name or password, 0x05 not authorised, 0x03 server unavailable for
+ * anything else); for version 5 the reason code of CONNACK or DISCONNECT
+ * (MQTT 5.0 table 2-6: 0x81 malformed, 0x82 protocol error, 0x84, 0x85,
+ * 0x86, 0x87, 0x88, 0x8C, 0x90, 0x95, 0x97, 0x9A, 0x9B; 0x80 unspecified).
  */
-uint8_t roost_err_connack_v311(roost_err err);
+uint8_t roost_err_reason_code(roost_err err, uint8_t version);
 
 #endif

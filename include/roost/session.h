@@ -100,6 +100,41 @@ bool roost_session_owner_known(const roost_session *s);
  * the owner, or when the owner is unknown. */
 bool roost_session_owned_by(const roost_session *s, const char *username);
 
+/*
+ * Session Expiry Interval (MQTT 5.0 3.1.2.11.2), seconds: how long the
+ * session outlives its connection. 0 ends it with the connection (the
+ * session is then "clean"), ROOST_SESSION_NEVER_EXPIRES keeps it forever
+ * [MQTT-3.1.2-5]. A 3.1.1 persistent session carries
+ * limits.persistent_session_expiry, or NEVER when that is 0.
+ */
+#define ROOST_SESSION_NEVER_EXPIRES UINT32_MAX
+void roost_session_set_expiry(roost_session *s, uint32_t seconds);
+uint32_t roost_session_expiry(const roost_session *s);
+
+/*
+ * Scratch slot for the broker's expiry scheduler (one timer for the
+ * earliest deadline): the deadline in clock milliseconds and the session's
+ * position in the scheduler's heap, SIZE_MAX while not scheduled.
+ */
+typedef struct roost_session_expiry_slot {
+	uint64_t deadline_ms; /* the heap's key: the earlier of ends_ms and the will's due time */
+	uint64_t ends_ms;     /* when the session ends; UINT64_MAX: never */
+	size_t index;
+} roost_session_expiry_slot;
+roost_session_expiry_slot *roost_session_expiry_slot_get(roost_session *s);
+
+/*
+ * A will waiting for its Will Delay Interval [MQTT-3.1.3-9] while the
+ * session is offline: published when due_ms (clock time) comes or when the
+ * session ends, whichever is first; dropped when the client reconnects.
+ * roost_session_will_take consumes the reference (any previous will is
+ * released); roost_session_will_remove hands it back (NULL: none).
+ */
+void roost_session_will_take(roost_session *s, roost_msg *will, uint64_t due_ms);
+roost_msg *roost_session_will_remove(roost_session *s);
+/* When the waiting will is due; 0 when there is none. */
+uint64_t roost_session_will_due(const roost_session *s);
+
 /* Broker-owned opaque pointer (the live connection, or NULL when offline). */
 void *roost_session_conn(const roost_session *s);
 void roost_session_set_conn(roost_session *s, void *conn);

@@ -416,7 +416,7 @@ PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
 TYPE_NAMES = {0: "RESERVED0", 1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK",
               5: "PUBREC", 6: "PUBREL", 7: "PUBCOMP", 8: "SUBSCRIBE", 9: "SUBACK",
               10: "UNSUBSCRIBE", 11: "UNSUBACK", 12: "PINGREQ", 13: "PINGRESP",
-              14: "DISCONNECT", 15: "RESERVED15"}
+              14: "DISCONNECT", 15: "AUTH"}
 
 PINGREQ_BYTES = b"\xc0\x00"       # 2.2 fixed header only, flags 0000
 DISCONNECT_BYTES = b"\xe0\x00"
@@ -457,6 +457,32 @@ Will = collections.namedtuple("Will", "topic payload qos retain")
 Will.__new__.__defaults__ = (0, False)
 
 
+def connect_flags(clean, will, username, password):
+    """3.1.2.2 connect flags: 7 user name, 6 password, 5 will retain, 4-3
+    will QoS, 2 will, 1 clean session / Clean Start, 0 reserved."""
+    f = 0x02 if clean else 0
+    if will is not None:
+        f |= 0x04 | ((will.qos & 3) << 3) | (0x20 if will.retain else 0)
+    if username is not None:
+        f |= 0x80
+    if password is not None:
+        f |= 0x40
+    return f
+
+
+def connect_payload(client_id, will, username, password, will_props=b""):
+    """3.1.3 CONNECT payload: client id, [will properties (v5)], will topic,
+    will message, user name, password."""
+    pl = mqtt_str(client_id)
+    if will is not None:
+        pl += will_props + mqtt_str(will.topic) + mqtt_str(to_bytes(will.payload))
+    if username is not None:
+        pl += mqtt_str(username)
+    if password is not None:
+        pl += mqtt_str(to_bytes(password))
+    return pl
+
+
 def connect_packet(client_id, clean=True, keepalive=60, will=None, username=None,
                    password=None, proto_name="MQTT", proto_level=4, flags=None):
     """3.1 CONNECT.  Variable header: protocol name, level, connect flags
@@ -464,26 +490,9 @@ def connect_packet(client_id, clean=True, keepalive=60, will=None, username=None
     session, 0 reserved), keep alive.  Payload: client id, will topic, will
     message, user name, password.  `flags` overrides the computed flags byte
     (for malformed tests)."""
-    f = 0
-    if clean:
-        f |= 0x02
-    if will is not None:
-        f |= 0x04 | ((will.qos & 3) << 3) | (0x20 if will.retain else 0)
-    if username is not None:
-        f |= 0x80
-    if password is not None:
-        f |= 0x40
-    if flags is not None:
-        f = flags
+    f = connect_flags(clean, will, username, password) if flags is None else flags
     vh = mqtt_str(proto_name) + bytes([proto_level, f]) + u16(keepalive)
-    pl = mqtt_str(client_id)
-    if will is not None:
-        pl += mqtt_str(will.topic) + mqtt_str(to_bytes(will.payload))
-    if username is not None:
-        pl += mqtt_str(username)
-    if password is not None:
-        pl += mqtt_str(to_bytes(password))
-    return packet(CONNECT, 0, vh + pl)
+    return packet(CONNECT, 0, vh + connect_payload(client_id, will, username, password))
 
 
 def publish_packet(topic, payload=b"", qos=0, retain=False, dup=False, pid=None, flags=None):
@@ -527,6 +536,158 @@ def pubrel_packet(pid, flags=0x02):
 
 def pubcomp_packet(pid):
     return packet(PUBCOMP, 0, u16(pid))
+
+
+# ---- MQTT 5 (the connect side): CONNECT/CONNACK/DISCONNECT/AUTH builders ----
+# Written from the byte layouts of OASIS MQTT 5.0 (2.2.2 properties, 3.1
+# CONNECT, 3.2 CONNACK, 3.14 DISCONNECT, 3.15 AUTH), not from roost's codec.
+
+AUTH = 15
+# 2.2.2.2 table 2-4: identifier -> (name, type).  Types: byte, u16, u32,
+# varint, str, bin, pair.
+PROPS5 = {
+    0x01: ("payload_format", "byte"), 0x02: ("message_expiry", "u32"),
+    0x03: ("content_type", "str"), 0x08: ("response_topic", "str"),
+    0x09: ("correlation_data", "bin"), 0x0B: ("subscription_id", "varint"),
+    0x11: ("session_expiry", "u32"), 0x12: ("assigned_client_id", "str"),
+    0x13: ("server_keepalive", "u16"), 0x15: ("auth_method", "str"),
+    0x16: ("auth_data", "bin"), 0x17: ("request_problem_info", "byte"),
+    0x18: ("will_delay", "u32"), 0x19: ("request_response_info", "byte"),
+    0x1A: ("response_info", "str"), 0x1C: ("server_reference", "str"),
+    0x1F: ("reason_string", "str"), 0x21: ("receive_maximum", "u16"),
+    0x22: ("topic_alias_maximum", "u16"), 0x23: ("topic_alias", "u16"),
+    0x24: ("maximum_qos", "byte"), 0x25: ("retain_available", "byte"),
+    0x26: ("user_property", "pair"), 0x27: ("maximum_packet_size", "u32"),
+    0x28: ("wildcard_sub_available", "byte"), 0x29: ("sub_id_available", "byte"),
+    0x2A: ("shared_sub_available", "byte"),
+}
+PROP_IDS5 = {name: pid for pid, (name, _) in PROPS5.items()}
+
+
+def prop5(pid, value):
+    """One property: identifier byte, then the value in its type's layout."""
+    if isinstance(pid, str):
+        pid = PROP_IDS5[pid]
+    kind = PROPS5[pid][1]
+    out = bytes([pid])
+    if kind == "byte":
+        return out + bytes([value])
+    if kind == "u16":
+        return out + u16(value)
+    if kind == "u32":
+        return out + struct.pack(">I", value)
+    if kind == "varint":
+        return out + varint(value)
+    if kind in ("str", "bin"):
+        return out + mqtt_str(to_bytes(value))
+    k, v = value
+    return out + mqtt_str(to_bytes(k)) + mqtt_str(to_bytes(v))
+
+
+def props5(props=()):
+    """A property block: its length (variable byte integer), then the
+    properties.  props: [(name or id, value)] in order, or raw bytes."""
+    if isinstance(props, (bytes, bytearray)):
+        body = bytes(props)
+    else:
+        body = b"".join(prop5(k, v) for k, v in props)
+    return varint(len(body)) + body
+
+
+def parse_props5(data):
+    """Decode a property block at the start of data: ([(name, value)], rest)."""
+    length, mult, i = 0, 1, 0
+    while True:
+        b = data[i]
+        length += (b & 0x7F) * mult
+        mult *= 128
+        i += 1
+        if not b & 0x80:
+            break
+    body, rest, out, j = data[i:i + length], data[i + length:], [], 0
+    while j < len(body):
+        pid = body[j]
+        name, kind = PROPS5[pid]
+        j += 1
+        if kind == "byte":
+            v, j = body[j], j + 1
+        elif kind == "u16":
+            v, j = struct.unpack(">H", body[j:j + 2])[0], j + 2
+        elif kind == "u32":
+            v, j = struct.unpack(">I", body[j:j + 4])[0], j + 4
+        elif kind == "varint":
+            v, m = 0, 1
+            while True:
+                v += (body[j] & 0x7F) * m
+                m *= 128
+                j += 1
+                if not body[j - 1] & 0x80:
+                    break
+        elif kind in ("str", "bin"):
+            n = struct.unpack(">H", body[j:j + 2])[0]
+            v, j = bytes(body[j + 2:j + 2 + n]), j + 2 + n
+        else:
+            n = struct.unpack(">H", body[j:j + 2])[0]
+            k = bytes(body[j + 2:j + 2 + n])
+            j += 2 + n
+            n = struct.unpack(">H", body[j:j + 2])[0]
+            v, j = (k, bytes(body[j + 2:j + 2 + n])), j + 2 + n
+        out.append((name, v))
+    return out, rest
+
+
+def connect_packet_v5(client_id, clean=True, keepalive=60, properties=(), will=None,
+                      will_properties=(), username=None, password=None, flags=None):
+    """3.1 CONNECT, protocol level 5: as connect_packet, with the property
+    block after keep alive (3.1.2.11) and the will properties before the
+    will topic (3.1.3.2).  A password without a user name is allowed in v5."""
+    f = connect_flags(clean, will, username, password) if flags is None else flags
+    vh = mqtt_str("MQTT") + bytes([5, f]) + u16(keepalive) + props5(properties)
+    return packet(CONNECT, 0, vh + connect_payload(client_id, will, username, password,
+                                                   props5(will_properties)))
+
+
+def disconnect_packet_v5(reason=0, properties=None):
+    """3.14 DISCONNECT v5: reason code, then properties (both optional)."""
+    body = bytes([reason])
+    if properties is not None:
+        body += props5(properties)
+    return packet(DISCONNECT, 0, body)
+
+
+def auth_packet(reason=0x18, properties=()):
+    """3.15 AUTH: reason code, properties."""
+    return packet(AUTH, 0, bytes([reason]) + props5(properties))
+
+
+Connack5 = collections.namedtuple("Connack5", "session_present reason props")
+
+
+def parse_connack_v5(p):
+    """3.2 CONNACK v5: acknowledge flags, reason code, properties (as a dict,
+    user properties as a list under 'user_property')."""
+    assert p.type == CONNACK, "expected CONNACK, got %s" % describe(p)
+    props, rest = parse_props5(p.body[2:])
+    assert rest == b"", "bytes after the CONNACK properties"
+    d = {}
+    for k, v in props:
+        if k == "user_property":
+            d.setdefault(k, []).append(v)
+        else:
+            assert k not in d, "[MQTT-2.2.2-?] property %s twice in CONNACK" % k
+            d[k] = v
+    return Connack5(p.body[0] & 1, p.body[1], d)
+
+
+def parse_reason_props(p):
+    """DISCONNECT / AUTH v5 body: (reason, {props}); an empty body is 0x00."""
+    if not p.body:
+        return 0, {}
+    if len(p.body) == 1:
+        return p.body[0], {}
+    props, rest = parse_props5(p.body[1:])
+    assert rest == b""
+    return p.body[0], dict(props)
 
 
 Packet = collections.namedtuple("Packet", "type flags body")

@@ -58,15 +58,15 @@ class ConnectTest(BrokerTestCase):
                 self.assertEqual((p.type, p.flags, p.body), (CONNACK, 0, b"\x00\x01"))
                 c.expect_closed()   # [MQTT-3.2.2-5]
 
-    @roost_only("roost speaks MQTT 3.1.1 and 3.1 only, for now")
-    def test_MQTT_3_1_2_2_mqtt5_connect_refused_with_connack_1(self):
+    def test_MQTT_3_1_2_2_mqtt5_connect_accepted(self):
         # A well-formed MQTT 5 CONNECT: level 5, property length 0, client id "v5c".
         body = b"\x00\x04MQTT\x05\x02\x00\x3c\x00" + b"\x00\x03v5c"
         c = self.raw()
         c.send(bytes([0x10, len(body)]) + body)
         p = c.recv_packet()
-        self.assertEqual((p.type, p.flags, p.body), (CONNACK, 0, b"\x00\x01"))
-        c.expect_closed()   # [MQTT-3.2.2-5]
+        # v5 CONNACK: flags 00, reason 00 (success), then a property block.
+        self.assertEqual((p.type, p.flags, p.body[:2]), (CONNACK, 0, b"\x00\x00"))
+        c.ping()
 
     def test_MQTT_3_1_2_1_unknown_protocol_name_closes(self):
         # The server MAY close at once or answer under "some other
