@@ -1205,6 +1205,39 @@ static inline size_t props_size(roost_bytes props)
 	return roost_varint_size((uint32_t)props.len) + props.len;
 }
 
+size_t roost_prop_encode(uint8_t *out, size_t cap, const roost_prop *prop)
+{
+	const struct propdef *d = prop->id <= PROP_MAX ? &propdefs[prop->id] : NULL;
+	size_t need;
+
+	if (!d || d->type == PT_NONE)
+		return 0;
+	switch (d->type) {
+	case PT_BYTE: need = 2; break;
+	case PT_U16: need = 3; break;
+	case PT_U32: need = 5; break;
+	case PT_VARINT: need = 1 + roost_varint_size(prop->u32); break;
+	case PT_STR: case PT_BIN: need = 3 + prop->str.len; break;
+	default: need = 5 + prop->str.len + prop->str2.len; break; /* PT_PAIR */
+	}
+	if (need > cap)
+		return need;
+	writer w = { out };
+	put_u8(&w, prop->id);
+	switch (d->type) {
+	case PT_BYTE: put_u8(&w, (uint8_t)prop->u32); break;
+	case PT_U16: put_u16(&w, (uint16_t)prop->u32); break;
+	case PT_U32:
+		put_u16(&w, (uint16_t)(prop->u32 >> 16));
+		put_u16(&w, (uint16_t)prop->u32);
+		break;
+	case PT_VARINT: put_varint(&w, prop->u32); break;
+	case PT_STR: case PT_BIN: put_bin(&w, prop->str); break;
+	default: put_bin(&w, prop->str); put_bin(&w, prop->str2); break;
+	}
+	return need;
+}
+
 /* Total packet size for a remaining length, or 0 when it is too long. */
 static inline size_t total_size(size_t rem)
 {
@@ -1312,9 +1345,10 @@ static size_t publish_size(uint8_t version, const roost_publish *p, size_t *rem,
 		return 0;
 	vh = 2 + p->topic.len + (p->qos ? 2 : 0);
 	if (version == ROOST_MQTT_V5) {
-		if (!props_size(p->props))
+		roost_bytes all = {p->props.ptr, p->props.len + p->props_shared_len};
+		if (p->props_shared_len > p->payload.len || !props_size(all))
 			return 0;
-		vh += props_size(p->props);
+		vh += props_size(all) - p->props_shared_len; /* the shared part counts as payload */
 	}
 	*rem = vh + p->payload.len;
 	total = total_size(*rem);
@@ -1331,8 +1365,10 @@ static void publish_write_head(uint8_t *out, uint8_t version, const roost_publis
 	put_bin(&w, p->topic);
 	if (p->qos)
 		put_u16(&w, p->packet_id);
-	if (version == ROOST_MQTT_V5)
-		put_props(&w, p->props);
+	if (version == ROOST_MQTT_V5) {
+		put_varint(&w, (uint32_t)(p->props.len + p->props_shared_len));
+		put_raw(&w, p->props.ptr, p->props.len);
+	}
 }
 
 size_t roost_encode_publish(uint8_t *out, size_t cap, uint8_t version, const roost_publish *p)

@@ -69,6 +69,46 @@ enum {
 	ROOST_SUBACK_FAILURE = 0x80,
 };
 
+/*
+ * MQTT 5 reason codes of the publish/subscribe flows (v5 section 2.4, tables
+ * in 3.4.2.1, 3.5.2.1, 3.6.2.1, 3.7.2.1, 3.9.3, 3.11.3) and DISCONNECT codes
+ * the publish side closes with (3.14.2.1).
+ */
+enum {
+	ROOST_RC5_SUCCESS = 0x00,              /* also granted QoS 0 */
+	ROOST_RC5_NO_MATCHING_SUBSCRIBERS = 0x10,
+	ROOST_RC5_NO_SUBSCRIPTION_EXISTED = 0x11,
+	ROOST_RC5_UNSPECIFIED = 0x80,
+	ROOST_RC5_PROTOCOL_ERROR = 0x82,
+	ROOST_RC5_TOPIC_FILTER_INVALID = 0x8F,
+	ROOST_RC5_PACKET_ID_NOT_FOUND = 0x92,
+	ROOST_RC5_RECEIVE_MAX_EXCEEDED = 0x93,
+	ROOST_RC5_TOPIC_ALIAS_INVALID = 0x94,
+	ROOST_RC5_QUOTA_EXCEEDED = 0x97,
+	ROOST_RC5_PAYLOAD_FORMAT_INVALID = 0x99,
+	ROOST_RC5_SHARED_NOT_SUPPORTED = 0x9E,
+	ROOST_RC5_WILDCARDS_NOT_SUPPORTED = 0xA2,
+};
+
+/* MQTT 5 property identifiers the publish side reads or writes (v5 2.2.2.2). */
+enum {
+	ROOST_PROP_PAYLOAD_FORMAT = 0x01,
+	ROOST_PROP_MESSAGE_EXPIRY = 0x02,
+	ROOST_PROP_CONTENT_TYPE = 0x03,
+	ROOST_PROP_RESPONSE_TOPIC = 0x08,
+	ROOST_PROP_CORRELATION_DATA = 0x09,
+	ROOST_PROP_SUBSCRIPTION_ID = 0x0B,
+	ROOST_PROP_REASON_STRING = 0x1F,
+	ROOST_PROP_TOPIC_ALIAS = 0x23,
+	ROOST_PROP_USER_PROPERTY = 0x26,
+};
+
+/* SUBSCRIBE options byte (v5 3.8.3.1). 3.1.1 uses only the QoS bits. */
+#define ROOST_SUBOPT_QOS 0x03
+#define ROOST_SUBOPT_NO_LOCAL 0x04        /* [MQTT-3.8.3-3] */
+#define ROOST_SUBOPT_RETAIN_AS_PUB 0x08   /* [MQTT-3.3.1-12] */
+#define ROOST_SUBOPT_RH_SHIFT 4           /* Retain Handling, bits 4-5 */
+
 /* A view of an MQTT UTF-8 string or binary field inside the caller's buffer. */
 typedef struct roost_bytes {
 	const uint8_t *ptr;
@@ -147,6 +187,12 @@ typedef struct roost_prop {
 	roost_bytes str2;     /* user property value */
 } roost_prop;
 
+/*
+ * Write one property (id and value, typed by the spec's table) to out[0..cap);
+ * returns the bytes it needs (snprintf style), 0 for an unknown id.
+ */
+size_t roost_prop_encode(uint8_t *out, size_t cap, const roost_prop *prop);
+
 /* Iterate a property block previously validated by a decoder. */
 void roost_props_iter_init(roost_props_iter *it, roost_bytes props);
 /* Returns true and fills *prop while properties remain. */
@@ -187,6 +233,10 @@ typedef struct roost_publish {
 	roost_bytes topic;
 	roost_bytes props;
 	roost_bytes payload;
+	/* Encoders only, v5: the property block is props followed by the first
+	 * props_shared_len bytes of payload (properties shared by all
+	 * subscribers, kept in front of the payload in one allocation). */
+	size_t props_shared_len;
 } roost_publish;
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK(3.1.1) share this shape. */
