@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <netinet/in.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -42,12 +44,8 @@ enum hash_kind {
 	KIND_PBKDF2 = 7, /* $7$ */
 };
 
-typedef struct cred {
-	int kind;       /* enum hash_kind */
-	int iterations; /* $7$ only */
-	unsigned char salt[ROOST_AUTH_SALT_LEN];
-	unsigned char hash[ROOST_AUTH_HASH_LEN];
-} cred;
+/* kind is enum hash_kind; iterations for $7$ only; known unused inside a db. */
+typedef roost_auth_cred cred;
 
 typedef struct user {
 	char *name;
@@ -392,21 +390,39 @@ size_t roost_auth_count(const roost_auth_db *db)
 
 /* ---- checking ----------------------------------------------------------- */
 
-bool roost_auth_check(const roost_auth_db *db, const char *username, const char *password, size_t len)
+void roost_auth_lookup(const roost_auth_db *db, const char *username, roost_auth_cred *out)
 {
 	const user *u = NULL;
-	unsigned char got[ROOST_AUTH_HASH_LEN];
-
-	if (!db)
-		return false;
-	if (username)
+	if (db && username)
 		HASH_FIND(hh, db->users, username, strlen(username), u);
 	/* Same work for every caller: an unknown user hashes against the dummy. */
-	const cred *c = u ? &u->cred : &db->dummy;
+	if (u || db)
+		*out = u ? u->cred : db->dummy;
+	else
+		memset(out, 0, sizeof *out);
+	out->known = u != NULL;
+}
+
+bool roost_auth_cred_verify(const roost_auth_cred *c, const char *password, size_t len)
+{
+	unsigned char got[ROOST_AUTH_HASH_LEN];
+	if (c->kind != KIND_PBKDF2 && c->kind != KIND_SHA512)
+		return false; /* no db at all */
 	bool ok = compute(c, password, len, got);
 	bool same = CRYPTO_memcmp(got, c->hash, sizeof got) == 0;
 	OPENSSL_cleanse(got, sizeof got);
-	return ok & same & (u != NULL);
+	return ok & same & c->known;
+}
+
+bool roost_auth_check(const roost_auth_db *db, const char *username, const char *password, size_t len)
+{
+	roost_auth_cred c;
+	if (!db)
+		return false;
+	roost_auth_lookup(db, username, &c);
+	bool ok = roost_auth_cred_verify(&c, password, len);
+	OPENSSL_cleanse(&c, sizeof c);
+	return ok;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -556,4 +572,27 @@ roost_err roost_auth_edit(const char *text, size_t len, const char *username, co
 	*out = b.p;
 	*out_len = b.n;
 	return ROOST_OK;
+}
+
+/* ---- who is on this machine -------------------------------------------- */
+
+bool roost_auth_addr_is_loopback(const struct sockaddr *sa)
+{
+	if (!sa)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		/* ::ffff:127.0.0.0/104: byte 12 is the first IPv4 octet. */
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+bool roost_auth_anonymous_allowed(int allow_anonymous, bool peer_loopback)
+{
+	return allow_anonymous == 1 || (allow_anonymous == -1 && peer_loopback);
 }

@@ -186,7 +186,7 @@ void broker_session_destroy(roost_broker *b, roost_session *s)
  */
 static bool may_receive(roost_broker *b, roost_session *s, const roost_msg *msg)
 {
-	if (!b->acl && !b->hooks)
+	if (!broker_authz_has_rules(b))
 		return true;
 	if (broker_authz_topic(b, s, msg->topic, msg->topic_len, ROOST_ACL_READ))
 		return true;
@@ -480,7 +480,7 @@ roost_err broker_publish(roost_broker *b, roost_msg *msg)
 roost_err roost_broker_publish(roost_broker *b, roost_msg *msg)
 {
 	const char *why = NULL;
-	roost_err err = broker_authz_publish(b, NULL, NULL, msg->topic, msg->topic_len, &why);
+	roost_err err = broker_authz_publish(b, NULL, NULL, NULL, msg->topic, msg->topic_len, &why);
 	if (err) {
 		roost_log_notice(b->log, "component publish to %.*s refused: %s", msg->topic_len > 200 ? 200 : (int)msg->topic_len,
 		                 msg->topic, why);

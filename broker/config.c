@@ -143,6 +143,11 @@ static const key_def listener_keys[] = {
 	DEF_STRING(roost_listener_config, "ciphers", ciphers, NULL, RESTART),
 	DEF_ENUM(roost_listener_config, "tls_version", tls_version, tls_version_names, "one of tlsv1.2, tlsv1.3", 0,
 	         RESTART),
+	/* Per-listener security (Mosquitto's per_listener_settings); not set:
+	 * the top-level key of the same name. Files re-read on SIGHUP. */
+	DEF_TRIBOOL(roost_listener_config, "allow_anonymous", allow_anonymous, LIVE),
+	DEF_STRING(roost_listener_config, "password_file", password_file, NULL, LIVE),
+	DEF_STRING(roost_listener_config, "acl_file", acl_file, NULL, LIVE),
 };
 static const key_table listener_table = {listener_keys, sizeof listener_keys / sizeof listener_keys[0]};
 
@@ -150,11 +155,12 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  * The keys of roost.yaml and their defaults (see include/roost/config.h and
  * etc/roost.yaml, which must agree with this table):
  *
- *   listeners                     sequence of {port, bind}, at least one;
+ *   listeners                     sequence of {port, bind, TLS keys, allow_anonymous,
+ *                                 password_file, acl_file}, at least one;
  *                                 default one listener on port 1883; bind unset:
  *                                 "::" dual-stack (IPv6 and IPv4), 0.0.0.0 without IPv6
- *   allow_anonymous               bool; unset: anonymous clients only on loopback
- *                                 listeners and only while no password_file is set
+ *   allow_anonymous               bool; unset: anonymous clients only from a
+ *                                 loopback peer address (this machine)
  *   password_file, acl_file       Mosquitto-format files (re-read on SIGHUP)
  *   limits.max_packet_size        1..268435455 bytes, default 268435455
  *   limits.max_queued_messages    0..10000000 per client, default 1000 (0 = unlimited)

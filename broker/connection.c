@@ -104,6 +104,7 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 	c->b = b;
 	c->listener = l;
 	format_addr(c->addr, sizeof c->addr, sa);
+	c->peer_loopback = roost_auth_addr_is_loopback(sa);
 	int one = 1;
 	/* We coalesce writes ourselves; Nagle would only add latency. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -782,6 +783,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			bufferevent_disable(bev, EV_READ);
 			return;
 		}
+		if (c->state == CONN_AUTHENTICATING)
+			return; /* what follows the CONNECT waits for its verdict */
 		if (c->state != CONN_AWAIT_CONNECT && c->state != CONN_ACTIVE) {
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return;

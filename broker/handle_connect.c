@@ -37,7 +37,7 @@ static bool connect_decode(roost_conn *c, const uint8_t *pkt, size_t len, roost_
 		/* [MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01. */
 		char why[64];
 		snprintf(why, sizeof why, "protocol level %u not supported", req->protocol_level);
-		refuse(c, NULL, 0x01, why);
+		refuse(c, NULL, ROOST_CONNACK_BAD_PROTOCOL, why);
 		return false;
 	}
 	if (err) {
@@ -58,14 +58,14 @@ static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t g
 		 * refused the 3.1.1 way rather than half served [MQTT-3.1.2-2]. */
 		roost_connect v311 = *req;
 		v311.protocol_level = ROOST_MQTT_V311;
-		refuse(c, &v311, 0x01, "MQTT 5 is not supported yet");
+		refuse(c, &v311, ROOST_CONNACK_BAD_PROTOCOL, "MQTT 5 is not supported yet");
 		return false;
 	}
 	if (req->client_id.len == 0) {
 		if (!req->clean_start || req->protocol_level == ROOST_MQTT_V31) {
 			/* [MQTT-3.1.3-8] empty id needs clean session; MQTT 3.1
 			 * does not allow an empty id at all. */
-			refuse(c, req, 0x02, "empty client id without clean session");
+			refuse(c, req, ROOST_CONNACK_ID_REJECTED, "empty client id without clean session");
 			return false;
 		}
 		/* [MQTT-3.1.3-6] assign a unique id. */
@@ -77,7 +77,7 @@ static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t g
 		char why[96];
 		snprintf(why, sizeof why, "keepalive %u exceeds limits.max_keepalive %u", req->keepalive,
 		         b->cfg->limits.max_keepalive);
-		refuse(c, req, 0x02, why);
+		refuse(c, req, ROOST_CONNACK_ID_REJECTED, why);
 		return false;
 	}
 	if (req->will_flag && !roost_topic_name_valid(req->will_topic.ptr, req->will_topic.len)) {
@@ -88,20 +88,26 @@ static bool connect_check(roost_conn *c, roost_connect *req, char *gen, size_t g
 	return true;
 }
 
-/* Step 3: authorise. On success *user is the verified user name (heap, or
- * NULL for an anonymous client), to be kept with the session for ACLs. */
-static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
+/*
+ * Step 3: authenticate — who is this? The cheap decisions (hooks, a TLS
+ * certificate, the anonymous policy) are made here; a password goes to
+ * broker_connect_verify(), which may take it off the loop: then false is
+ * returned with v->verdict ROOST_AUTH_PENDING and the CONNECT resumes in
+ * handle_connect_resume(). pkt/len: the whole packet, kept by that check;
+ * cn: the caller's buffer for a certificate's name (req->username points
+ * into it afterwards).
+ */
+static bool connect_authenticate(roost_conn *c, roost_connect *req, const uint8_t *pkt, size_t len,
+                                 const char *gen_id, char cn[static 256], connect_verdict *v)
 {
 	roost_broker *b = c->b;
-	char cn[256];
 	bool cert = false;
-	*user = NULL;
 	if (c->listener->cfg->use_identity_as_username) {
 		/* The verified certificate's CN is the user name; the TLS layer
 		 * already refused clients without a certificate. */
-		if (!broker_tls_peer_cn(c->bev, cn, sizeof cn)) {
-			refuse(c, req, 0x05, "no usable client certificate (use_identity_as_username)");
-			return false;
+		if (!broker_tls_peer_cn(c->bev, cn, 256)) {
+			*v = (connect_verdict){ROOST_AUTH_DENY, ROOST_CONNACK_NOT_AUTHORIZED, "no usable client certificate (use_identity_as_username)"};
+			return true;
 		}
 		req->username_flag = true;
 		req->username = (roost_bytes){(const uint8_t *)cn, strlen(cn)};
@@ -109,30 +115,42 @@ static bool connect_authorise(roost_conn *c, roost_connect *req, char **user)
 	}
 	char *name = req->username_flag ? roost_strndup((const char *)req->username.ptr, req->username.len) : NULL;
 	char *id = roost_strndup((const char *)req->client_id.ptr, req->client_id.len);
-	if ((req->username_flag && !name) || !id) {
-		roost_free(name);
-		roost_free(id);
-		refuse(c, req, 0x03, "out of memory");
-		return false;
+	const struct roost_auth_db *users = NULL;
+	*v = (connect_verdict){ROOST_AUTH_DENY, ROOST_CONNACK_UNAVAILABLE, "out of memory"};
+	if ((!req->username_flag || name) && id) {
+		v->verdict = broker_authz_connect_decide(b, c, id, name, req->password.ptr, req->password.len, cert,
+		                                         &users, &v->why);
+		v->code = ROOST_CONNACK_NOT_AUTHORIZED; /* anyone not let in [MQTT-3.2.2-5] */
+		if (v->verdict == ROOST_AUTH_VERIFY)
+			broker_connect_verify(c, name, req->password.ptr, req->password.len, pkt, len, gen_id, v);
 	}
-	const char *why = NULL;
-	int verdict = broker_authz_connect(b, c, id, name, req->password.ptr, req->password.len, cert, &why);
+	roost_free(name);
 	roost_free(id);
-	if (verdict == ROOST_AUTH_DENY) {
+	return v->verdict != ROOST_AUTH_PENDING;
+}
+
+/* Step 4: authorise. Refuses a denied client; on success *user is the
+ * verified user name (heap, or NULL for an anonymous client), to be kept
+ * with the session for ACLs. */
+static bool connect_authorise(roost_conn *c, const roost_connect *req, const connect_verdict *v, char **user)
+{
+	*user = NULL;
+	if (v->verdict == ROOST_AUTH_DENY) {
 		/* 0x04 for a wrong password, 0x05 for anyone not let in. */
-		refuse(c, req, name && b->users && !cert ? 0x04 : 0x05, why);
-		roost_free(name);
+		refuse(c, req, v->code, v->why ? v->why : "refused");
 		return false;
 	}
-	if (verdict == ROOST_AUTH_ALLOW)
-		*user = name; /* verified: an identity for ACLs */
-	else
-		roost_free(name); /* admitted as anonymous */
-	return true;
+	if (v->verdict != ROOST_AUTH_ALLOW || !req->username_flag)
+		return true; /* admitted as anonymous */
+	if (!(*user = roost_strndup((const char *)req->username.ptr, req->username.len))) {
+		refuse(c, req, ROOST_CONNACK_UNAVAILABLE, "out of memory");
+		return false;
+	}
+	return true; /* verified: an identity for ACLs */
 }
 
 /*
- * Step 3b: authorise the will as the PUBLISH it may become [MQTT-3.1.2-8]:
+ * Step 4a: authorise the will as the PUBLISH it may become [MQTT-3.1.2-8]:
  * the same decision as a client's PUBLISH (topic limits, '$' rule, ACL),
  * for the identity just verified. A will the client may not publish is
  * refused now (3.1.1 CONNACK 0x05; v5 would be 0x87), never dropped
@@ -149,7 +167,7 @@ static bool connect_authorise_will(roost_conn *c, const roost_connect *req, cons
 		return false;
 	}
 	const char *why = NULL;
-	roost_err err = broker_authz_publish(c->b, id, user, (const char *)req->will_topic.ptr, req->will_topic.len,
+	roost_err err = broker_authz_publish(c->b, c, id, user, (const char *)req->will_topic.ptr, req->will_topic.len,
 	                                     &why);
 	roost_free(id);
 	if (err == ROOST_OK)
@@ -162,7 +180,7 @@ static bool connect_authorise_will(roost_conn *c, const roost_connect *req, cons
 }
 
 /*
- * Step 3c: a persistent session belongs to the user who created it: another
+ * Step 4b: a persistent session belongs to the user who created it: another
  * user connecting with its client id (to resume it, or with clean session 1
  * to take it over and discard it) is refused with CONNACK 0x05 (v5 would
  * be 0x87), and the session stays its owner's.
@@ -178,7 +196,7 @@ static bool connect_check_owner(roost_conn *c, const roost_connect *req, const c
 	return false;
 }
 
-/* Step 4: attach a session, taking over any connection with the same id. */
+/* Step 5: attach a session, taking over any connection with the same id. */
 static bool connect_apply(roost_conn *c, const roost_connect *req, const char *user, bool *session_present)
 {
 	roost_broker *b = c->b;
@@ -202,7 +220,7 @@ static bool connect_apply(roost_conn *c, const roost_connect *req, const char *u
 		s = roost_session_new(id, id_len, req->clean_start);
 		if (!s || broker_session_add(b, s) != ROOST_OK) {
 			roost_session_free(s);
-			refuse(c, req, 0x03, "out of memory creating the session");
+			refuse(c, req, ROOST_CONNACK_UNAVAILABLE, "out of memory creating the session");
 			return false;
 		}
 		broker_store_session_added(b, s);
@@ -213,14 +231,17 @@ static bool connect_apply(roost_conn *c, const roost_connect *req, const char *u
 		                        req->will_payload.ptr, req->will_payload.len, req->will_qos,
 		                        req->will_retain);
 		if (!c->will) {
-			refuse(c, req, 0x03, "out of memory storing the will");
+			refuse(c, req, ROOST_CONNACK_UNAVAILABLE, "out of memory storing the will");
 			return false;
 		}
 	}
+	bool claimed = !roost_session_owner_known(s); /* new, or restored from a store without owners */
 	if (roost_session_set_username(s, user, user ? strlen(user) : 0) != ROOST_OK) {
-		refuse(c, req, 0x03, "out of memory");
+		refuse(c, req, ROOST_CONNACK_UNAVAILABLE, "out of memory");
 		return false;
 	}
+	if (claimed)
+		broker_store_session_owner(b, s); /* the owner survives restarts */
 	c->session = s;
 	c->version = req->protocol_level;
 	c->keepalive = req->keepalive;
@@ -238,29 +259,63 @@ static void resend_visit(void *ctx, roost_inflight *slot)
 		conn_send_publish(c, slot->msg, slot->qos, slot->packet_id, true); /* [MQTT-3.3.1-1] DUP */
 }
 
-void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
+/* Step 6: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
+static void connect_respond(roost_conn *c, const roost_connect *req, bool present)
 {
-	roost_connect req;
-	char generated[64];
-	char *user = NULL;
-	bool present = false;
-	bool ok = connect_decode(c, pkt, len, &req) && connect_check(c, &req, generated, sizeof generated) &&
-	          connect_authorise(c, &req, &user) && connect_authorise_will(c, &req, user) &&
-	          connect_check_owner(c, &req, user) && connect_apply(c, &req, user, &present);
-	roost_free(user);
-	if (!ok)
-		return;
-	/* Step 5: respond. [MQTT-3.2.0-1] CONNACK is the first packet sent. */
-	send_connack(c, c->version, present, 0x00);
+	send_connack(c, c->version, present, ROOST_CONNACK_ACCEPTED);
 	const char *verified = roost_session_username(c->session);
 	roost_log_info(c->b->log, "client %s (%s) connected: MQTT %s, clean %d, keepalive %u%s%s%s",
 	               conn_client_id(c), c->addr,
 	               c->version == ROOST_MQTT_V31 ? "3.1" : c->version == ROOST_MQTT_V5 ? "5" : "3.1.1",
-	               req.clean_start, req.keepalive, present ? ", session resumed" : "",
+	               req->clean_start, req->keepalive, present ? ", session resumed" : "",
 	               verified ? ", user " : ", anonymous", verified ? verified : "");
 	conn_arm_keepalive(c);
 	/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH and PUBREL packets with
 	 * their original packet ids, then whatever waited in the queue. */
 	roost_session_inflight_foreach(c->session, resend_visit, c);
 	broker_session_pump(c->b, c->session);
+}
+
+/* Steps 4-6, once the client is authenticated. */
+static void connect_finish(roost_conn *c, const roost_connect *req, const connect_verdict *v)
+{
+	char *user = NULL;
+	bool present = false;
+	bool ok = connect_authorise(c, req, v, &user) && connect_authorise_will(c, req, user) &&
+	          connect_check_owner(c, req, user) && connect_apply(c, req, user, &present);
+	roost_free(user);
+	if (ok)
+		connect_respond(c, req, present);
+}
+
+void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len)
+{
+	roost_connect req;
+	char generated[64] = "";
+	char cn[256];
+	connect_verdict v;
+	if (connect_decode(c, pkt, len, &req) && connect_check(c, &req, generated, sizeof generated) &&
+	    connect_authenticate(c, &req, pkt, len, generated, cn, &v))
+		connect_finish(c, &req, &v);
+}
+
+void handle_connect_resume(roost_conn *c, const uint8_t *pkt, size_t len, const char *gen_id,
+                           const connect_verdict *v)
+{
+	roost_connect req;
+	roost_codec_error e = {0};
+	c->state = CONN_AWAIT_CONNECT;
+	/* Decoded once already: it cannot fail now. */
+	if (roost_decode_connect(pkt, len, &req, &e) != ROOST_OK) {
+		conn_close_codec(c, "malformed CONNECT", &e);
+		return;
+	}
+	if (gen_id && *gen_id)
+		req.client_id = (roost_bytes){(const uint8_t *)gen_id, strlen(gen_id)};
+	connect_finish(c, &req, v);
+	if (c->state == CONN_ACTIVE) {
+		/* Packets the client sent after its CONNECT waited unread. */
+		bufferevent_enable(c->bev, EV_READ);
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	}
 }

@@ -61,7 +61,7 @@ typedef struct refusal {
 static bool publish_allowed(roost_conn *c, const roost_publish *p, refusal *r)
 {
 	const char *why = NULL;
-	roost_err err = broker_authz_publish(c->b, roost_session_client_id(c->session), roost_session_username(c->session),
+	roost_err err = broker_authz_publish(c->b, c, roost_session_client_id(c->session), roost_session_username(c->session),
 	                                     (const char *)p->topic.ptr, p->topic.len, &why);
 	if (err == ROOST_OK)
 		return true;

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "roost/auth.h"
 #include "roost/broker.h"
 #include "roost/codec.h"
 #include "roost/daemon.h"
@@ -26,6 +27,7 @@
 /* Connection states. */
 enum conn_state {
 	CONN_AWAIT_CONNECT = 0, /* TCP open, no CONNECT yet */
+	CONN_AUTHENTICATING,    /* CONNECT received, its password being checked: nothing read */
 	CONN_ACTIVE,            /* CONNECT accepted */
 	CONN_CLOSING,           /* flushing output, then close */
 	CONN_DEAD,              /* closed, waiting for the reaper */
@@ -101,6 +103,8 @@ struct roost_conn {
 	bool read_paused;         /* input not read while output is above the high water mark */
 	uint64_t slow_since;      /* clock time output went above the high water mark; 0 = not slow */
 	bool overflowed;          /* output passed the hard limit: close at the next chance */
+	bool peer_loopback;       /* the peer's address is loopback: "this machine" for allow_anonymous */
+	uint64_t auth_gen;        /* set by a pending password check, to find this connection again */
 	char addr[56];            /* "ip:port" of the peer */
 	conn_v5 v5;               /* MQTT 5 client properties (defaults for 3.1.1) */
 	/* v5 Topic Aliases (connection.c; both NULL until first used). */
@@ -108,6 +112,13 @@ struct roost_conn {
 	struct alias_out *alias_out; /* outbound: topic -> alias we assigned, uthash */
 	uint16_t alias_out_n;        /* aliases assigned so far */
 };
+
+/* A listener's own password and ACL files (listeners[].password_file,
+ * listeners[].acl_file); NULL: the top-level ones apply. */
+typedef struct listener_auth {
+	struct roost_auth_db *users;
+	struct roost_acl *acl;
+} listener_auth;
 
 typedef struct session_entry {
 	UT_hash_handle hh;
@@ -146,7 +157,17 @@ struct roost_broker {
 	roost_bus *bus;
 	struct roost_auth_db *users;      /* password_file, NULL when none */
 	struct roost_acl *acl;            /* acl_file, NULL when none (all allowed) */
+	listener_auth *listener_auth;     /* one per cfg->listeners, in that order */
 	struct hook_entry *hooks;         /* component auth hooks, in order */
+	char *password_path;              /* password_file, or `passwd` beside the store */
+	struct auth_watch *auth_watch;    /* inotify on the password file's directory */
+	struct auth_pool *auth_pool;      /* password checks off the loop; created on first use */
+	struct roost_auth_cache *auth_cache;       /* successful verifications */
+	struct roost_login_backoff *login_backoff; /* failed logins per (user, address) */
+	struct connect_pending *auth_pending;      /* CONNECTs waiting for their check */
+	size_t n_auth_pending;
+	uint64_t auth_epoch;              /* bumped when the password files are reloaded */
+	uint64_t auth_gens;               /* last roost_conn.auth_gen given out */
 	roost_persist *store;             /* NULL: persistence off */
 	struct event *commit_ev;          /* group commit, lowest priority */
 	/* store.c calls it after every commit attempt (set by roost_broker_new
@@ -203,6 +224,8 @@ roost_err broker_store_open(roost_broker *b);
 void broker_store_close(roost_broker *b);
 /* A persistent session was created / is being destroyed. */
 void broker_store_session_added(roost_broker *b, roost_session *s);
+/* Record the session's owner (roost_session_username) in the store. */
+void broker_store_session_owner(roost_broker *b, roost_session *s);
 void broker_store_session_removed(roost_broker *b, roost_session *s);
 void broker_store_retain(roost_broker *b, const roost_msg *msg);
 /* Store writes attempted so far (0 without a store): a caller compares two
@@ -221,9 +244,24 @@ void broker_listeners_resume(roost_broker *b);
 
 /* ---- authz.c ---- */
 /* ROOST_AUTH_ALLOW (verified user), ROOST_AUTH_DEFER (admitted as anonymous)
- * or ROOST_AUTH_DENY with *why set. */
+ * or ROOST_AUTH_DENY with *why set. The password check, if any, runs here,
+ * on the caller's thread (tests); the broker uses _decide. */
 int broker_authz_connect(roost_broker *b, roost_conn *c, const char *client_id, const char *username,
                          const uint8_t *password, size_t plen, bool cert_identity, const char **why);
+/* The users and ACL that govern clients of c's listener: its own files, else
+ * the top-level ones (c NULL, e.g. a component or an offline session: the
+ * top level). Borrowed until the next reload. */
+const struct roost_auth_db *broker_authz_users(const roost_broker *b, const roost_conn *c);
+const struct roost_acl *broker_authz_acl(const roost_broker *b, const roost_conn *c);
+/* allow_anonymous for c's listener: its own setting, else the top level's. */
+int broker_authz_allow_anonymous(const roost_broker *b, const roost_conn *c);
+/* Any ACL file (top level or a listener's) or hook: topic checks needed. */
+bool broker_authz_has_rules(const roost_broker *b);
+/* broker_authz_connect without the costly part: ROOST_AUTH_VERIFY when
+ * username's password must still be checked against *users. */
+int broker_authz_connect_decide(roost_broker *b, roost_conn *c, const char *client_id, const char *username,
+                                const uint8_t *password, size_t plen, bool cert_identity,
+                                const struct roost_auth_db **users, const char **why);
 /* May the session's client read/write/subscribe this topic or filter? */
 bool broker_authz_topic(roost_broker *b, roost_session *s, const char *topic, size_t len, int access);
 /*
@@ -234,13 +272,60 @@ bool broker_authz_topic(roost_broker *b, roost_session *s, const char *topic, si
  * (ROOST_ERR_BAD_TOPIC), the topic limits (ROOST_ERR_TOO_LARGE), the '$'
  * rule and the ACL (ROOST_ERR_NOT_AUTHORIZED); *why says which.
  */
-roost_err broker_authz_publish(roost_broker *b, const char *client_id, const char *username, const char *topic,
-                               size_t len, const char **why);
+roost_err broker_authz_publish(roost_broker *b, const roost_conn *c, const char *client_id, const char *username,
+                               const char *topic, size_t len, const char **why);
 /* Is c's will still one its client may publish? When not, it is dropped
  * (released, c->will NULL) and logged. Asked at SIGHUP for every client,
  * and meant to be asked just before a will is published. */
 bool broker_authz_will(roost_broker *b, roost_conn *c);
 void broker_authz_free(roost_broker *b);
+
+/* ---- connect_auth.c, auth_worker.c: the password check off the loop ---- */
+/* broker_authz_connect_decide: the password must be checked. */
+#define ROOST_AUTH_VERIFY 3
+/* broker_connect_verify: the check went off the loop; the CONNECT resumes
+ * in handle_connect_resume(). */
+#define ROOST_AUTH_PENDING 4
+/* The outcome of authentication: verdict ALLOW (a verified user), DEFER
+ * (anonymous) or DENY with the CONNACK code and a reason for the log. */
+typedef struct connect_verdict {
+	int verdict;
+	uint8_t code;
+	const char *why;
+} connect_verdict;
+typedef struct connect_pending connect_pending;
+/*
+ * Verify user's password for c's CONNECT (pkt: the whole packet, pw inside
+ * it; gen_id: a generated client id or NULL): ROOST_AUTH_ALLOW at once on a
+ * cached success, DENY with *v set, or ROOST_AUTH_PENDING: c is then
+ * CONN_AUTHENTICATING, reads nothing, and handle_connect_resume(c, ...) is
+ * called on the loop with the verdict unless c was closed meanwhile.
+ */
+int broker_connect_verify(roost_conn *c, const char *user, const uint8_t *pw, size_t plen, const uint8_t *pkt,
+                          size_t len, const char *gen_id, connect_verdict *v);
+/* The password files were reloaded: forget cached verifications. */
+void broker_connect_auth_reloaded(roost_broker *b);
+void broker_connect_auth_free(roost_broker *b);
+
+typedef struct auth_pool auth_pool;
+typedef void (*auth_pool_done)(void *ctx, bool ok);
+/* 1 worker thread (2 with more than two CPUs); NULL on failure. */
+auth_pool *broker_auth_pool_new(struct event_base *base);
+/* Verify password (copied) against cred (copied) on a worker; done(ctx, ok)
+ * runs later on the loop. */
+roost_err broker_auth_pool_submit(auth_pool *p, const roost_auth_cred *cred, const void *password, size_t len,
+                                  auth_pool_done done, void *ctx);
+/* Joins the threads; callbacks of unfinished jobs never run. */
+void broker_auth_pool_free(auth_pool *p);
+
+/* ---- auth_watch.c ---- */
+typedef struct auth_watch auth_watch;
+/* Call changed(b) on the loop when one of paths (directory watched, so a
+ * file created or renamed over counts) is written, replaced or removed.
+ * NULL when inotify is unavailable (logged: SIGHUP still reloads). */
+auth_watch *broker_auth_watch_new(roost_broker *b, const char *const *paths, size_t n,
+                                  void (*changed)(roost_broker *b));
+void broker_auth_watch_free(auth_watch *w);
 
 /* ---- tls.c ---- */
 SSL_CTX *broker_tls_ctx_new(const roost_listener_config *lc, const roost_log *log);
@@ -287,6 +372,10 @@ void conn_commit_done(roost_broker *b, bool committed);
 
 /* ---- handlers: each returns ROOST_OK or closes the connection itself ---- */
 void handle_connect(roost_conn *c, const uint8_t *pkt, size_t len);
+/* The rest of a CONNECT whose password check went off the loop; pkt is the
+ * copy kept by the check, gen_id the client id generated for it (or ""). */
+void handle_connect_resume(roost_conn *c, const uint8_t *pkt, size_t len, const char *gen_id,
+                           const connect_verdict *v);
 void handle_publish(roost_conn *c, const uint8_t *pkt, size_t len);
 void handle_puback(roost_conn *c, const uint8_t *pkt, size_t len);   /* PUBACK, PUBREC, PUBCOMP */
 void handle_pubrel(roost_conn *c, const uint8_t *pkt, size_t len);

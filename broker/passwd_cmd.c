@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,16 +21,23 @@
 
 #include "roost/alloc.h"
 #include "roost/auth.h"
+#include "roost/config.h"
 #include "roost/passwd_cmd.h"
+#include "roost/persist.h"
 
 #define PROG "roost passwd"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: roost passwd [-c] [-I ITERATIONS] FILE USER\n"
+	        "usage: roost passwd [--config CONFIG] [-b] USER [PASSWORD]\n"
+	        "       roost passwd [-c] [-I ITERATIONS] FILE USER\n"
 	        "       roost passwd [-c] [-I ITERATIONS] -b FILE USER PASSWORD\n"
-	        "       roost passwd -D FILE USER\n"
+	        "       roost passwd -D [FILE] USER\n"
+	        "\n"
+	        "Without FILE: the `passwd` file beside the store (persistence.path of\n"
+	        "CONFIG or of the embedded defaults; $STATE_DIRECTORY under systemd),\n"
+	        "which roost reads by default and re-reads within 2 s of a change.\n"
 	        "\n"
 	        "  -b  batch: take the password from the command line\n"
 	        "  -c  create FILE, or overwrite it with only USER\n"
@@ -179,12 +188,19 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* How the new file is owned: mode, and a group to give it (-1: keep). */
+typedef struct file_owner {
+	mode_t mode;
+	gid_t gid;
+} file_owner;
+
 /*
- * Replace path with data: temp file in the same directory, 0600, the old
- * owner when we are root, fsync, rename, fsync of the directory so the
- * rename itself survives a power cut.
+ * Replace path with data: temp file in the same directory, own->mode, the
+ * old owner when we are root (own->gid overrides the group), fsync, rename,
+ * fsync of the directory so the rename itself survives a power cut.
  */
-static int replace_file(const char *path, const char *data, size_t len, const struct stat *old)
+static int replace_file(const char *path, const char *data, size_t len, const struct stat *old,
+                        const file_owner *own)
 {
 	size_t plen = strlen(path);
 	char *tmp = roost_malloc(plen + sizeof ".tmp-XXXXXX");
@@ -202,7 +218,8 @@ static int replace_file(const char *path, const char *data, size_t len, const st
 		fprintf(stderr, PROG ": cannot create a file beside %s: %s\n", path, strerror(errno));
 		goto fail_nounlink;
 	}
-	if (fchmod(fd, 0600) != 0 || (old && geteuid() == 0 && fchown(fd, old->st_uid, old->st_gid) != 0) ||
+	if (fchmod(fd, own->mode) != 0 || (old && geteuid() == 0 && fchown(fd, old->st_uid, old->st_gid) != 0) ||
+	    (own->gid != (gid_t)-1 && fchown(fd, (uid_t)-1, own->gid) != 0) ||
 	    write_all(fd, data, len) != 0 || fsync(fd) != 0) {
 		fprintf(stderr, PROG ": cannot write %s: %s\n", tmp, strerror(errno));
 		goto fail;
@@ -256,12 +273,72 @@ static void warn_if_unloadable(const char *file, const char *text, size_t len)
 	roost_config_errors_cleanup(&errs);
 }
 
+/* ---- the default file ----------------------------------------------------- */
+
+/*
+ * The store's directory, new string: the persist module's one rule for where
+ * the store lives ($STATE_DIRECTORY under systemd for a relative path, a
+ * directory path holding roost.db, else the database file's directory).
+ */
+static char *store_dir(const roost_config *cfg)
+{
+	char dir[PATH_MAX];
+	if (roost_persist_resolve_dir(cfg->persistence.path, dir, sizeof dir) != ROOST_OK)
+		return NULL;
+	return roost_strdup(dir);
+}
+
+char *roost_passwd_default_path(const roost_config *cfg)
+{
+	char *dir = store_dir(cfg);
+	size_t n = dir ? strlen(dir) : 0;
+	char *path = dir ? roost_malloc(n + sizeof "/passwd") : NULL;
+	if (path) {
+		memcpy(path, dir, n);
+		memcpy(path + n, "/passwd", sizeof "/passwd");
+	}
+	roost_free(dir);
+	return path;
+}
+
+/* The default file of --config CONFIG (or of the embedded defaults). */
+static char *default_file(const char *config)
+{
+	roost_config *cfg = NULL;
+	roost_config_errors errs = {0};
+	roost_err err = config ? roost_config_load_file(config, &cfg, &errs) : roost_config_defaults(&cfg);
+	if (err) {
+		roost_config_errors_print(&errs, stderr);
+		if (errs.count == 0)
+			fprintf(stderr, PROG ": %s: %s\n", config ? config : "defaults", roost_err_str(err));
+		roost_config_errors_cleanup(&errs);
+		return NULL;
+	}
+	char *path = roost_passwd_default_path(cfg);
+	if (!path)
+		fprintf(stderr, PROG ": out of memory\n");
+	roost_config_free(cfg);
+	return path;
+}
+
+/* The default file is read by roost running as its own user: 0640 and
+ * group roost when that group exists (an installed system). */
+static file_owner owner_for(bool default_file)
+{
+	file_owner own = {default_file ? 0640 : 0600, (gid_t)-1};
+	struct group *g = default_file ? getgrnam("roost") : NULL;
+	if (g)
+		own.gid = g->gr_gid;
+	return own;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 typedef struct opts {
 	bool batch, create, del;
 	int iterations;
 	const char *file, *user, *password;
+	const char *config;   /* --config: whose store directory, without FILE */
 } opts;
 
 /* 0 ok, 2 usage error, -1 help printed. */
@@ -278,6 +355,14 @@ static int parse_args(int argc, char **argv, opts *o)
 		}
 		if (!strcmp(a, "-h") || !strcmp(a, "--help"))
 			return -1;
+		if (!strcmp(a, "--config")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, PROG ": --config needs a file\n");
+				return 2;
+			}
+			o->config = argv[++i];
+			continue;
+		}
 		if (!strcmp(a, "-I")) {
 			char *end;
 			long v;
@@ -312,20 +397,35 @@ static int parse_args(int argc, char **argv, opts *o)
 		return 2;
 	}
 	int want = o->batch ? 3 : 2;
-	if (argc - i != want) {
-		fprintf(stderr, PROG ": expected %s\n", o->batch ? "FILE USER PASSWORD" : "FILE USER");
+	bool no_file = argc - i == want - 1; /* the default password file beside the store */
+	if (!no_file && argc - i != want) {
+		fprintf(stderr, PROG ": expected %s\n", o->batch ? "[FILE] USER PASSWORD" : "[FILE] USER");
 		return 2;
 	}
-	o->file = argv[i];
-	o->user = argv[i + 1];
-	o->password = o->batch ? argv[i + 2] : NULL;
+	if (no_file && o->create) {
+		fprintf(stderr, PROG ": -c needs FILE (the default file is created when missing)\n");
+		return 2;
+	}
+	if (no_file && strchr(argv[i], '/')) {
+		/* `-b FILE USER` without the password, most likely. */
+		fprintf(stderr, PROG ": '%s' looks like a file, not a user name; expected %s\n", argv[i],
+		        o->batch ? "[FILE] USER PASSWORD" : "[FILE] USER");
+		return 2;
+	}
+	if (!no_file && o->config) {
+		fprintf(stderr, PROG ": --config is for the form without FILE\n");
+		return 2;
+	}
+	o->file = no_file ? NULL : argv[i++];
+	o->user = argv[i];
+	o->password = o->batch ? argv[i + 1] : NULL;
 	return 0;
 }
 
 int roost_passwd_main(int argc, char **argv)
 {
 	opts o = {0};
-	char *pw = NULL, *again = NULL, *hash = NULL, *text = NULL, *out = NULL, *real = NULL;
+	char *pw = NULL, *again = NULL, *hash = NULL, *text = NULL, *out = NULL, *real = NULL, *dflt = NULL;
 	size_t pwlen = 0, len = 0, out_len = 0;
 	struct stat st;
 	bool exists;
@@ -342,25 +442,28 @@ int roost_passwd_main(int argc, char **argv)
 		                "must not start with '#' or begin or end with a blank\n");
 		return 1;
 	}
+	if (!o.file && !(o.file = dflt = default_file(o.config)))
+		return 1;
 
-	/* A symbolic link is followed so that the link itself stays. */
+	/* A symbolic link is followed so that the link itself stays. The
+	 * default file is created when missing. */
 	exists = stat(o.file, &st) == 0;
-	if (!exists && (errno != ENOENT || !o.create)) {
+	if (!exists && (errno != ENOENT || !(o.create || (dflt && !o.del)))) {
 		int e = errno;
 		fprintf(stderr, PROG ": %s: %s%s\n", o.file, strerror(e),
 		        e == ENOENT && !o.del ? " (use -c to create it)" : "");
-		return 1;
+		goto done;
 	}
 	if (exists && !S_ISREG(st.st_mode)) {
 		fprintf(stderr, PROG ": %s: not a regular file\n", o.file);
-		return 1;
+		goto done;
 	}
 	const char *target = o.file;
 	if (exists) {
 		real = realpath(o.file, NULL);
 		if (!real) {
 			fprintf(stderr, PROG ": %s: %s\n", o.file, strerror(errno));
-			return 1;
+			goto done;
 		}
 		target = real;
 	}
@@ -406,7 +509,11 @@ int roost_passwd_main(int argc, char **argv)
 		goto done;
 	}
 	warn_if_unloadable(o.file, out, out_len);
-	rc = replace_file(target, out, out_len, exists ? &st : NULL);
+	file_owner own = owner_for(dflt != NULL);
+	rc = replace_file(target, out, out_len, exists ? &st : NULL, &own);
+	if (rc == 0 && dflt)
+		printf("%s %s in %s; a running roost picks it up within 2 s\n", o.user, o.del ? "deleted" : "set",
+		       o.file);
 
 done:
 	if (pw)
@@ -417,5 +524,6 @@ done:
 	roost_free(text);
 	roost_free(out);
 	free(real); /* from realpath(), which uses malloc */
+	roost_free(dflt);
 	return rc;
 }

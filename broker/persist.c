@@ -47,6 +47,7 @@ enum stmt_id {
 	ST_SPOOL_DEL,
 	ST_COUNTER_PUT,
 	ST_COUNTER_GET,
+	ST_SESSION_OWNER,
 	ST_COUNT
 };
 
@@ -76,6 +77,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SPOOL_DEL] = "DELETE FROM spool WHERE seq = ?1",
 	[ST_COUNTER_PUT] = "INSERT OR REPLACE INTO counters(name, value) VALUES (?1, ?2)",
 	[ST_COUNTER_GET] = "SELECT value FROM counters WHERE name = ?1",
+	[ST_SESSION_OWNER] = "UPDATE sessions SET owner = ?2, owner_known = 1 WHERE client_id = ?1",
 };
 
 /* Schema version 1. Later versions append migrations, never edit this. */
@@ -109,10 +111,21 @@ static const char schema_v2[] = "DELETE FROM counters WHERE name = 'store_moved_
                                 "PRAGMA application_id = 1383034739;"
                                 "PRAGMA user_version = 2;";
 
+/*
+ * Version 3: a persistent session belongs to the user who created it, also
+ * across restarts (before, a restored session was claimed by whoever
+ * connected first). owner NULL = anonymous; owner_known 0 for sessions
+ * written before version 3, which the first client to resume claims.
+ */
+static const char schema_v3[] = "ALTER TABLE sessions ADD COLUMN owner TEXT;"
+                                "ALTER TABLE sessions ADD COLUMN owner_known INTEGER NOT NULL DEFAULT 0;"
+                                "PRAGMA user_version = 3;";
+
 /* migrations[v] upgrades a database at version v to v + 1. */
 static const char *const migrations[] = {
 	[0] = schema_v1,
 	[1] = schema_v2,
+	[2] = schema_v3,
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == ROOST_PERSIST_SCHEMA_VERSION,
                "one migration per schema version");
@@ -904,6 +917,19 @@ roost_err roost_persist_session_add(roost_persist *p, const char *client_id)
 	return run_id(p, ST_SESSION_ADD, client_id);
 }
 
+roost_err roost_persist_session_set_owner(roost_persist *p, const char *client_id, const char *owner)
+{
+	sqlite3_stmt *s = write_stmt(p, ST_SESSION_OWNER);
+	if (!s)
+		return ROOST_ERR_IO;
+	bind_text(s, 1, client_id, strlen(client_id));
+	if (owner)
+		bind_text(s, 2, owner, strlen(owner));
+	else
+		sqlite3_bind_null(s, 2);
+	return run(p, s);
+}
+
 roost_err roost_persist_session_remove(roost_persist *p, const char *client_id)
 {
 	roost_err err = run_id(p, ST_SESSION_DEL, client_id);
@@ -1113,8 +1139,11 @@ static roost_err load_retained(roost_persist *p, sqlite3_stmt *s, const roost_pe
 static roost_err load_session(roost_persist *p, sqlite3_stmt *s, const roost_persist_visitor *v, void *ctx)
 {
 	(void)p;
+	const char *id = (const char *)sqlite3_column_text(s, 0);
 	if (v->session)
-		v->session(ctx, (const char *)sqlite3_column_text(s, 0));
+		v->session(ctx, id);
+	if (v->session_owner && sqlite3_column_int(s, 2))
+		v->session_owner(ctx, id, (const char *)sqlite3_column_text(s, 1)); /* NULL: anonymous */
 	return ROOST_OK;
 }
 
@@ -1232,7 +1261,7 @@ roost_err roost_persist_load(roost_persist *p, const roost_persist_visitor *v, v
 {
 	roost_err err = each_row(p, "SELECT topic, qos, payload, props FROM retained", load_retained, v, ctx);
 	if (!err)
-		err = each_row(p, "SELECT client_id FROM sessions", load_session, v, ctx);
+		err = each_row(p, "SELECT client_id, owner, owner_known FROM sessions", load_session, v, ctx);
 	if (!err)
 		err = each_row(p, "SELECT client_id, filter, options FROM subs", load_sub, v, ctx);
 	if (!err)

@@ -73,6 +73,12 @@ void broker_store_session_added(roost_broker *b, roost_session *s)
 	roost_session_set_journal(s, &journal, b);
 }
 
+void broker_store_session_owner(roost_broker *b, roost_session *s)
+{
+	if (b->store && !roost_session_clean(s))
+		roost_persist_session_set_owner(b->store, roost_session_client_id(s), roost_session_username(s));
+}
+
 void broker_store_session_removed(roost_broker *b, roost_session *s)
 {
 	if (!b->store || roost_session_clean(s))
@@ -129,13 +135,55 @@ uint64_t broker_store_writes(const roost_broker *b)
 typedef struct store_load {
 	roost_broker *b;
 	size_t retained, sessions, deliveries;
+	roost_msg **dropped;       /* retained messages beyond the topic limits: removed after the load */
+	size_t n_dropped, cap_dropped;
 } store_load;
+
+/* Remove, once the load's reads are done, the retained topics it left out. */
+static void remove_dropped(store_load *l)
+{
+	for (size_t i = 0; i < l->n_dropped; i++) {
+		roost_msg *m = l->dropped[i];
+		roost_msg *gone = roost_msg_new(m->topic, m->topic_len, NULL, 0, 0, true);
+		if (gone)
+			roost_persist_retain_set(l->b->store, gone); /* an empty payload removes it */
+		roost_msg_unref(gone);
+		roost_msg_unref(m);
+	}
+	roost_free(l->dropped);
+	l->dropped = NULL;
+	l->n_dropped = l->cap_dropped = 0;
+}
 
 static void load_retained(void *ctx, roost_msg *msg)
 {
 	store_load *l = ctx;
 	roost_broker *b = l->b;
 	l->retained++;
+	/* A retained topic beyond today's limits (stored before they were
+	 * lowered, or by an older roost) is not loaded back: one 65,535-level
+	 * topic would cost ~47 MB at every start. It is removed from the store
+	 * once the load's reads are done (remove_dropped). */
+	const roost_limits_config *lim = &b->cfg->limits;
+	const char *why = NULL;
+	if (roost_topic_check_limits(msg->topic, msg->topic_len, lim->max_topic_levels, lim->max_topic_length,
+	                             &why) != ROOST_OK) {
+		roost_log_warn(b->log, "store: retained message on %.*s%s not loaded: %s",
+		               msg->topic_len > 64 ? 64 : (int)msg->topic_len, msg->topic, msg->topic_len > 64 ? "..." : "",
+		               why);
+		if (l->n_dropped == l->cap_dropped) {
+			size_t cap = l->cap_dropped ? l->cap_dropped * 2 : 4;
+			roost_msg **n = roost_realloc(l->dropped, cap * sizeof *n);
+			if (!n) {
+				roost_msg_unref(msg); /* stays in the file; still not loaded */
+				return;
+			}
+			l->dropped = n;
+			l->cap_dropped = cap;
+		}
+		l->dropped[l->n_dropped++] = msg;
+		return;
+	}
 	void *old = NULL;
 	if (roost_topic_tree_retain_set(b->tree, msg->topic, msg->topic_len, msg, &old) != ROOST_OK)
 		roost_msg_unref(msg);
@@ -152,6 +200,17 @@ static void load_session(void *ctx, const char *client_id)
 		roost_log_error(b->log, "store: out of memory restoring session %s", client_id);
 		roost_session_free(s);
 	}
+}
+
+static roost_session *loaded(roost_broker *b, const char *client_id);
+
+/* The session's owner is known again: only that user may resume it. */
+static void load_session_owner(void *ctx, const char *client_id, const char *owner)
+{
+	store_load *l = ctx;
+	roost_session *s = loaded(l->b, client_id);
+	if (s && roost_session_set_username(s, owner, owner ? strlen(owner) : 0) != ROOST_OK)
+		roost_log_error(l->b->log, "store: out of memory restoring the owner of %s", client_id);
 }
 
 static roost_session *loaded(roost_broker *b, const char *client_id)
@@ -227,12 +286,14 @@ roost_err broker_store_open(roost_broker *b)
 	static const roost_persist_visitor v = {
 		.retained = load_retained,
 		.session = load_session,
+		.session_owner = load_session_owner,
 		.sub = load_sub,
 		.delivery = load_delivery,
 		.qos2 = load_qos2,
 	};
 	store_load l = {.b = b};
 	err = roost_persist_load(b->store, &v, &l);
+	remove_dropped(&l);
 	if (err)
 		roost_log_error(b->log, "store %s: loading stopped early (%s); what loaded is kept", path,
 		                roost_err_str(err));

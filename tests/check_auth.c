@@ -34,9 +34,219 @@
 
 #include "roost/alloc.h"
 #include "roost/auth.h"
+#include "roost/auth_guard.h"
 #include "roost/passwd_cmd.h"
 
 Suite *auth_suite(void);
+
+static bool v4_loopback(const char *ip)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	ck_assert_int_eq(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
+	return roost_auth_addr_is_loopback((struct sockaddr *)&sin);
+}
+
+static bool v6_loopback(const char *ip)
+{
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+	ck_assert_int_eq(inet_pton(AF_INET6, ip, &sin6.sin6_addr), 1);
+	return roost_auth_addr_is_loopback((struct sockaddr *)&sin6);
+}
+
+/* "This machine" is 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (a v4
+ * loopback client on a dual-stack listener); nothing else. */
+START_TEST(test_peer_loopback_classification)
+{
+	ck_assert(v4_loopback("127.0.0.1"));
+	ck_assert(v4_loopback("127.255.3.4"));
+	ck_assert(!v4_loopback("128.0.0.1"));
+	ck_assert(!v4_loopback("126.255.255.255"));
+	ck_assert(!v4_loopback("0.0.0.0"));
+	ck_assert(!v4_loopback("192.168.1.10"));
+	ck_assert(!v4_loopback("198.18.0.2"));
+	ck_assert(v6_loopback("::1"));
+	ck_assert(!v6_loopback("::"));
+	ck_assert(!v6_loopback("::2"));
+	ck_assert(!v6_loopback("fe80::1"));
+	ck_assert(v6_loopback("::ffff:127.0.0.1"));
+	ck_assert(v6_loopback("::ffff:127.1.2.3"));
+	ck_assert(!v6_loopback("::ffff:128.0.0.1"));
+	ck_assert(!v6_loopback("::ffff:192.168.1.10"));
+	ck_assert(!v6_loopback("::127.0.0.1")); /* IPv4-compatible, deprecated: not mapped */
+	ck_assert(!v6_loopback("64:ff9b::7f00:1")); /* NAT64 of 127.0.0.1 comes from elsewhere */
+	struct sockaddr_un_like { sa_family_t f; char path[20]; } un = {.f = AF_UNIX};
+	ck_assert(!roost_auth_addr_is_loopback((struct sockaddr *)&un));
+	ck_assert(!roost_auth_addr_is_loopback(NULL));
+}
+END_TEST
+
+static char *default_path_for(const char *db)
+{
+	roost_config *cfg;
+	ck_assert_int_eq(roost_config_defaults(&cfg), ROOST_OK);
+	if (db != cfg->persistence.path) {
+		roost_free(cfg->persistence.path);
+		cfg->persistence.path = db ? roost_strdup(db) : NULL;
+	}
+	char *p = roost_passwd_default_path(cfg);
+	roost_config_free(cfg);
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+#define ck_assert_default_path(db, want)                       \
+	do {                                                       \
+		char *got_ = default_path_for(db);                     \
+		ck_assert_str_eq(got_, want);                          \
+		roost_free(got_);                                      \
+	} while (0)
+
+/* `passwd` beside the store: the db's directory, the directory itself when
+ * persistence.path names one, $STATE_DIRECTORY (first entry) while the path
+ * is the default. */
+START_TEST(test_default_password_file_is_beside_the_store)
+{
+	unsetenv("STATE_DIRECTORY");
+	roost_config *cfg;
+	ck_assert_int_eq(roost_config_defaults(&cfg), ROOST_OK);
+	char *p = roost_passwd_default_path(cfg);
+	ck_assert_str_eq(p, "./passwd");
+	roost_free(p);
+	roost_config_free(cfg);
+	ck_assert_default_path("/var/lib/roost/roost.db", "/var/lib/roost/passwd");
+	ck_assert_default_path("data/x.db", "data/passwd");
+	ck_assert_default_path("/tmp", "/tmp/passwd"); /* a directory */
+	ck_assert_default_path(NULL, "./passwd");
+	setenv("STATE_DIRECTORY", "/var/lib/roost:/var/lib/other", 1);
+	ck_assert_default_path("roost.db", "/var/lib/roost/passwd");
+	ck_assert_default_path(NULL, "/var/lib/roost/passwd");
+	ck_assert_default_path("/srv/mqtt/roost.db", "/srv/mqtt/passwd"); /* configured: wins */
+	unsetenv("STATE_DIRECTORY");
+}
+END_TEST
+
+/* Failed logins back off per (user, address): 0.5 s doubling to 30 s, reset
+ * by a success; another user from the same address is never delayed. The
+ * clock is the caller's: t stands for a fake one. */
+START_TEST(test_login_backoff_doubles_caps_resets_and_is_per_user_and_address)
+{
+	roost_login_backoff *t = roost_login_backoff_new(100);
+	uint64_t now = 1000000;
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "alice", "192.168.1.9", now), 0);
+	uint64_t want[] = {500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		roost_login_backoff_failed(t, "alice", "192.168.1.9", now);
+		ck_assert_uint_eq(roost_login_backoff_delay(t, "alice", "192.168.1.9", now), want[i]);
+	}
+	/* Time passes: what is left shrinks to 0. */
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "alice", "192.168.1.9", now + 10000), 20000);
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "alice", "192.168.1.9", now + 30000), 0);
+	/* Behind the same NAT, bob is not delayed; alice elsewhere neither. */
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "bob", "192.168.1.9", now), 0);
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "alice", "192.168.1.10", now), 0);
+	/* A name is not confused with a name+address split elsewhere. */
+	roost_login_backoff_failed(t, "a", "b", now);
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "ab", "", now), 0);
+	/* Success resets: the next failure starts at 0.5 s again. */
+	roost_login_backoff_succeeded(t, "alice", "192.168.1.9");
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "alice", "192.168.1.9", now), 0);
+	roost_login_backoff_failed(t, "alice", "192.168.1.9", now + 40000);
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "alice", "192.168.1.9", now + 40000), 500);
+	/* Ten quiet minutes forget the pair and its count. */
+	roost_login_backoff_failed(t, "alice", "192.168.1.9", now + 40000);
+	uint64_t later = now + 40000 + ROOST_LOGIN_BACKOFF_FORGET_MS;
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "alice", "192.168.1.9", later), 0);
+	roost_login_backoff_failed(t, "alice", "192.168.1.9", later);
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "alice", "192.168.1.9", later), 500);
+	roost_login_backoff_free(t);
+}
+END_TEST
+
+/* The table is bounded: the oldest pair goes first. */
+START_TEST(test_login_backoff_is_bounded)
+{
+	roost_login_backoff *t = roost_login_backoff_new(2);
+	roost_login_backoff_failed(t, "u1", "h", 10);
+	roost_login_backoff_failed(t, "u2", "h", 10);
+	roost_login_backoff_failed(t, "u3", "h", 10);
+	ck_assert_uint_eq(roost_login_backoff_count(t), 2);
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "u1", "h", 10), 0);
+	ck_assert_uint_eq(roost_login_backoff_delay(t, "u3", "h", 10), 500);
+	roost_login_backoff_free(t);
+}
+END_TEST
+
+/* Verified logins are cached per (scope, user, password) for ttl; nothing
+ * else hits; clear() (a reload) forgets all; the table is bounded. */
+START_TEST(test_auth_cache_hits_only_the_verified_triple_until_ttl)
+{
+	int db1, db2; /* two user tables: only their addresses matter */
+	roost_auth_cache *c = roost_auth_cache_new(3, 60000);
+	ck_assert_ptr_nonnull(c);
+	ck_assert(!roost_auth_cache_hit(c, &db1, "alice", "pw", 2, 0));
+	ck_assert_int_eq(roost_auth_cache_add(c, &db1, "alice", "pw", 2, 1000), ROOST_OK);
+	ck_assert(roost_auth_cache_hit(c, &db1, "alice", "pw", 2, 1000));
+	ck_assert(roost_auth_cache_hit(c, &db1, "alice", "pw", 2, 60999));
+	ck_assert(!roost_auth_cache_hit(c, &db1, "alice", "pW", 2, 1000));
+	ck_assert(!roost_auth_cache_hit(c, &db1, "alice", "pw\0", 3, 1000));
+	ck_assert(!roost_auth_cache_hit(c, &db1, "alic", "epw", 3, 1000)); /* no ambiguity at the seam */
+	ck_assert(!roost_auth_cache_hit(c, &db1, "bob", "pw", 2, 1000));
+	ck_assert(!roost_auth_cache_hit(c, &db2, "alice", "pw", 2, 1000));
+	ck_assert(!roost_auth_cache_hit(c, &db1, "alice", "pw", 2, 61000)); /* expired */
+	ck_assert_uint_eq(roost_auth_cache_count(c), 0);
+	ck_assert_int_eq(roost_auth_cache_add(c, &db1, "alice", "", 0, 0), ROOST_OK); /* empty password */
+	ck_assert(roost_auth_cache_hit(c, &db1, "alice", NULL, 0, 1));
+	roost_auth_cache_clear(c);
+	ck_assert(!roost_auth_cache_hit(c, &db1, "alice", "", 0, 1));
+	for (int i = 0; i < 4; i++) {
+		char pw[8];
+		snprintf(pw, sizeof pw, "p%d", i);
+		ck_assert_int_eq(roost_auth_cache_add(c, &db1, "u", pw, strlen(pw), 5), ROOST_OK);
+	}
+	ck_assert_uint_eq(roost_auth_cache_count(c), 3);
+	ck_assert(!roost_auth_cache_hit(c, &db1, "u", "p0", 2, 5)); /* the oldest went */
+	ck_assert(roost_auth_cache_hit(c, &db1, "u", "p3", 2, 5));
+	roost_auth_cache_free(c);
+}
+END_TEST
+
+/* The worker's half of roost_auth_check: a copied credential verifies with
+ * no db around, and an unknown user's dummy never does. */
+START_TEST(test_cred_copy_verifies_without_the_db)
+{
+	char *hash;
+	ck_assert_int_eq(roost_auth_hash_new("pw", 2, 10, &hash), ROOST_OK);
+	char file[256];
+	snprintf(file, sizeof file, "alice:%s\n", hash);
+	roost_free(hash);
+	roost_auth_db *db;
+	roost_config_errors errs;
+	ck_assert_int_eq(roost_auth_load_string("passwd", file, strlen(file), &db, &errs), ROOST_OK);
+	roost_auth_cred alice, nobody;
+	roost_auth_lookup(db, "alice", &alice);
+	roost_auth_lookup(db, "nobody", &nobody);
+	roost_auth_free(db);
+	ck_assert(alice.known);
+	ck_assert(!nobody.known);
+	ck_assert(roost_auth_cred_verify(&alice, "pw", 2));
+	ck_assert(!roost_auth_cred_verify(&alice, "px", 2));
+	ck_assert(!roost_auth_cred_verify(&nobody, "pw", 2));
+	roost_auth_lookup(NULL, "alice", &alice);
+	ck_assert(!roost_auth_cred_verify(&alice, "pw", 2));
+}
+END_TEST
+
+/* Not set: this machine only, with or without users; true: all; false: none. */
+START_TEST(test_anonymous_policy_by_peer)
+{
+	ck_assert(roost_auth_anonymous_allowed(-1, true));
+	ck_assert(!roost_auth_anonymous_allowed(-1, false));
+	ck_assert(roost_auth_anonymous_allowed(1, true));
+	ck_assert(roost_auth_anonymous_allowed(1, false));
+	ck_assert(!roost_auth_anonymous_allowed(0, true));
+	ck_assert(!roost_auth_anonymous_allowed(0, false));
+}
+END_TEST
 
 #define S(s) (s), strlen(s)
 
@@ -1304,6 +1514,13 @@ Suite *auth_suite(void)
 	tc = tcase_create("valid");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_mosquitto_pbkdf2_vector_verifies);
+	tcase_add_test(tc, test_peer_loopback_classification);
+	tcase_add_test(tc, test_anonymous_policy_by_peer);
+	tcase_add_test(tc, test_default_password_file_is_beside_the_store);
+	tcase_add_test(tc, test_login_backoff_doubles_caps_resets_and_is_per_user_and_address);
+	tcase_add_test(tc, test_login_backoff_is_bounded);
+	tcase_add_test(tc, test_auth_cache_hits_only_the_verified_triple_until_ttl);
+	tcase_add_test(tc, test_cred_copy_verifies_without_the_db);
 	tcase_add_test(tc, test_mosquitto_sha512_legacy_vector_verifies);
 	tcase_add_test(tc, test_file_written_by_mosquitto_passwd_verifies);
 	tcase_add_test(tc, test_comments_blank_lines_crlf_and_blanks_are_ignored);

@@ -11,6 +11,7 @@
 #include "../broker/internal.h"
 #include "roost/acl.h"
 #include "roost/alloc.h"
+#include "roost/auth.h"
 
 static int hook_connect(void *ctx, const char *client_id, const char *username, const uint8_t *password,
                         size_t plen, bool loopback)
@@ -69,7 +70,7 @@ START_TEST(test_authz_connect_hook_decides_before_the_files)
 	fixture f;
 	setup(&f, -1);
 	roost_listener lan = {.loopback = false}, lo = {.loopback = true};
-	roost_conn c_lan = {.b = f.b, .listener = &lan}, c_lo = {.b = f.b, .listener = &lo};
+	roost_conn c_lan = {.b = f.b, .listener = &lan}, c_lo = {.b = f.b, .listener = &lo, .peer_loopback = true};
 	const char *why = NULL;
 	/* No hook: anonymous on loopback only (allow_anonymous not set). */
 	ck_assert_int_eq(broker_authz_connect(f.b, &c_lo, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DEFER);
@@ -99,7 +100,7 @@ START_TEST(test_authz_anonymous_policy_true_and_false)
 	ck_assert_int_eq(broker_authz_connect(f.b, &c1, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DEFER);
 	teardown(&f);
 	setup(&f, 0);
-	roost_conn c2 = {.b = f.b, .listener = &lo};
+	roost_conn c2 = {.b = f.b, .listener = &lo, .peer_loopback = true};
 	ck_assert_int_eq(broker_authz_connect(f.b, &c2, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DENY);
 	ck_assert_ptr_nonnull(strstr(why, "allow_anonymous: false"));
 	/* A verified certificate identity is accepted without a password. */
@@ -154,7 +155,7 @@ static roost_acl *acl_of(const char *text)
 static roost_err pub(roost_broker *b, const char *id, const char *user, const char *topic)
 {
 	const char *why = NULL;
-	roost_err err = broker_authz_publish(b, id, user, topic, strlen(topic), &why);
+	roost_err err = broker_authz_publish(b, NULL, id, user, topic, strlen(topic), &why);
 	if (err)
 		ck_assert_ptr_nonnull(why);
 	return err;
@@ -335,6 +336,78 @@ START_TEST(test_authz_pump_checks_each_queued_delivery_for_its_receiver)
 }
 END_TEST
 
+/* The PEER decides "this machine", not the listener: a loopback client of
+ * a 0.0.0.0 listener is admitted, also once users exist; a LAN client of a
+ * loopback-bound listener (impossible in practice, but the rule says so) is
+ * not. The refusal names both ways out. */
+START_TEST(test_authz_anonymous_by_peer_address_also_with_users)
+{
+	fixture f;
+	setup(&f, -1);
+	roost_listener any = {.loopback = false}, lo = {.loopback = true};
+	roost_conn local = {.b = f.b, .listener = &any, .peer_loopback = true};
+	roost_conn lan = {.b = f.b, .listener = &lo, .peer_loopback = false};
+	const char *why = NULL;
+	ck_assert_int_eq(broker_authz_connect(f.b, &local, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DEFER);
+	ck_assert_int_eq(broker_authz_connect(f.b, &lan, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DENY);
+	ck_assert_ptr_nonnull(strstr(why, "allow_anonymous: true"));
+	ck_assert_ptr_nonnull(strstr(why, "roost passwd NAME"));
+	roost_config_errors errs;
+	static const char file[] = "# no lines needed to count as users\nalice:$6$AAAAAAAAAAAAAAAA$"
+	                           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n";
+	ck_assert_int_eq(roost_auth_load_string("passwd", file, sizeof file - 1, &f.b->users, &errs), ROOST_OK);
+	roost_config_errors_cleanup(&errs);
+	ck_assert_int_eq(broker_authz_connect(f.b, &local, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DEFER);
+	ck_assert_int_eq(broker_authz_connect(f.b, &lan, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DENY);
+	/* A wrong password is refused from this machine too. */
+	ck_assert_int_eq(broker_authz_connect(f.b, &local, "a", "alice", (const uint8_t *)"x", 1, false, &why),
+	                 ROOST_AUTH_DENY);
+	teardown(&f);
+}
+END_TEST
+
+/* listeners[].allow_anonymous / acl_file override the top level for clients
+ * of that listener only; the decision reads broker_authz_acl(b, conn). */
+START_TEST(test_authz_listener_settings_override_the_top_level)
+{
+	fixture f;
+	setup(&f, 1);
+	char acl_path[] = "/tmp/check_authz_acl.XXXXXX";
+	int fd = mkstemp(acl_path);
+	ck_assert_int_ge(fd, 0);
+	static const char rules[] = "topic read x/#\n";
+	ck_assert_int_eq(write(fd, rules, sizeof rules - 1), (ssize_t)(sizeof rules - 1));
+	close(fd);
+	f.cfg->listeners[0].allow_anonymous = 0;
+	f.cfg->listeners[0].acl_file = roost_strdup(acl_path);
+	roost_free(f.cfg->persistence.path); /* its directory holds the default passwd: none */
+	f.cfg->persistence.path = roost_strdup("/nonexistent-check-authz/roost.db");
+	ck_assert_int_eq(roost_broker_load_auth(f.b), ROOST_OK);
+	roost_listener l0 = {.cfg = &f.cfg->listeners[0]}, other = {.loopback = true};
+	roost_conn c0 = {.b = f.b, .listener = &l0, .peer_loopback = true};
+	roost_conn c1 = {.b = f.b, .listener = &other, .peer_loopback = false};
+	const char *why = NULL;
+	ck_assert_int_eq(broker_authz_allow_anonymous(f.b, &c0), 0);
+	ck_assert_int_eq(broker_authz_allow_anonymous(f.b, &c1), 1);
+	ck_assert_int_eq(broker_authz_connect(f.b, &c0, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DENY);
+	ck_assert_int_eq(broker_authz_connect(f.b, &c1, "a", NULL, NULL, 0, false, &why), ROOST_AUTH_DEFER);
+	ck_assert_ptr_nonnull(broker_authz_acl(f.b, &c0));
+	ck_assert_ptr_null(broker_authz_acl(f.b, &c1));
+	ck_assert_ptr_null(broker_authz_acl(f.b, NULL));
+	ck_assert(broker_authz_has_rules(f.b));
+	roost_session *s = roost_session_new("c0", 2, true);
+	roost_session_set_conn(s, &c0);
+	ck_assert(broker_authz_topic(f.b, s, "x/1", 3, ROOST_ACL_READ));
+	ck_assert(!broker_authz_topic(f.b, s, "y", 1, ROOST_ACL_READ));
+	roost_session_set_conn(s, &c1); /* the same session through the other listener */
+	ck_assert(broker_authz_topic(f.b, s, "y", 1, ROOST_ACL_READ));
+	roost_session_set_conn(s, NULL);
+	roost_session_free(s);
+	unlink(acl_path);
+	teardown(&f);
+}
+END_TEST
+
 Suite *authz_suite(void);
 Suite *authz_suite(void)
 {
@@ -343,6 +416,8 @@ Suite *authz_suite(void)
 	tcase_add_test(tc, test_authz_connect_hook_decides_before_the_files);
 	tcase_add_test(tc, test_authz_anonymous_policy_true_and_false);
 	tcase_add_test(tc, test_authz_acl_hook_on_topics);
+	tcase_add_test(tc, test_authz_anonymous_by_peer_address_also_with_users);
+	tcase_add_test(tc, test_authz_listener_settings_override_the_top_level);
 	tcase_add_test(tc, test_authz_publish_dollar_rule_MQTT_4_7_2_1);
 	tcase_add_test(tc, test_authz_publish_acl_applies_to_bridge_topic_and_clients);
 	tcase_add_test(tc, test_authz_component_publish_refused_with_error);

@@ -203,6 +203,31 @@ START_TEST(test_every_key)
 }
 END_TEST
 
+/* Per-listener security: not set means the top-level key (-1 / NULL). */
+START_TEST(test_listener_security_keys)
+{
+	roost_config *cfg = load_ok("password_file: /etc/roost/passwd\n"
+	                            "listeners:\n"
+	                            "  - port: 1883\n"
+	                            "  - port: 8883\n"
+	                            "    allow_anonymous: false\n"
+	                            "    password_file: /etc/roost/tls-users\n"
+	                            "    acl_file: /etc/roost/tls-acl\n"
+	                            "  - {port: 1884, allow_anonymous: true}\n");
+	ck_assert_int_eq(cfg->listeners[0].allow_anonymous, -1);
+	ck_assert_ptr_null(cfg->listeners[0].password_file);
+	ck_assert_ptr_null(cfg->listeners[0].acl_file);
+	ck_assert_int_eq(cfg->listeners[1].allow_anonymous, 0);
+	ck_assert_str_eq(cfg->listeners[1].password_file, "/etc/roost/tls-users");
+	ck_assert_str_eq(cfg->listeners[1].acl_file, "/etc/roost/tls-acl");
+	ck_assert_int_eq(cfg->listeners[2].allow_anonymous, 1);
+	ck_assert_str_eq(cfg->password_file, "/etc/roost/passwd");
+	roost_config_free(cfg);
+	expect_error("listeners:\n  - port: 1\n    allow_anonymous: perhaps\n", 3,
+	             "listeners[0].allow_anonymous: expected true or false, got 'perhaps'");
+}
+END_TEST
+
 START_TEST(test_unset_keys_keep_defaults)
 {
 	roost_config *cfg = load_ok("limits:\n  max_inflight_messages: 5\n");
@@ -905,6 +930,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_etc_roost_yaml_is_the_defaults);
 	tcase_add_test(tc, test_empty_inputs_are_the_defaults);
 	tcase_add_test(tc, test_every_key);
+	tcase_add_test(tc, test_listener_security_keys);
 	tcase_add_test(tc, test_unset_keys_keep_defaults);
 	tcase_add_loop_test(tc, test_bool_spellings, 0, (int)(sizeof bools / sizeof bools[0]));
 	tcase_add_test(tc, test_log_levels);

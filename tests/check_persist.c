@@ -51,7 +51,8 @@ static void v_spool(void *ctx, uint64_t seq, const char *body, size_t len)
 	addf(ctx, "P %llu %.*s;", (unsigned long long)seq, (int)len, body);
 }
 
-static const roost_persist_visitor visitor = {v_retained, v_session, v_sub, v_delivery, v_qos2, v_spool};
+static void v_owner(void *ctx, const char *id, const char *owner) { addf(ctx, "O %s %s;", id, owner ? owner : "(anonymous)"); }
+static const roost_persist_visitor visitor = {v_retained, v_session, v_sub, v_delivery, v_qos2, v_spool, v_owner};
 
 static void load_all(roost_persist *p, loaded *l)
 {
@@ -990,14 +991,14 @@ static int pragma_int(const char *path, const char *sql)
 }
 
 /* Upgrading from version 1: a copy of the file as it was is taken first
- * (roost.db.pre-v2, via roost_persist_backup), the count of lost databases
+ * (roost.db.pre-v3, via roost_persist_backup), the count of lost databases
  * moves from the file to the side file, and the data is all there. */
 START_TEST(test_persist_migration_from_v1_copies_the_file_first)
 {
 	make_tmpdir();
 	char path[128], copy[160];
 	snprintf(path, sizeof path, "%s/m.db", tmpdir);
-	snprintf(copy, sizeof copy, "%s.pre-v2", path);
+	snprintf(copy, sizeof copy, "%s.pre-v%d", path, ROOST_PERSIST_SCHEMA_VERSION);
 	sqlite3 *db;
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db, v1_file, NULL, NULL, NULL), SQLITE_OK);
@@ -1010,7 +1011,9 @@ START_TEST(test_persist_migration_from_v1_copies_the_file_first)
 	load_all(p, &l);
 	ck_assert_str_eq(l.log, "R home/a=on q1;S dev1;");
 	roost_persist_close(p);
-	ck_assert_int_eq(pragma_int(path, "PRAGMA user_version"), 2);
+	ck_assert_int_eq(pragma_int(path, "PRAGMA user_version"), ROOST_PERSIST_SCHEMA_VERSION);
+	/* A session written before owners were kept is not given one. */
+	ck_assert_int_eq(pragma_int(path, "SELECT owner_known FROM sessions"), 0);
 	/* The copy is version 1 with everything in it. */
 	ck_assert_int_eq(pragma_int(copy, "PRAGMA user_version"), 1);
 	ck_assert_int_eq(pragma_int(copy, "SELECT value FROM counters WHERE name = 'store_moved_aside'"), 2);
@@ -1019,6 +1022,31 @@ START_TEST(test_persist_migration_from_v1_copies_the_file_first)
 	/* Reopening: nothing more to migrate, the count stays. */
 	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
 	ck_assert_uint_eq(roost_persist_stats_get(p)->moved_aside_total, 2);
+	roost_persist_close(p);
+	remove_tmpdir();
+}
+END_TEST
+
+/* A persistent session's owner survives a restart, anonymous included;
+ * one whose owner was never recorded comes back without one. */
+START_TEST(test_persist_session_owner_round_trip)
+{
+	make_tmpdir();
+	char path[128];
+	snprintf(path, sizeof path, "%s/o.db", tmpdir);
+	roost_persist *p;
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	ck_assert_int_eq(roost_persist_session_add(p, "a"), ROOST_OK);
+	ck_assert_int_eq(roost_persist_session_set_owner(p, "a", "alice"), ROOST_OK);
+	ck_assert_int_eq(roost_persist_session_add(p, "b"), ROOST_OK);
+	ck_assert_int_eq(roost_persist_session_set_owner(p, "b", NULL), ROOST_OK);
+	ck_assert_int_eq(roost_persist_session_add(p, "c"), ROOST_OK);
+	ck_assert_int_eq(roost_persist_commit(p), ROOST_OK);
+	roost_persist_close(p);
+	ck_assert_int_eq(roost_persist_open(path, ROOST_PERSIST_SYNC_NORMAL, &quiet, &p), ROOST_OK);
+	loaded l;
+	load_all(p, &l);
+	ck_assert_str_eq(l.log, "S a;O a alice;S b;O b (anonymous);S c;");
 	roost_persist_close(p);
 	remove_tmpdir();
 }
@@ -1046,6 +1074,7 @@ Suite *persist_suite(void)
 	Suite *s = suite_create("persist");
 	TCase *valid = tcase_create("valid");
 	tcase_add_test(valid, test_persist_round_trip);
+	tcase_add_test(valid, test_persist_session_owner_round_trip);
 	tcase_add_test(valid, test_persist_group_commit_batches);
 	tcase_add_test(valid, test_persist_message_rows_released_with_last_delivery);
 	tcase_add_test(valid, test_persist_survives_reopen);

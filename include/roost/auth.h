@@ -39,6 +39,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "roost/config.h"
 #include "roost/error.h"
@@ -89,6 +90,27 @@ size_t roost_auth_count(const roost_auth_db *db);
 bool roost_auth_check(const roost_auth_db *db, const char *username, const char *password, size_t len);
 
 /*
+ * One user's stored credential, copied out of a db, so that a worker thread
+ * can verify a password without a reference to the db (a reload frees it).
+ * known is false for an unknown user: the copy is then the db's dummy, as
+ * costly as a real entry, and never verifies.
+ */
+typedef struct roost_auth_cred {
+	int kind;        /* 6 or 7: the $N$ of the line */
+	int iterations;  /* $7$ only */
+	unsigned char salt[ROOST_AUTH_SALT_LEN];
+	unsigned char hash[ROOST_AUTH_HASH_LEN];
+	bool known;
+} roost_auth_cred;
+
+/* Copy username's credential (or the dummy) into *out; cheap, no hashing. */
+void roost_auth_lookup(const roost_auth_db *db, const char *username, roost_auth_cred *out);
+
+/* The costly half of roost_auth_check: hash password (len bytes) with c's
+ * salt and cost and compare in constant time. Thread-safe, pure. */
+bool roost_auth_cred_verify(const roost_auth_cred *c, const char *password, size_t len);
+
+/*
  * A new "$7$<iterations>$<salt>$<hash>" string for password with a fresh
  * random 12-byte salt (RAND_bytes). iterations 1..ROOST_AUTH_MAX_ITERATIONS.
  * *out is owned by the caller (roost_free). ROOST_ERR_INVALID for a bad
@@ -117,5 +139,21 @@ bool roost_auth_username_valid(const char *username);
  */
 roost_err roost_auth_edit(const char *text, size_t len, const char *username, const char *hash,
                           char **out, size_t *out_len);
+
+/*
+ * Who may connect without a user name. A client is "on this machine" when
+ * its PEER address (not the listener's) is loopback: 127.0.0.0/8, ::1 or
+ * ::ffff:127.0.0.0/104 (an IPv4 loopback client on a dual-stack socket).
+ * Pure: no I/O, any address family (non-IP families are not loopback).
+ */
+bool roost_auth_addr_is_loopback(const struct sockaddr *sa);
+
+/*
+ * The anonymous policy: allow_anonymous 1 admits everyone, 0 no one, -1
+ * (not set, the default) admits clients on this machine only, whether or not
+ * users exist, so a household's `mosquitto_pub -h 127.0.0.1` keeps working
+ * after the first LAN user is added.
+ */
+bool roost_auth_anonymous_allowed(int allow_anonymous, bool peer_loopback);
 
 #endif

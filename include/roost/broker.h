@@ -84,7 +84,9 @@ void *roost_broker_service_find(const roost_broker *b, const char *name);
  * ROOST_AUTH_DEFER; hooks are asked in registration order and the first
  * that does not defer decides; when all defer, the password_file, acl_file
  * and allow_anonymous settings decide. Either callback may be NULL (defer).
- * username is NULL for anonymous clients. access is ROOST_ACL_READ (a
+ * username is NULL for anonymous clients; loopback is true when the
+ * client's own address is loopback (it connects from this machine), whatever
+ * the listener's address. access is ROOST_ACL_READ (a
  * message is about to be delivered), ROOST_ACL_WRITE (a client publishes) or
  * ROOST_ACL_SUBSCRIBE (a client subscribes; topic is the filter).
  */

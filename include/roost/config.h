@@ -34,6 +34,11 @@ typedef struct roost_listener_config {
 	bool use_identity_as_username; /* the certificate's CN becomes the user name */
 	char *ciphers;     /* OpenSSL cipher list for TLS 1.2; NULL = OpenSSL's default */
 	int tls_version;   /* minimum: 0 = TLS 1.2 (default), 1 = TLS 1.3 */
+	/* Per-listener security (Mosquitto's per_listener_settings): -1 / NULL
+	 * (not set) take the top-level allow_anonymous, password_file, acl_file. */
+	int allow_anonymous;
+	char *password_file;
+	char *acl_file;
 } roost_listener_config;
 
 typedef struct roost_limits_config {
@@ -98,9 +103,9 @@ typedef struct roost_config {
 	char *path;                       /* file it came from, or NULL for defaults */
 	roost_listener_config *listeners; /* at least one */
 	size_t n_listeners;
-	/* -1 (not set): anonymous clients are accepted on loopback listeners
-	 * only, and only while no password_file is configured; 1: everywhere;
-	 * 0: nowhere. */
+	/* -1 (not set): anonymous clients are accepted when their peer address
+	 * is loopback (this machine), on any listener, with or without users;
+	 * 1: from everywhere; 0: from nowhere. */
 	int allow_anonymous;
 	char *password_file;              /* Mosquitto password file; NULL = none */
 	char *acl_file;                   /* Mosquitto ACL file; NULL = no ACL (all allowed) */

@@ -4,6 +4,12 @@
  *   roost passwd [-c] [-I ITERATIONS] FILE USER            prompt twice on the tty
  *   roost passwd [-c] [-I ITERATIONS] -b FILE USER PASSWORD batch
  *   roost passwd -D FILE USER                              delete USER
+ *   roost passwd [--config CONFIG] [-b|-D] USER [PASSWORD] the default file
+ *
+ * Without FILE the file is roost_passwd_default_path() of CONFIG (or of the
+ * embedded defaults): the one the daemon reads when password_file is not
+ * set. It is created when missing, with mode 0640 and group `roost` when
+ * that group exists (the daemon's own user reads it on an installed system).
  *
  * -c creates FILE or overwrites it with just USER (as mosquitto_passwd -c);
  * without -c FILE must exist. Lines are written as $7$ PBKDF2-SHA512 with
@@ -22,11 +28,22 @@
 #ifndef ROOST_PASSWD_CMD_H
 #define ROOST_PASSWD_CMD_H
 
+#include "roost/config.h"
+
 /*
  * argv[0] is the subcommand name ("passwd"), options follow: main() calls
  * roost_passwd_main(argc - 1, argv + 1) for `roost passwd ...`. Returns the
  * process exit status: 0 done, 1 failed (nothing written), 2 usage error.
  */
 int roost_passwd_main(int argc, char **argv);
+
+/*
+ * The password file read when password_file is not set: `passwd` in the
+ * store's directory — $STATE_DIRECTORY (its first entry) while
+ * persistence.path is the default, else persistence.path when it is a
+ * directory, else the database file's directory. A new string (roost_free);
+ * NULL when out of memory. Reads the environment and stats the path.
+ */
+char *roost_passwd_default_path(const roost_config *cfg);
 
 #endif

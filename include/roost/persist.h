@@ -67,7 +67,7 @@
 #include "roost/log.h"
 #include "roost/message.h"
 
-#define ROOST_PERSIST_SCHEMA_VERSION 2
+#define ROOST_PERSIST_SCHEMA_VERSION 3
 /* After a commit, at most once per ROOST_PERSIST_CHECK_MS (of the options'
  * clock): one warning when the store's filesystem passes this percentage,
  * one notice when it is back below. */
@@ -124,6 +124,8 @@ void roost_persist_set_on_dirty(roost_persist *p, void (*fn)(void *ctx), void *c
 roost_err roost_persist_retain_set(roost_persist *p, const roost_msg *msg);
 roost_err roost_persist_session_add(roost_persist *p, const char *client_id);
 /* Removes the session with its subscriptions, deliveries and QoS 2 ids. */
+/* Record the user a persistent session belongs to (NULL: anonymous). */
+roost_err roost_persist_session_set_owner(roost_persist *p, const char *client_id, const char *owner);
 roost_err roost_persist_session_remove(roost_persist *p, const char *client_id);
 roost_err roost_persist_sub_set(roost_persist *p, const char *client_id, const char *filter, size_t len,
                                 uint8_t options);
@@ -184,6 +186,10 @@ typedef struct roost_persist_visitor {
 	                 uint8_t qos, uint16_t packet_id, uint8_t state, uint64_t store_id);
 	void (*qos2)(void *ctx, const char *client_id, uint16_t packet_id);
 	void (*spool)(void *ctx, uint64_t seq, const char *body, size_t len);
+	/* Right after session, for a session whose owner is recorded (owner
+	 * NULL: it belongs to anonymous clients). Last, so positional
+	 * initialisers of the fields above stay valid. */
+	void (*session_owner)(void *ctx, const char *client_id, const char *owner);
 } roost_persist_visitor;
 
 roost_err roost_persist_load(roost_persist *p, const roost_persist_visitor *v, void *ctx);

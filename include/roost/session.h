@@ -88,9 +88,10 @@ const roost_session_stats *roost_session_stats_get(const roost_session *s);
  * The session's owner: the verified user name (NULL: anonymous) of the
  * connection that created it, which is also the identity of its ACL
  * decisions. Only the owner may resume it (the broker refuses others).
- * Setting it makes the owner known; a session restored from a store starts
- * with its owner unknown (the store does not keep it yet) and is claimed by
- * the first connection that resumes it.
+ * Setting it makes the owner known. The store keeps it (schema version 3),
+ * so a restored session has its owner back; only a session written by an
+ * older roost starts with its owner unknown and is claimed by the first
+ * connection that resumes it.
  */
 roost_err roost_session_set_username(roost_session *s, const char *username, size_t len);
 const char *roost_session_username(const roost_session *s);

@@ -179,6 +179,24 @@ class AclPathsTest(unittest.TestCase):
         b.raw().connect("phone", clean=False, username="bob", password="pw", expect_rc=5)
         alice.ping()
 
+    def test_persistent_session_keeps_its_owner_across_restart_and_kill9(self):
+        db = os.path.join(self.dir, "roost.db")
+        b = self.users_broker(db=db)
+        alice = b.client("phone", clean=False, username="alice", password="pw")
+        self.assertEqual(alice.subscribe([("home/alice/#", 1)]), [1])
+        alice.disconnect()
+        b.client("alice-pub", username="alice", password="pw").publish("home/alice/door", b"open", qos=1)
+        b.stop(sig=signal.SIGKILL, check=False)
+        b2 = self.start(self.users_conf(db=db))
+        # The first to come back after the restart is not the owner: refused,
+        # and the queue stays alice's.
+        b2.raw().connect("phone", clean=False, username="bob", password="pw", expect_rc=5)
+        b2.wait_for_log(r"'phone' refused \(0x05\): this client id's persistent session belongs to "
+                        r"another user", timeout=5)
+        b2.raw().connect("phone", clean=False, expect_rc=5)  # anonymous, from this machine
+        alice = b2.client("phone", clean=False, username="alice", password="pw", expect_sp=1)
+        alice.expect_publish(topic="home/alice/door", payload=b"open")
+
     # -- 5: topic bounds ---------------------------------------------------------
 
     def test_topic_levels_bounded_on_publish_subscribe_and_will(self):
@@ -200,6 +218,26 @@ class AclPathsTest(unittest.TestCase):
         late = b.client("late")
         late.subscribe([("a/#", 0)])
         late.expect_no_publish(0.3)
+
+    def test_stored_retained_beyond_lowered_limits_not_loaded_and_removed(self):
+        db = os.path.join(self.dir, "roost.db")
+        deep = "/".join(["d"] * 10)
+        b = self.start(conf("allow_anonymous: true\n", db))
+        b.client("ret").publish(deep, b"deep", qos=1, retain=True)
+        b.client("ret2").publish("shallow/x", b"ok", qos=1, retain=True)
+        b.stop()
+        b = self.start(conf("allow_anonymous: true\nlimits: {max_topic_levels: 5}\n", db))
+        b.wait_for_log(r"store: retained message on d/d/d/d/d/d/d/d/d/d not loaded: the topic has more "
+                       r"levels than limits.max_topic_levels", timeout=5)
+        c = b.client("look")
+        c.subscribe([("#", 0)])
+        self.assertEqual([(m.topic, m.payload) for m in c.drain_publishes(idle=0.5)], [("shallow/x", b"ok")])
+        b.stop()
+        # Removed from the file: with the limit raised again it does not come back.
+        b = self.start(conf("allow_anonymous: true\n", db))
+        c = b.client("look2")
+        c.subscribe([("#", 0)])
+        self.assertEqual([(m.topic, m.payload) for m in c.drain_publishes(idle=0.5)], [("shallow/x", b"ok")])
 
     def test_topic_length_bounded(self):
         b = self.start(conf("allow_anonymous: true\nlimits: {max_topic_length: 10}\n"))
