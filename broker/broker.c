@@ -159,6 +159,8 @@ static bool unsubscribe_visit(void *ctx, const char *filter, size_t len, uint8_t
 	return true;
 }
 
+static void shares_hand_over(roost_broker *b, roost_session *s);
+
 void broker_session_destroy(roost_broker *b, roost_session *s)
 {
 	const char *id = roost_session_client_id(s);
@@ -170,6 +172,7 @@ void broker_session_destroy(roost_broker *b, roost_session *s)
 	}
 	void *args[2] = {b->tree, s};
 	roost_session_sub_foreach(s, unsubscribe_visit, args);
+	shares_hand_over(b, s);
 	broker_store_session_removed(b, s);
 	roost_session_free(s);
 }
@@ -361,6 +364,22 @@ typedef struct fanout_ctx {
 	const roost_session *origin; /* NULL for the broker's and components' messages */
 } fanout_ctx;
 
+static bool push_target(roost_broker *b, roost_session *s, uint8_t qos, uint8_t rap)
+{
+	if (b->n_targets == b->targets_cap) {
+		size_t cap = b->targets_cap ? b->targets_cap * 2 : 64;
+		fanout_target *n = roost_realloc(b->targets, cap * sizeof *n);
+		if (!n) {
+			roost_log_error(b->log, "out of memory during fan-out; delivery truncated");
+			return false;
+		}
+		b->targets = n;
+		b->targets_cap = cap;
+	}
+	b->targets[b->n_targets++] = (fanout_target){s, qos, rap};
+	return true;
+}
+
 /*
  * Collect matches, merging overlapping subscriptions of one session into a
  * single delivery at the highest granted QoS (MQTT 3.1.1 section 3.3.5 allows
@@ -386,20 +405,98 @@ static bool collect_target(void *ctx, void *sub, uint8_t options)
 		t->rap |= rap;
 		return true;
 	}
-	if (b->n_targets == b->targets_cap) {
-		size_t cap = b->targets_cap ? b->targets_cap * 2 : 64;
-		fanout_target *n = roost_realloc(b->targets, cap * sizeof *n);
-		if (!n) {
-			roost_log_error(b->log, "out of memory during fan-out; delivery truncated");
-			return false;
-		}
-		b->targets = n;
-		b->targets_cap = cap;
-	}
 	mark->seq = b->publish_seq;
 	mark->index = (uint32_t)b->n_targets;
-	b->targets[b->n_targets++] = (fanout_target){s, qos, rap};
+	return push_target(b, s, qos, rap);
+}
+
+/*
+ * A share group: the message goes to one member [MQTT-4.8.2-3], the first
+ * in round-robin order that is connected with room in its window; when no
+ * member is, to the one whose turn it is (its session keeps it for later).
+ * Not merged with the member's own plain subscriptions: a shared and a
+ * non-shared subscription each get their copy (MQTT 5.0 4.8.2).
+ */
+/* The member of g whose turn it is among those ready, else whose turn it is. */
+static roost_session *share_pick(roost_broker *b, roost_topic_share *g, uint8_t *options)
+{
+	uint32_t n = roost_topic_share_size(g), pick = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		roost_session *s = roost_topic_share_member(g, i, options);
+		void *sink_ctx;
+		roost_conn *c = roost_session_conn(s);
+		if (roost_session_sink(s, &sink_ctx) ||
+		    (c && c->state == CONN_ACTIVE && roost_session_inflight_len(s) < window(b, c).max_inflight)) {
+			pick = i;
+			break;
+		}
+	}
+	roost_session *s = roost_topic_share_member(g, pick, options);
+	roost_topic_share_chosen(g, pick);
+	return s;
+}
+
+static bool collect_share(void *ctx, roost_topic_share *g)
+{
+	fanout_ctx *fc = ctx;
+	uint8_t options;
+	roost_session *s = share_pick(fc->b, g, &options);
+	return push_target(fc->b, s, options & ROOST_SUBOPT_QOS,
+	                   options & ROOST_SUBOPT_RETAIN_AS_PUB ? ROOST_DELIVER_RETAIN : 0);
+}
+
+/*
+ * A member's session ends (it left its groups already): its QoS 1 messages
+ * not yet acknowledged, and those it had queued, go to another member of
+ * the group they matched [MQTT-4.8.2-4]; a QoS 2 delivery under way stays
+ * with its member and ends with it [MQTT-4.8.2-5]. A message that matched
+ * several of its groups goes to each of them once.
+ */
+typedef struct handover {
+	roost_broker *b;
+	roost_session *s;
+	roost_msg *msg;
+} handover;
+
+static bool handover_sub(void *ctx, const char *filter, size_t len, uint8_t options)
+{
+	(void)options;
+	handover *h = ctx;
+	const char *group, *rest;
+	size_t glen, rlen;
+	if (roost_topic_share_parse(filter, len, &group, &glen, &rest, &rlen) != 1 ||
+	    !roost_topic_matches(rest, rlen, h->msg->topic, h->msg->topic_len))
+		return true;
+	roost_topic_share *g = roost_topic_tree_share_find(h->b->tree, filter, len);
+	if (!g)
+		return true; /* it was the last member */
+	uint8_t o;
+	roost_session *to = share_pick(h->b, g, &o);
+	uint8_t qos = (o & ROOST_SUBOPT_QOS) < h->msg->qos ? o & ROOST_SUBOPT_QOS : h->msg->qos;
+	deliver(h->b, to, h->msg, qos);
 	return true;
+}
+
+static void handover_queued(void *ctx, roost_msg *msg, uint8_t qos)
+{
+	handover *h = ctx;
+	if (!(qos & ROOST_DELIVER_QOS_MASK))
+		return;
+	h->msg = msg;
+	roost_session_sub_foreach(h->s, handover_sub, h);
+}
+
+static void handover_inflight(void *ctx, roost_inflight *slot)
+{
+	if (slot->state == ROOST_INFLIGHT_WAIT_PUBACK)
+		handover_queued(ctx, slot->msg, slot->qos);
+}
+
+static void shares_hand_over(roost_broker *b, roost_session *s)
+{
+	handover h = {b, s, NULL};
+	roost_session_inflight_foreach(s, handover_inflight, &h);
+	roost_session_queue_foreach(s, handover_queued, &h);
 }
 
 /* limits.max_retained_messages: a message on a topic with nothing retained
@@ -454,7 +551,7 @@ roost_err broker_publish_from(roost_broker *b, roost_msg *msg, const roost_sessi
 	b->publish_seq++;
 	b->n_targets = 0;
 	fanout_ctx fc = {b, origin};
-	roost_topic_tree_match(b->tree, msg->topic, msg->topic_len, collect_target, &fc);
+	roost_topic_tree_match_shared(b->tree, msg->topic, msg->topic_len, collect_target, collect_share, &fc);
 	r.receivers = b->n_targets;
 	for (size_t i = 0; i < b->n_targets; i++) {
 		fanout_target *t = &b->targets[i];

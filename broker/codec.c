@@ -886,23 +886,17 @@ roost_err roost_decode_ack(const uint8_t *pkt, size_t len, uint8_t version, roos
 }
 
 /*
- * v5 shared subscription "$share/{ShareName}/{filter}": ShareName non-empty
- * [MQTT-4.8.2-1], without '/', '+', '#', followed by '/' and a filter
- * [MQTT-4.8.2-2]. The whole string already passed the generic filter rules.
+ * Does this filter name a v5 shared subscription ("$share/...")? The
+ * ShareName rules ([MQTT-4.8.2-1], [MQTT-4.8.2-2]) are filter syntax, left
+ * to the broker like the rest (roost_topic_share_parse, SUBACK 0x8F); the
+ * codec needs only to know it is one, for the No Local rule.
  */
-static bool shared_filter_ok(const uint8_t *s, size_t len, bool *is_shared)
+static bool is_shared_filter(const uint8_t *s, size_t len)
 {
 	static const char prefix[] = "$share/";
 	const size_t plen = sizeof prefix - 1;
 
-	*is_shared = len >= plen && memcmp(s, prefix, plen) == 0;
-	if (!*is_shared)
-		return true;
-	const uint8_t *name = s + plen, *end = s + len;
-	const uint8_t *slash = memchr(name, '/', (size_t)(end - name));
-	if (!slash || slash == name || slash + 1 == end)
-		return false;
-	return !memchr(name, '+', (size_t)(slash - name)) && !memchr(name, '#', (size_t)(slash - name));
+	return len >= plen && memcmp(s, prefix, plen) == 0;
 }
 
 static roost_err sub_entries(reader *r, uint8_t version, bool is_subscribe, roost_subscribe *s,
@@ -914,7 +908,6 @@ static roost_err sub_entries(reader *r, uint8_t version, bool is_subscribe, roos
 	s->entries.len = rd_left(r);
 	while (r->p < r->end) {
 		roost_bytes f;
-		size_t at = rd_off(r);
 		bool shared = false;
 
 		err = rd_str(r, &f, "[§3.8.3] topic filter overruns the packet",
@@ -925,9 +918,7 @@ static roost_err sub_entries(reader *r, uint8_t version, bool is_subscribe, roos
 		 * here: a broker refuses one bad filter with SUBACK 0x80 and still
 		 * grants the others, so the decoder hands every well-encoded
 		 * filter over and the broker calls roost_topic_filter_valid(). */
-		if (version == ROOST_MQTT_V5 && f.len && !shared_filter_ok(f.ptr, f.len, &shared))
-			return fail(e, ROOST_ERR_BAD_TOPIC, at,
-			            "[MQTT-4.8.2-1/2] bad ShareName in a shared subscription");
+		shared = version == ROOST_MQTT_V5 && is_shared_filter(f.ptr, f.len);
 		if (is_subscribe) {
 			uint8_t o;
 			size_t oat = rd_off(r);

@@ -18,30 +18,37 @@ typedef struct sub_outcome {
 	bool send_retained;
 } sub_outcome;
 
-/* Steps 2-3 for one filter: valid, within limits, allowed? 0 or a refusal. */
+/* Steps 2-3 for one filter: valid, within limits, allowed? 0 or a refusal.
+ * For a shared subscription these apply to its real filter. */
 static uint8_t subscribe_check(roost_conn *c, const roost_sub_entry *en)
 {
 	roost_broker *b = c->b;
 	const char *filter = (const char *)en->filter.ptr;
 	size_t flen = en->filter.len;
 	int shown = (int)(flen > 200 ? 200 : flen);
-	if (!roost_topic_filter_valid(en->filter.ptr, flen)) {
-		roost_log_notice(b->log, "client %s: invalid topic filter '%.*s' refused", conn_client_id(c), shown, filter);
+	const char *group;
+	size_t glen;
+	int share = roost_topic_share_parse(filter, flen, &group, &glen, &filter, &flen);
+	if (share < 0 || !roost_topic_filter_valid((const uint8_t *)filter, flen)) {
+		roost_log_notice(b->log, "client %s: invalid topic filter '%.*s' refused%s", conn_client_id(c), shown,
+		                 (const char *)en->filter.ptr, share < 0 ? " [MQTT-4.8.2-1]" : "");
 		return refusal(c, ROOST_RC5_TOPIC_FILTER_INVALID);
 	}
 	const char *why = NULL;
 	const roost_limits_config *lim = &b->cfg->limits;
 	if (roost_topic_check_limits(filter, flen, lim->max_topic_levels, lim->max_topic_length, &why)) {
-		roost_log_notice(b->log, "client %s: topic filter '%.*s' refused: %s", conn_client_id(c), shown, filter, why);
+		roost_log_notice(b->log, "client %s: topic filter '%.*s' refused: %s", conn_client_id(c), shown,
+		                 (const char *)en->filter.ptr, why);
 		return refusal(c, ROOST_RC5_TOPIC_FILTER_INVALID);
 	}
 	if (!broker_authz_topic(b, c->session, filter, flen, ROOST_ACL_SUBSCRIBE)) {
-		roost_log_notice(b->log, "client %s: SUBSCRIBE to '%.*s' denied by the ACL", conn_client_id(c), shown, filter);
+		roost_log_notice(b->log, "client %s: SUBSCRIBE to '%.*s' denied by the ACL", conn_client_id(c), shown,
+		                 (const char *)en->filter.ptr);
 		return refusal(c, ROOST_RC5_NOT_AUTHORIZED);
 	}
 	uint32_t max_subs = lim->max_subscriptions;
 	if (max_subs && roost_session_sub_count(c->session) >= max_subs &&
-	    !roost_session_sub_has(c->session, filter, flen)) {
+	    !roost_session_sub_has(c->session, (const char *)en->filter.ptr, en->filter.len)) {
 		roost_log_notice(b->log, "client %s: limits.max_subscriptions (%u) reached", conn_client_id(c), max_subs);
 		return refusal(c, ROOST_RC5_QUOTA_EXCEEDED);
 	}
@@ -71,9 +78,13 @@ static sub_outcome subscribe_one(roost_conn *c, const roost_sub_entry *en, uint3
 		return (sub_outcome){refusal(c, ROOST_RC5_UNSPECIFIED), false};
 	}
 	/* Retain Handling: 0 send [MQTT-3.3.1-9], 1 only for a new
-	 * subscription [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11]. */
+	 * subscription [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11]; never for
+	 * a shared subscription (MQTT 5.0 4.8.2). */
 	unsigned rh = options >> ROOST_SUBOPT_RH_SHIFT & 3;
-	return (sub_outcome){qos, rh == 0 || (rh == 1 && !existed)};
+	const char *g, *rest;
+	size_t gl, rl;
+	bool shared = roost_topic_share_parse(filter, flen, &g, &gl, &rest, &rl) == 1;
+	return (sub_outcome){qos, !shared && (rh == 0 || (rh == 1 && !existed))};
 }
 
 /* The Subscription Identifier of a v5 SUBSCRIBE, 0 when none (the codec

@@ -198,9 +198,15 @@ size_t roost_session_sub_ids(const roost_session *s, const char *topic, size_t l
 	size_t n = 0;
 	if (!s->n_sub_ids)
 		return 0;
-	for (const sub_entry *e = s->subs; e && n < cap; e = e->hh.next)
-		if (e->sub_id && roost_topic_matches(e->filter, e->hh.keylen, topic, len))
+	for (const sub_entry *e = s->subs; e && n < cap; e = e->hh.next) {
+		const char *f = e->filter, *group;
+		size_t flen = e->hh.keylen, glen;
+		if (!e->sub_id)
+			continue;
+		roost_topic_share_parse(e->filter, e->hh.keylen, &group, &glen, &f, &flen); /* the real filter */
+		if (roost_topic_matches(f, flen, topic, len))
 			out[n++] = e->sub_id;
+	}
 	return n;
 }
 
@@ -291,6 +297,14 @@ static bool pid_in_use(const roost_session *s, uint16_t pid)
 		if (s->inf[i].packet_id == pid)
 			return true;
 	return false;
+}
+
+void roost_session_queue_foreach(const roost_session *s, roost_session_queue_visit visit, void *ctx)
+{
+	for (size_t i = 0; i < s->q_len; i++) {
+		const queued *q = &s->q[(s->q_head + i) % s->q_cap];
+		visit(ctx, q->msg, q->qos);
+	}
 }
 
 bool roost_session_inflight_has(const roost_session *s, uint16_t packet_id)

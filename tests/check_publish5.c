@@ -497,6 +497,94 @@ START_TEST(test_v5_publish_with_subscription_identifier_MQTT_3_3_4_6)
 }
 END_TEST
 
+/* ---- shared subscriptions [MQTT-4.8.2] ---- */
+
+#define SHARE_G_T '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '/', 't'
+
+START_TEST(test_v5_shared_round_robin_MQTT_4_8_2_3)
+{
+	client a = v5_client("aa", 5), b = v5_client("bb", 5), o = v5_client("oo", 4), p = v5_client("pp", 5);
+	b.c->v5.receive_max = 1;
+	SEND(&a, 0x82, 16, 0, 1, 0, 0, 10, SHARE_G_T, 1);
+	EXPECT(&a, 0x90, 4, 0, 1, 0, 1);
+	SEND(&b, 0x82, 16, 0, 1, 0, 0, 10, SHARE_G_T, 1);
+	EXPECT(&b, 0x90, 4, 0, 1, 0, 1);
+	/* A 3.1.1 client shares too (as Mosquitto and EMQX allow), in group h. */
+	SEND(&o, 0x82, 15, 0, 1, 0, 10, '$', 's', 'h', 'a', 'r', 'e', '/', 'h', '/', 't', 1);
+	EXPECT(&o, 0x90, 3, 0, 1, 1);
+	for (uint8_t i = 1; i <= 4; i++)
+		SEND(&p, 0x30, 5, 0, 1, 't', 0, (uint8_t)('0' + i));
+	/* QoS 0 takes no window slot: a, b, a, b [MQTT-4.8.2-3]. */
+	EXPECT(&a, 0x30, 5, 0, 1, 't', 0, '1', 0x30, 5, 0, 1, 't', 0, '3');
+	EXPECT(&b, 0x30, 5, 0, 1, 't', 0, '2', 0x30, 5, 0, 1, 't', 0, '4');
+	/* Group h has one member: every message. */
+	EXPECT(&o, 0x30, 4, 0, 1, 't', '1', 0x30, 4, 0, 1, 't', '2', 0x30, 4, 0, 1, 't', '3', 0x30, 4, 0, 1, 't', '4');
+	bye(&a), bye(&b), bye(&o), bye(&p);
+}
+END_TEST
+
+START_TEST(test_v5_shared_skips_member_with_full_window)
+{
+	client a = v5_client("aa", 5), b = v5_client("bb", 5), p = v5_client("pp", 5);
+	b.c->v5.receive_max = 1;
+	SEND(&a, 0x82, 16, 0, 1, 0, 0, 10, SHARE_G_T, 1);
+	EXPECT(&a, 0x90, 4, 0, 1, 0, 1);
+	SEND(&b, 0x82, 16, 0, 1, 0, 0, 10, SHARE_G_T, 1);
+	EXPECT(&b, 0x90, 4, 0, 1, 0, 1);
+	for (uint8_t i = 1; i <= 4; i++) {
+		SEND(&p, 0x32, 7, 0, 1, 't', 0, i, 0, (uint8_t)('0' + i));
+		EXPECT(&p, 0x40, 2, 0, i);
+	}
+	EXPECT(&a, 0x32, 7, 0, 1, 't', 0, 1, 0, '1', 0x32, 7, 0, 1, 't', 0, 2, 0, '3', 0x32, 7, 0, 1, 't', 0, 3, 0, '4');
+	EXPECT(&b, 0x32, 7, 0, 1, 't', 0, 1, 0, '2');
+	bye(&a), bye(&b), bye(&p);
+}
+END_TEST
+
+START_TEST(test_v5_shared_member_leaves_qos1_handed_over_MQTT_4_8_2_4_5)
+{
+	client a = v5_client("aa", 5), b = v5_client("bb", 5), p = v5_client("pp", 5);
+	SEND(&a, 0x82, 16, 0, 1, 0, 0, 10, SHARE_G_T, 2);
+	EXPECT(&a, 0x90, 4, 0, 1, 0, 2);
+	SEND(&b, 0x82, 16, 0, 1, 0, 0, 10, SHARE_G_T, 2);
+	EXPECT(&b, 0x90, 4, 0, 1, 0, 2);
+	SEND(&p, 0x32, 7, 0, 1, 't', 0, 1, 0, '1'); /* QoS 1 -> a */
+	SEND(&p, 0x34, 7, 0, 1, 't', 0, 2, 0, '2'); /* QoS 2 -> b */
+	SEND(&p, 0x34, 7, 0, 1, 't', 0, 3, 0, '3'); /* QoS 2 -> a */
+	EXPECT(&a, 0x32, 7, 0, 1, 't', 0, 1, 0, '1', 0x34, 7, 0, 1, 't', 0, 2, 0, '3');
+	EXPECT(&b, 0x34, 7, 0, 1, 't', 0, 1, 0, '2');
+	/* a leaves without acknowledging: its QoS 1 message goes to b, its
+	 * QoS 2 delivery under way stays with it and ends with it. */
+	SEND(&a, 0xe0, 0);
+	EXPECT(&b, 0x32, 7, 0, 1, 't', 0, 2, 0, '1');
+	bye(&a), bye(&b), bye(&p);
+}
+END_TEST
+
+START_TEST(test_v5_shared_no_retained_and_invalid_names_MQTT_4_8_2_1)
+{
+	client a = v5_client("aa", 5), p = v5_client("pp", 5);
+	SEND(&p, 0x31, 5, 0, 1, 't', 0, 'x');
+	SEND(&a, 0x82, 16, 0, 1, 0, 0, 10, SHARE_G_T, 0);
+	EXPECT(&a, 0x90, 4, 0, 1, 0, 0); /* SUBACK, no retained message */
+	/* "$share//t" and "$share/g+/t": Topic Filter invalid. */
+	SEND(&a, 0x82, 15, 0, 2, 0, 0, 9, '$', 's', 'h', 'a', 'r', 'e', '/', '/', 't', 0);
+	EXPECT(&a, 0x90, 4, 0, 2, 0, 0x8F);
+	SEND(&a, 0x82, 17, 0, 3, 0, 0, 11, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '+', '/', 't', 0);
+	EXPECT(&a, 0x90, 4, 0, 3, 0, 0x8F);
+	bye(&a), bye(&p);
+}
+END_TEST
+
+START_TEST(test_v5_shared_no_local_is_a_protocol_error_MQTT_3_8_3_4)
+{
+	client a = v5_client("aa", 5);
+	SEND(&a, 0x82, 16, 0, 1, 0, 0, 10, SHARE_G_T, 0x04);
+	ck_assert(closed(&a));
+	bye(&a);
+}
+END_TEST
+
 Suite *publish5_suite(void);
 Suite *publish5_suite(void)
 {
@@ -522,6 +610,11 @@ Suite *publish5_suite(void)
 		{"alias", test_v5_topic_alias_inbound_MQTT_3_3_2_12},
 		{"alias", test_v5_topic_alias_above_maximum_MQTT_3_3_2_9},
 		{"alias", test_v5_topic_alias_outbound_MQTT_3_3_2_11},
+		{"shared", test_v5_shared_round_robin_MQTT_4_8_2_3},
+		{"shared", test_v5_shared_skips_member_with_full_window},
+		{"shared", test_v5_shared_no_retained_and_invalid_names_MQTT_4_8_2_1},
+		{"shared", test_v5_shared_no_local_is_a_protocol_error_MQTT_3_8_3_4},
+		{"shared", test_v5_shared_member_leaves_qos1_handed_over_MQTT_4_8_2_4_5},
 	};
 	Suite *s = suite_create("publish5");
 	TCase *tc = NULL;

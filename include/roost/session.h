@@ -232,6 +232,10 @@ bool roost_session_can_send_now(const roost_session *s, uint8_t qos, const roost
  */
 roost_err roost_session_ack(roost_session *s, uint8_t type, uint16_t packet_id);
 
+/* Visit queued entries in order (msg borrowed, qos with its flags). */
+typedef void (*roost_session_queue_visit)(void *ctx, roost_msg *msg, uint8_t qos);
+void roost_session_queue_foreach(const roost_session *s, roost_session_queue_visit visit, void *ctx);
+
 /* Is an outbound delivery with this packet id inflight (any state)? */
 bool roost_session_inflight_has(const roost_session *s, uint16_t packet_id);
 
