@@ -227,6 +227,11 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "http.port", http.port, -1, 65535, 8124, RESTART),
 	DEF_STRING(roost_config, "http.bind", http.bind, "127.0.0.1", RESTART),
 	DEF_STRING(roost_config, "http.token", http.token, NULL, RESTART),
+	DEF_INT(roost_config, "http.max_connections", http.max_connections, 1, 100000, 64, RESTART),
+	DEF_INT(roost_config, "http.idle_timeout", http.idle_timeout, 1, 86400, 60, RESTART),
+	DEF_INT(roost_config, "http.header_timeout", http.header_timeout, 1, 3600, 10, RESTART),
+	DEF_INT(roost_config, "http.body_timeout", http.body_timeout, 1, 3600, 10, RESTART),
+	DEF_INT(roost_config, "http.max_streams", http.max_streams, 0, 10000, 16, RESTART),
 };
 static const key_table config_table = {config_keys, sizeof config_keys / sizeof config_keys[0]};
 

@@ -2,6 +2,7 @@
  * main.c — the roost daemon: command line, configuration, signals, loop.
  * The only place that exits.
  */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -158,16 +159,25 @@ int main(int argc, char **argv)
 	rc = 0;
 	size_t n_started = 0;
 	void *states[16] = {0};
+	bool running[sizeof states / sizeof states[0]] = {0};
 	/* Everything stored is loaded before a client can connect. */
 	if (roost_broker_load_auth(broker) != ROOST_OK || roost_broker_open_store(broker) != ROOST_OK ||
 	    roost_broker_listen(broker) != ROOST_OK) {
 		rc = 1;
 		goto stop;
 	}
+	/* Components (component.h): an optional one that cannot start is left
+	 * out and MQTT is served without it; a configuration error, or a
+	 * required component failing, stops the daemon. */
 	for (; roost_components[n_started]; n_started++) {
 		const roost_component *comp = roost_components[n_started];
+		assert(n_started < sizeof states / sizeof states[0]);
 		roost_err err = comp->start(broker, &states[n_started]);
-		if (err) {
+		running[n_started] = err == ROOST_OK;
+		if (err && comp->optional && err != ROOST_ERR_CONFIG) {
+			roost_log_warn(&log, "component %s could not start (%s): roost runs without it",
+			               comp->name, roost_err_str(err));
+		} else if (err) {
 			roost_log_error(&log, "component %s failed to start: %s", comp->name, roost_err_str(err));
 			rc = 1;
 			goto stop;
@@ -177,7 +187,8 @@ int main(int argc, char **argv)
 stop:
 	while (n_started > 0) {
 		n_started--;
-		roost_components[n_started]->stop(states[n_started]);
+		if (running[n_started])
+			roost_components[n_started]->stop(states[n_started]);
 	}
 	event_free(sigterm);
 	event_free(sigint);

@@ -185,12 +185,17 @@ static void stop(void *state)
 	if (c->hub) {
 		roost_hub_stats s;
 		roost_hub_client_stats(c->hub, &s);
+		/* Say what becomes of the queued ones: the spool is durable only
+		 * with the broker's store (persistence.enabled). */
 		roost_log_notice(c->log, "hub connector: %llu events fired; Home Assistant: %llu delivered, "
-		                 "%llu queued (not kept across restarts yet), %llu dropped (spool full), "
+		                 "%llu queued (%s), %llu dropped (spool full or no memory), "
 		                 "%llu rejected, %llu retries",
 		                 (unsigned long long)c->fired, (unsigned long long)s.delivered,
-		                 (unsigned long long)s.queued, (unsigned long long)s.dropped,
-		                 (unsigned long long)s.rejected, (unsigned long long)s.retries);
+		                 (unsigned long long)s.queued,
+		                 s.durable ? "kept in the store for the next start"
+		                           : "lost: persistence is off",
+		                 (unsigned long long)s.dropped, (unsigned long long)s.rejected,
+		                 (unsigned long long)s.retries);
 		roost_hub_client_free(c->hub);
 	} else if (c->fired) {
 		roost_log_info(c->log, "hub connector: %llu events fired", (unsigned long long)c->fired);
@@ -199,4 +204,10 @@ static void stop(void *state)
 	roost_free(c);
 }
 
-const roost_component roost_connector_component = {"connector", start, stop};
+/* Required: it is the household's link to Home Assistant, and it fails to
+ * start only on a configuration error or out of memory, never on the network
+ * (an unreachable Home Assistant is retried): running without it would drop
+ * events silently. */
+const roost_component roost_connector_component = {
+	.name = "connector", .start = start, .stop = stop, .optional = false,
+};

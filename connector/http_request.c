@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -237,20 +238,230 @@ bool roost_http_addr_is_loopback(const char *addr)
 	return false;
 }
 
+/* The Authorization value v (n bytes, not NUL-terminated) carries token. */
+static bool auth_ok_n(const char *v, size_t n, const char *token)
+{
+	if (!v || !token || !*token)
+		return false;
+	if (n < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+		return false;
+	size_t i = 7;
+	while (i < n && v[i] == ' ')
+		i++;
+	size_t tlen = strlen(token);
+	/* The length is not secret (tokens are long and random); the bytes are. */
+	if (n - i != tlen)
+		return false;
+	return CRYPTO_memcmp(v + i, token, tlen) == 0;
+}
+
 bool roost_http_auth_ok(const char *authorization, const char *token)
 {
-	if (!authorization || !token || !*token)
+	return authorization && auth_ok_n(authorization, strlen(authorization), token);
+}
+
+/* ---- request heads ---------------------------------------------------------- */
+
+size_t roost_http_head_end(const char *buf, size_t len, size_t *scan)
+{
+	for (size_t i = *scan; i < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		/* An empty line: LF right after the previous LF (or the start),
+		 * optionally with a CR between, as evhttp reads lines. */
+		size_t start = i > 0 && buf[i - 1] == '\r' ? i - 1 : i;
+		if (start == 0 || buf[start - 1] == '\n')
+			return i + 1;
+	}
+	*scan = len;
+	return 0;
+}
+
+/* The next line of head at *pos without its LF or CRLF; false at the end. */
+static bool head_line(const char *head, size_t len, size_t *pos, const char **line, size_t *n)
+{
+	if (*pos >= len)
 		return false;
-	if (strncasecmp(authorization, "Bearer ", 7) != 0)
+	const char *s = head + *pos;
+	const char *lf = memchr(s, '\n', len - *pos);
+	size_t end = lf ? (size_t)(lf - s) : len - *pos;
+	*pos += end + (lf != NULL);
+	if (end && s[end - 1] == '\r')
+		end--;
+	*line = s;
+	*n = end;
+	return true;
+}
+
+static bool is_tchar(unsigned char c)
+{
+	return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Printable text and HT only: a CR inside a line, a NUL or another control
+ * character is refused rather than read differently by evhttp. */
+static bool line_text_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* evhttp reads a request body for these methods only (http.c,
+ * evhttp_method_may_have_body), and knows no others. */
+static const struct {
+	const char *name;
+	bool body;
+} methods[] = {
+	{"GET", true}, {"POST", true}, {"PUT", true}, {"PATCH", true}, {"DELETE", true},
+	{"OPTIONS", true}, {"CONNECT", true}, {"HEAD", false}, {"TRACE", false},
+};
+
+static roost_err request_line(const char *l, size_t n, roost_http_head *out, bool *may_have_body)
+{
+	const char *sp1 = memchr(l, ' ', n);
+	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(l + n - sp1 - 1)) : NULL;
+	if (!sp1 || !sp2 || sp2 == sp1 + 1 || memchr(sp2 + 1, ' ', (size_t)(l + n - sp2 - 1)) ||
+	    !line_text_ok(l, n) || memchr(l, '\t', n)) {
+		fail(&out->err, 400, "Bad request: malformed request line");
+		return ROOST_ERR_MALFORMED;
+	}
+	size_t ml = (size_t)(sp1 - l), vl = (size_t)(l + n - sp2 - 1);
+	if (vl != 8 || (memcmp(sp2 + 1, "HTTP/1.1", 8) != 0 && memcmp(sp2 + 1, "HTTP/1.0", 8) != 0)) {
+		fail(&out->err, 505, "HTTP version not supported (1.0 and 1.1 are)");
+		return ROOST_ERR_UNSUPPORTED;
+	}
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+		if (strlen(methods[i].name) == ml && memcmp(l, methods[i].name, ml) == 0) {
+			*may_have_body = methods[i].body;
+			out->target_off = (size_t)(sp1 + 1 - l);
+			out->target_len = (size_t)(sp2 - sp1 - 1);
+			return ROOST_OK;
+		}
+	}
+	fail(&out->err, 501, "Method not implemented");
+	return ROOST_ERR_UNSUPPORTED;
+}
+
+/* The headers the gate decides on, first occurrences (as evhttp_find_header). */
+typedef struct head_fields {
+	const char *auth;
+	size_t auth_len;
+	const char *length;
+	size_t length_len;
+	bool has_length, has_te, has_expect, expect_continue;
+} head_fields;
+
+static bool name_is(const char *name, size_t n, const char *want)
+{
+	return strlen(want) == n && strncasecmp(name, want, n) == 0;
+}
+
+static roost_err header_line(const char *l, size_t n, head_fields *f, roost_http_error *err)
+{
+	const char *colon = memchr(l, ':', n);
+	size_t nl = colon ? (size_t)(colon - l) : 0;
+	bool ok = colon && nl > 0 && line_text_ok(l, n);
+	for (size_t i = 0; ok && i < nl; i++)
+		ok = is_tchar((unsigned char)l[i]);
+	if (!ok) {
+		/* Also an obs-fold continuation (a line starting with white space). */
+		fail(err, 400, "Bad request: malformed header line");
+		return ROOST_ERR_MALFORMED;
+	}
+	/* The value as evhttp keeps it: leading spaces and trailing white space off. */
+	const char *v = colon + 1, *e = l + n;
+	while (v < e && *v == ' ')
+		v++;
+	while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	size_t vl = (size_t)(e - v);
+	if (name_is(l, nl, "Content-Length")) {
+		if (f->has_length) {
+			fail(err, 400, "Bad request: more than one Content-Length");
+			return ROOST_ERR_MALFORMED;
+		}
+		f->has_length = true;
+		f->length = v;
+		f->length_len = vl;
+	} else if (name_is(l, nl, "Transfer-Encoding")) {
+		f->has_te = true;
+	} else if (name_is(l, nl, "Authorization") && !f->auth) {
+		f->auth = v;
+		f->auth_len = vl;
+	} else if (name_is(l, nl, "Expect") && !f->has_expect) {
+		f->has_expect = true;
+		f->expect_continue = vl == 12 && strncasecmp(v, "100-continue", 12) == 0;
+	}
+	return ROOST_OK;
+}
+
+/* Content-Length: decimal digits only, so that evhttp's strtoll reads the
+ * same number (no sign, no white space inside). *len saturates above max. */
+static bool body_length(const head_fields *f, uint64_t max, uint64_t *len)
+{
+	*len = 0;
+	if (!f->has_length)
+		return true;
+	if (f->length_len == 0)
 		return false;
-	const char *given = authorization + 7;
-	while (*given == ' ')
-		given++;
-	size_t glen = strlen(given), tlen = strlen(token);
-	/* The length is not secret (tokens are long and random); the bytes are. */
-	if (glen != tlen)
-		return false;
-	return CRYPTO_memcmp(given, token, tlen) == 0;
+	for (size_t i = 0; i < f->length_len; i++) {
+		if (!isdigit((unsigned char)f->length[i]))
+			return false;
+		if (*len <= max) /* past max it can only grow: stop counting */
+			*len = *len * 10 + (uint64_t)(f->length[i] - '0');
+	}
+	return true;
+}
+
+/* The method name of a head whose request line parsed (for messages). */
+static int method_len(const roost_http_head *h) { return (int)h->target_off - 1; }
+
+void roost_http_head_check(const char *head, size_t len, const char *token, size_t max_body,
+                           roost_http_head *out)
+{
+	memset(out, 0, sizeof *out);
+	size_t pos = 0, n;
+	const char *l;
+	bool may_have_body = false;
+	head_fields f = {0};
+	if (!head_line(head, len, &pos, &l, &n) || n == 0) {
+		fail(&out->err, 400, "Bad request: malformed request line");
+		return;
+	}
+	/* The request line and the header lines must be readable before
+	 * anything is judged; the token next, so that no other answer tells a
+	 * stranger anything. */
+	roost_err rl = request_line(l, n, out, &may_have_body);
+	if (rl == ROOST_ERR_MALFORMED)
+		return;
+	roost_http_error line_err = out->err;
+	while (head_line(head, len, &pos, &l, &n) && n > 0)
+		if (header_line(l, n, &f, &out->err) != ROOST_OK)
+			return;
+	bool length_ok = body_length(&f, max_body, &out->body_len);
+	/* Framed: where this request ends is known, so its body can be skipped
+	 * and the connection kept. */
+	out->framed = length_ok && !f.has_te && (may_have_body || out->body_len == 0);
+	if (token && !auth_ok_n(f.auth, f.auth_len, token)) {
+		fail(&out->err, 401, "Unauthorized");
+	} else if (rl != ROOST_OK) {
+		out->err = line_err;
+	} else if (f.has_te) {
+		fail(&out->err, 411, "Length required: send the body with a Content-Length "
+		                     "(Transfer-Encoding is not supported)");
+	} else if (!length_ok) {
+		fail(&out->err, 400, "Bad request: invalid Content-Length");
+	} else if (!may_have_body && out->body_len) {
+		fail(&out->err, 400, "Bad request: a %.*s request has no body", method_len(out), head);
+	} else if (out->body_len > max_body) {
+		fail(&out->err, 413, "Request body too large (limit %zu bytes)", max_body);
+	} else if (f.has_expect && !f.expect_continue) {
+		fail(&out->err, 417, "Expectation failed: only Expect: 100-continue is supported");
+	}
 }
 
 /* ---- request bodies -------------------------------------------------------- */
@@ -278,6 +489,50 @@ static bool has_nul_escape(const char *s, size_t len)
 		i++; /* the escaped character */
 	}
 	return false;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The first key that some object in the tree under item has twice, or NULL
+ * (*oom set when there was no memory to look). cJSON keeps both and
+ * answers lookups with the first, so {"topic": "a", "topic": "$SYS/x"}
+ * would mean one thing to us and another to whoever reads it next. Sorting
+ * the keys makes an object of n keys cost n log n, not n^2. Recursion is
+ * bounded by cJSON's nesting limit (CJSON_NESTING_LIMIT, 1000).
+ */
+static const char *duplicate_key(const cJSON *item, bool *oom)
+{
+	for (const cJSON *c = item->child; c; c = c->next) {
+		const char *d = duplicate_key(c, oom);
+		if (d || *oom)
+			return d;
+	}
+	if (!cJSON_IsObject(item))
+		return NULL;
+	size_t n = 0;
+	for (const cJSON *c = item->child; c; c = c->next)
+		n++;
+	if (n < 2)
+		return NULL;
+	const char **keys = roost_malloc(n * sizeof *keys);
+	if (!keys) {
+		*oom = true;
+		return NULL;
+	}
+	n = 0;
+	for (const cJSON *c = item->child; c; c = c->next)
+		keys[n++] = c->string;
+	qsort(keys, n, sizeof *keys, key_cmp);
+	const char *dup = NULL;
+	for (size_t i = 1; i < n && !dup; i++)
+		if (strcmp(keys[i - 1], keys[i]) == 0)
+			dup = keys[i];
+	roost_free(keys);
+	return dup;
 }
 
 cJSON *roost_http_json_object_parse(const char *body, size_t len, const char *what,
@@ -314,6 +569,16 @@ cJSON *roost_http_json_object_parse(const char *body, size_t len, const char *wh
 	if (!cJSON_IsObject(root)) {
 		cJSON_Delete(root);
 		fail(err, 400, "%s should be a JSON object.", what);
+		return NULL;
+	}
+	bool oom = false;
+	const char *dup = duplicate_key(root, &oom);
+	if (dup || oom) {
+		if (oom)
+			fail(err, 500, "out of memory");
+		else
+			fail(err, 400, "%s has the key '%.100s' more than once.", what, dup);
+		cJSON_Delete(root);
 		return NULL;
 	}
 	return root;
@@ -366,11 +631,9 @@ static roost_err publish_fields(const cJSON *root, roost_http_publish *out, roos
 		               "(non-empty UTF-8, no + or # wildcards, at most 65535 bytes)");
 		return ROOST_ERR_INVALID;
 	}
-	/* [MQTT-4.7.2-1] $-topics belong to the broker ($SYS); clients cannot publish them. */
-	if (topic->valuestring[0] == '$') {
-		fail(err, 400, "topic must not start with '$' (reserved for the broker)");
-		return ROOST_ERR_INVALID;
-	}
+	/* Who may publish where ($ topics, the ACL, topic limits) is not
+	 * decided here but by roost_broker_publish, as for every publisher;
+	 * roost_http_publish_status maps its answer. */
 	const cJSON *qos = cJSON_GetObjectItemCaseSensitive(root, "qos");
 	if (qos) {
 		double q = cJSON_IsNumber(qos) ? qos->valuedouble : -1;
@@ -458,6 +721,20 @@ roost_err roost_http_event_parse(const char *type, const char *body, size_t len,
 		return ROOST_ERR_NOMEM;
 	}
 	return ROOST_OK;
+}
+
+int roost_http_publish_status(roost_err e)
+{
+	switch (e) {
+	case ROOST_OK: return 200;
+	case ROOST_ERR_NOT_AUTHORIZED: return 403;
+	case ROOST_ERR_BAD_TOPIC:
+	case ROOST_ERR_TOO_LARGE:
+	case ROOST_ERR_BAD_UTF8:
+	case ROOST_ERR_INVALID: return 400;
+	case ROOST_ERR_QUOTA: return 503;
+	default: return 500;
+	}
 }
 
 /* ---- the event stream ------------------------------------------------------ */

@@ -76,6 +76,48 @@ bool roost_http_addr_is_loopback(const char *addr);
  */
 bool roost_http_auth_ok(const char *authorization, const char *token);
 
+/* ---- request heads: the gate before the body ------------------------------ */
+
+/* Longest request head (request line and headers) read; longer is a 431. */
+#define ROOST_HTTP_MAX_HEAD (64 * 1024)
+
+/*
+ * Where the request head in buf[0..len) ends: the length of the head
+ * through its empty line (LF or CRLF line ends, as evhttp reads them), or 0
+ * when it is not complete yet. *scan is where to resume searching: 0 for a
+ * new head, then left as this call set it, so that a head arriving one byte
+ * at a time is searched once, not once per byte.
+ */
+size_t roost_http_head_end(const char *buf, size_t len, size_t *scan);
+
+/* The decision on one request head. */
+typedef struct roost_http_head {
+	roost_http_error err;   /* status 0: admitted; else the refusal to answer */
+	uint64_t body_len;      /* Content-Length (0 without one); saturates above max_body */
+	bool framed;            /* the body's end is known (body_len bytes follow) */
+	size_t target_off;      /* the request target in the head, when the line parsed */
+	size_t target_len;
+} roost_http_head;
+
+/*
+ * Decide on a complete request head before any of its body is read, so
+ * that nothing is buffered for a request that will be refused. Refusals,
+ * in this order: 400 for a head evhttp might read differently from us (a
+ * malformed request line or header line, obs-fold, control characters, two
+ * Content-Length headers, a non-decimal one); 401 when token is not NULL and
+ * the first Authorization header does not carry it (checked as
+ * roost_http_auth_ok); 505 for a version other than HTTP/1.0 and 1.1; 501
+ * for a method evhttp does not know; 411 for any Transfer-Encoding (bodies
+ * need a Content-Length); 400 for a body on HEAD or TRACE; 413 for a
+ * Content-Length over max_body; 417 for an Expect other than 100-continue.
+ * The request line is METHOD SP TARGET SP VERSION with single spaces.
+ * Everything accepted here is read the same way by evhttp (tested in
+ * tests/check_http_request.c), so the gate and evhttp agree on where each
+ * request ends.
+ */
+void roost_http_head_check(const char *head, size_t len, const char *token, size_t max_body,
+                           roost_http_head *out);
+
 /* ---- request bodies ------------------------------------------------------ */
 
 /*
@@ -83,7 +125,9 @@ bool roost_http_auth_ok(const char *authorization, const char *token);
  * space) is the empty object, as in Home Assistant. Returns the object
  * (caller: cJSON_Delete) or NULL with err set to 400 with Home Assistant's
  * texts, "<what> should be valid JSON." or "<what> should be a JSON object."
- * (what: "Data", "Event data"), or to 500 when out of memory.
+ * (what: "Data", "Event data"), to 400 "<what> has the key 'k' more than
+ * once." when any object in it repeats a key (JSON leaves that undefined),
+ * or to 500 when out of memory.
  */
 struct cJSON *roost_http_json_object_parse(const char *body, size_t len, const char *what,
                                            roost_http_error *err);
@@ -109,8 +153,9 @@ typedef struct roost_http_publish {
 /*
  * Validate POST /api/services/mqtt/publish's body {"topic", "payload",
  * "qos", "retain"}: topic a valid MQTT topic name (non-empty, no '+' or '#',
- * valid UTF-8, at most 65535 bytes) not starting with '$' (reserved for the
- * broker, [MQTT-4.7.2-1]); payload a string or a number (its text), default
+ * valid UTF-8, at most 65535 bytes; whether it may be published to — '$'
+ * topics [MQTT-4.7.2-1], the ACL, the topic limits — is the broker's
+ * decision, see roost_http_publish_status); payload a string or a number (its text), default
  * ""; qos an integer 0..2, default 0; retain a boolean, default false; no
  * other keys (a typo like "retian" must not be silently ignored). ROOST_OK
  * with *out filled (caller: roost_http_publish_cleanup), or
@@ -119,6 +164,17 @@ typedef struct roost_http_publish {
 roost_err roost_http_publish_parse(const char *body, size_t len, roost_http_publish *out,
                                    roost_http_error *err);
 void roost_http_publish_cleanup(roost_http_publish *p);
+
+/*
+ * The HTTP status for what roost_broker_publish answered, the one mapping
+ * every HTTP route that publishes uses: 200 for ROOST_OK; 403 for
+ * ROOST_ERR_NOT_AUTHORIZED (a '$' topic, the ACL: the broker's authorisation
+ * decision); 400 for ROOST_ERR_BAD_TOPIC and ROOST_ERR_TOO_LARGE (a topic
+ * over limits.max_topic_length or limits.max_topic_levels, a message too
+ * large) and other refusals of the input; 503 for ROOST_ERR_QUOTA; 500 for
+ * anything else (out of memory, the store).
+ */
+int roost_http_publish_status(roost_err e);
 
 /* Longest event type accepted, as Home Assistant's MAX_LENGTH_EVENT_EVENT_TYPE. */
 #define ROOST_HTTP_MAX_EVENT_TYPE 64

@@ -365,12 +365,14 @@ static void auth_refused(roost_hub_client *h, int status)
 	schedule_retry(h, h->backoff_s);
 }
 
-/* Home Assistant answered: it is reachable. */
-static void reachable(roost_hub_client *h)
+/* Home Assistant answered: it is reachable. held: the events that waited
+ * for this answer (the one it answered included, counted before its pop). */
+static void reachable(roost_hub_client *h, size_t held)
 {
 	if (h->state == HUB_DOWN || h->state == HUB_AUTH)
-		roost_log_notice(h->log, "Home Assistant at %s accepts events again: delivering %zu "
-		                 "more spooled events", h->url, queued(h));
+		roost_log_notice(h->log, "Home Assistant at %s accepts events again: %zu event%s held "
+		                 "meanwhile, %zu left to deliver", h->url, held, held == 1 ? "" : "s",
+		                 queued(h));
 	else if (h->state == HUB_NEW)
 		roost_log_info(h->log, "delivering events to Home Assistant at %s", h->url);
 	h->state = HUB_UP;
@@ -453,17 +455,18 @@ static void on_response(struct evhttp_request *req, void *arg)
 	roost_hub_client *h = arg;
 	int status = req ? evhttp_request_get_response_code(req) : 0;
 	char why[300], text[160];
+	size_t held = queued(h);
 	switch (roost_hub_verdict_of(status)) {
 	case ROOST_HUB_DELIVERED:
 		pop_inflight(h);
-		reachable(h);
+		reachable(h, held);
 		h->delivered++;
 		h->busy = false;
 		event_active(h->kick, EV_TIMEOUT, 0);
 		return;
 	case ROOST_HUB_REJECTED:
 		pop_inflight(h);
-		reachable(h);
+		reachable(h, held);
 		h->rejected++;
 		log_rejected(h, h->rejected, status, answer_excerpt(req, text, sizeof text));
 		h->busy = false;
@@ -652,7 +655,7 @@ roost_err roost_hub_client_set_store(roost_hub_client *h, roost_persist *store)
 			return err;
 	}
 	if (n) {
-		roost_log_notice(h->log, "hub: %zu events spooled before the restart will be delivered to %s", n,
+		roost_log_notice(h->log, "hub: %zu events spooled before the restart are queued for %s", n,
 		                 h->url);
 		if (!h->busy && !evtimer_pending(h->retry, NULL))
 			event_active(h->kick, EV_TIMEOUT, 0);
@@ -663,6 +666,7 @@ roost_err roost_hub_client_set_store(roost_hub_client *h, roost_persist *store)
 void roost_hub_client_stats(const roost_hub_client *h, roost_hub_stats *out)
 {
 	out->queued = queued(h);
+	out->durable = h->store != NULL;
 	out->delivered = h->delivered;
 	out->dropped = roost_spool_dropped(h->spool) + h->lost;
 	out->rejected = h->rejected;

@@ -27,6 +27,7 @@
 #ifndef ROOST_CONNECTOR_HUB_CLIENT_H
 #define ROOST_CONNECTOR_HUB_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,7 @@ typedef struct roost_hub_client roost_hub_client;
 
 typedef struct roost_hub_stats {
 	uint64_t queued;    /* in the spool now (the in-flight one included) */
+	bool durable;       /* the spool is in the store: queued events survive a restart */
 	uint64_t delivered; /* answered 2xx */
 	uint64_t dropped;   /* pushed out of a full spool, or no memory to queue */
 	uint64_t rejected;  /* refused by Home Assistant with a 4xx other than 401/403 */

@@ -193,7 +193,10 @@ static void set_state(void *ctx, struct evhttp_request *req, const char *rest)
 		roost_err e = m ? roost_broker_publish(ex->b, m) : ROOST_ERR_NOMEM;
 		roost_msg_unref(m);
 		if (e) {
-			roost_http_reply_message(req, 500, "Publish failed: %s", roost_err_str(e));
+			/* The broker decides who may publish where, for us too. */
+			roost_log_warn(ex->log, "mqtt_example: publish to %s refused by the broker: %s",
+			               MQTT_EXAMPLE_TOPIC, roost_err_str(e));
+			roost_http_reply_publish_error(req, e, MQTT_EXAMPLE_TOPIC);
 		} else {
 			/* In-process subscribers are called during the publish, so our own
 			 * on_message has already run: answer the states that changed. */
@@ -227,7 +230,8 @@ static void example_free(example *ex)
 /*
  * start(): called once, after the MQTT listeners are open and after the
  * components listed before us (the HTTP API) have started. Return ROOST_OK
- * with *state set, or an error: that stops the daemon with the error logged.
+ * with *state set, or an error: component.h says what main() does with it
+ * (this component is optional: roost runs on without it).
  */
 static roost_err example_start(roost_broker *b, void **state)
 {
@@ -249,8 +253,8 @@ static roost_err example_start(roost_broker *b, void **state)
 		goto fail;
 	/*
 	 * The HTTP API, if enabled, registered itself as the service "http"
-	 * (it starts first). NULL means http.port is -1: keep tracking the state,
-	 * just offer no routes.
+	 * (it starts first). NULL means http.port is -1 or the API could not
+	 * start (port in use): keep tracking the state, just offer no routes.
 	 */
 	ex->http = roost_broker_service_find(b, "http");
 	if (ex->http) {
@@ -274,4 +278,7 @@ static void example_stop(void *state)
 	example_free(state);
 }
 
-const roost_component roost_mqtt_example_component = {"mqtt_example", example_start, example_stop};
+/* Optional: a demonstration nothing depends on. */
+const roost_component roost_mqtt_example_component = {
+	.name = "mqtt_example", .start = example_start, .stop = example_stop, .optional = true,
+};

@@ -898,6 +898,35 @@ START_TEST(test_connector_defaults)
 }
 END_TEST
 
+/* The HTTP API's limits (issue 9): defaults, every key, bounds. */
+START_TEST(test_http_limits)
+{
+	roost_config *cfg = load_ok("");
+	ck_assert_uint_eq(cfg->http.max_connections, 64);
+	ck_assert_uint_eq(cfg->http.idle_timeout, 60);
+	ck_assert_uint_eq(cfg->http.header_timeout, 10);
+	ck_assert_uint_eq(cfg->http.body_timeout, 10);
+	ck_assert_uint_eq(cfg->http.max_streams, 16);
+	roost_config_free(cfg);
+	cfg = load_ok("http:\n  max_connections: 100000\n  idle_timeout: 1\n  header_timeout: 3600\n"
+	              "  body_timeout: 2\n  max_streams: 0\n");
+	ck_assert_uint_eq(cfg->http.max_connections, 100000);
+	ck_assert_uint_eq(cfg->http.idle_timeout, 1);
+	ck_assert_uint_eq(cfg->http.header_timeout, 3600);
+	ck_assert_uint_eq(cfg->http.body_timeout, 2);
+	ck_assert_uint_eq(cfg->http.max_streams, 0);
+	roost_config_free(cfg);
+	expect_error("http:\n  max_connections: 0\n", 2,
+	             "http.max_connections: must be between 1 and 100000, got 0");
+	expect_error("http:\n  idle_timeout: 0\n", 2, "http.idle_timeout: must be between 1 and 86400, got 0");
+	expect_error("http:\n  header_timeout: 3601\n", 2,
+	             "http.header_timeout: must be between 1 and 3600, got 3601");
+	expect_error("http:\n  body_timeout: -1\n", 2, "http.body_timeout: must be between 1 and 3600, got -1");
+	expect_error("http:\n  max_streams: 10001\n", 2,
+	             "http.max_streams: must be between 0 and 10000, got 10001");
+}
+END_TEST
+
 START_TEST(test_string_list_forms_and_errors)
 {
 	roost_config *cfg = load_ok("mqtt:\n  topics: one/#\n");
@@ -926,6 +955,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_persistence_keys);
 	tcase_add_test(tc, test_connector_defaults);
 	tcase_add_test(tc, test_string_list_forms_and_errors);
+	tcase_add_test(tc, test_http_limits);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_etc_roost_yaml_is_the_defaults);
 	tcase_add_test(tc, test_empty_inputs_are_the_defaults);

@@ -169,6 +169,154 @@ START_TEST(test_bearer_token)
 }
 END_TEST
 
+/* ---- request heads (the gate) ------------------------------------------------ */
+
+START_TEST(test_head_end)
+{
+	size_t scan = 0;
+	const char *h = "GET / HTTP/1.1\r\nHost: x\r\n\r\nBODY";
+	ck_assert_uint_eq(roost_http_head_end(h, strlen(h), &scan), strlen(h) - 4);
+	/* LF-only line ends, as evhttp accepts them. */
+	scan = 0;
+	ck_assert_uint_eq(roost_http_head_end("GET / HTTP/1.0\n\nx", 17, &scan), 16);
+	/* An empty first line ends the head at once (and is refused below). */
+	scan = 0;
+	ck_assert_uint_eq(roost_http_head_end("\r\nGET", 5, &scan), 2);
+	/* One byte at a time: each byte searched once, the end found at the end. */
+	const char *full = "POST /api/ HTTP/1.1\r\nContent-Length: 2\r\n\r\n";
+	size_t n = strlen(full), found = 0;
+	scan = 0;
+	for (size_t i = 1; i <= n && !found; i++) {
+		found = roost_http_head_end(full, i, &scan);
+		if (!found)
+			ck_assert_uint_eq(scan, i);
+	}
+	ck_assert_uint_eq(found, n);
+	/* CR alone is not a line end. */
+	scan = 0;
+	ck_assert_uint_eq(roost_http_head_end("GET / HTTP/1.1\r\r\r\r", 18, &scan), 0);
+}
+END_TEST
+
+static roost_http_head head(const char *text, const char *token)
+{
+	roost_http_head h;
+	roost_http_head_check(text, strlen(text), token, 1000, &h);
+	ck_assert(h.err.status == 0 || h.err.message[0]);
+	return h;
+}
+
+START_TEST(test_head_admitted)
+{
+	roost_http_head h = head("POST /api/services/mqtt/publish HTTP/1.1\r\nHost: x\r\n"
+	                         "Content-Length:  12 \r\nAuthorization: Bearer tok\r\n\r\n", "tok");
+	ck_assert_int_eq(h.err.status, 0);
+	ck_assert_uint_eq(h.body_len, 12);
+	ck_assert(h.framed);
+	ck_assert_uint_eq(h.target_off, 5);
+	ck_assert_uint_eq(h.target_len, strlen("/api/services/mqtt/publish"));
+	h = head("GET /api/ HTTP/1.0\n\n", NULL);
+	ck_assert_int_eq(h.err.status, 0);
+	ck_assert_uint_eq(h.body_len, 0);
+	/* The first Authorization header counts, as for evhttp_find_header. */
+	ck_assert_int_eq(head("GET / HTTP/1.1\r\nauthorization: bearer tok\r\n"
+	                      "Authorization: x\r\n\r\n", "tok").err.status, 0);
+	ck_assert_int_eq(head("GET / HTTP/1.1\r\nExpect: 100-Continue\r\n\r\n", NULL).err.status, 0);
+	/* Exactly at the limit. */
+	ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n", NULL).err.status, 0);
+}
+END_TEST
+
+START_TEST(test_head_token_before_body)
+{
+	/* No token, or the wrong one: 401 before the body, whatever it says. */
+	roost_http_head h = head("POST / HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n", "tok");
+	ck_assert_int_eq(h.err.status, 401);
+	ck_assert_str_eq(h.err.message, "Unauthorized");
+	ck_assert(h.framed); /* its body can be skipped, the connection kept */
+	ck_assert_int_eq(head("GET / HTTP/1.1\r\nAuthorization: Bearer tok2\r\n\r\n", "tok").err.status, 401);
+	ck_assert_int_eq(head("GET / HTTP/1.1\r\nAuthorization: Bearer tok\r\n\r\n", "tok2").err.status, 401);
+	/* 401 comes before anything that would tell a stranger more. */
+	ck_assert_int_eq(head("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "t").err.status, 401);
+	ck_assert_int_eq(head("BREW / HTTP/1.1\r\n\r\n", "t").err.status, 401);
+	ck_assert(!head("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "t").framed);
+}
+END_TEST
+
+START_TEST(test_head_refusals)
+{
+	static const struct {
+		const char *head;
+		int status;
+		bool framed;
+	} cases[] = {
+		{"\r\n", 400, false},
+		{"GET /\r\n\r\n", 400, false},
+		{"GET  / HTTP/1.1\r\n\r\n", 400, false},
+		{"GET / x HTTP/1.1\r\n\r\n", 400, false},
+		{"GET\t/ HTTP/1.1\r\n\r\n", 400, false},
+		{"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400, false},
+		{"GET / HTTP/1.1\r\n: empty name\r\n\r\n", 400, false},
+		{"GET / HTTP/1.1\r\nContent-Length : 5\r\n\r\n", 400, false},
+		{"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400, false},
+		{"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", 400, false},
+		{"GET / HTTP/1.1\r\nA: b\x01\r\n\r\n", 400, false},
+		{"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 400, false},
+		{"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", 400, false},
+		{"POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\n", 400, false},
+		{"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 400, false},
+		{"HEAD / HTTP/1.1\r\nContent-Length: 5\r\n\r\n", 400, false},
+		{"GET / HTTP/2.0\r\n\r\n", 505, true},
+		{"GET / http/1.1\r\n\r\n", 505, true},
+		{"BREW / HTTP/1.1\r\n\r\n", 501, true},
+		{"get / HTTP/1.1\r\n\r\n", 501, true},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411, false},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\nContent-Length: 1\r\n\r\n", 411, false},
+		{"POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", 413, true},
+		{"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\n", 413, true},
+		{"GET / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", 417, true},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		roost_http_head h = head(cases[i].head, NULL);
+		ck_assert_msg(h.err.status == cases[i].status, "case %zu: %d, want %d (%s)", i,
+		              h.err.status, cases[i].status, h.err.message);
+		ck_assert_msg(h.framed == cases[i].framed, "case %zu: framed %d", i, h.framed);
+	}
+	ck_assert_str_eq(head("POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", NULL).err.message,
+	                 "Request body too large (limit 1000 bytes)");
+}
+END_TEST
+
+/* ---- JSON bodies ------------------------------------------------------------ */
+
+START_TEST(test_duplicate_keys_are_400)
+{
+	static const char *const dup[] = {
+		"{\"topic\": \"a\", \"topic\": \"$SYS/x\"}",
+		"{\"a\": 1, \"b\": 2, \"c\": 3, \"a\": 4}",
+		"{\"x\": {\"k\": 1, \"k\": 2}}",
+		"{\"x\": [{\"k\": 1}, {\"j\": 1, \"k\": 2, \"j\": 3}]}",
+		"{\"\\u0061\": 1, \"a\": 2}", /* the same key, spelled differently */
+	};
+	for (size_t i = 0; i < sizeof dup / sizeof dup[0]; i++) {
+		roost_http_error err = {0, ""};
+		cJSON *o = roost_http_json_object_parse(dup[i], strlen(dup[i]), "Data", &err);
+		ck_assert_msg(o == NULL, "accepted %s", dup[i]);
+		ck_assert_int_eq(err.status, 400);
+		ck_assert_msg(strstr(err.message, "more than once"), "%s", err.message);
+	}
+	roost_http_error err;
+	const char *fine = "{\"a\": {\"k\": 1}, \"b\": {\"k\": 2}, \"A\": 3}";
+	cJSON *o = roost_http_json_object_parse(fine, strlen(fine), "Data", &err);
+	ck_assert_ptr_nonnull(o); /* the same key in two objects, and case, are fine */
+	cJSON_Delete(o);
+	roost_http_publish p;
+	const char *body = "{\"topic\": \"a/b\", \"qos\": 0, \"qos\": 2}";
+	ck_assert_int_eq(roost_http_publish_parse(body, strlen(body), &p, &err), ROOST_ERR_INVALID);
+	ck_assert_str_eq(err.message, "Data has the key 'qos' more than once.");
+}
+END_TEST
+
 /* ---- mqtt.publish bodies ---------------------------------------------------- */
 
 static roost_err publish(const char *body, roost_http_publish *p, roost_http_error *err)
@@ -225,6 +373,27 @@ static void publish_rejected(const char *body, const char *message_part)
 	ck_assert_ptr_null(p.payload);
 }
 
+/* Where a topic may be published is the broker's decision, mapped once. */
+START_TEST(test_publish_status_of_broker_answers)
+{
+	ck_assert_int_eq(roost_http_publish_status(ROOST_OK), 200);
+	ck_assert_int_eq(roost_http_publish_status(ROOST_ERR_NOT_AUTHORIZED), 403);
+	ck_assert_int_eq(roost_http_publish_status(ROOST_ERR_BAD_TOPIC), 400);
+	ck_assert_int_eq(roost_http_publish_status(ROOST_ERR_TOO_LARGE), 400);
+	ck_assert_int_eq(roost_http_publish_status(ROOST_ERR_QUOTA), 503);
+	ck_assert_int_eq(roost_http_publish_status(ROOST_ERR_NOMEM), 500);
+	ck_assert_int_eq(roost_http_publish_status(ROOST_ERR_IO), 500);
+	/* [MQTT-4.7.2-1] a $ topic is syntactically a topic name: the parser
+	 * passes it on and the broker refuses it (ROOST_ERR_NOT_AUTHORIZED). */
+	roost_http_publish p;
+	roost_http_error err;
+	const char *body = "{\"topic\": \"$SYS/broker/version\"}";
+	ck_assert_int_eq(roost_http_publish_parse(body, strlen(body), &p, &err), ROOST_OK);
+	ck_assert_str_eq(p.topic, "$SYS/broker/version");
+	roost_http_publish_cleanup(&p);
+}
+END_TEST
+
 START_TEST(test_publish_malformed)
 {
 	publish_rejected("{\"topic\": ", "Data should be valid JSON");
@@ -243,8 +412,6 @@ START_TEST(test_publish_malformed)
 	publish_rejected("{\"topic\": \"a/+/b\"}", "not a valid MQTT topic");
 	/* [MQTT-1.5.3-1] ill-formed UTF-8 (a lone continuation byte). */
 	publish_rejected("{\"topic\": \"a\x80\"}", "not a valid MQTT topic");
-	/* [MQTT-4.7.2-1] $ topics are the broker's. */
-	publish_rejected("{\"topic\": \"$SYS/x\"}", "must not start with '$'");
 	publish_rejected("{\"topic\": \"t\", \"qos\": 3}", "qos must be");
 	publish_rejected("{\"topic\": \"t\", \"qos\": -1}", "qos must be");
 	publish_rejected("{\"topic\": \"t\", \"qos\": 1.5}", "qos must be");
@@ -417,7 +584,14 @@ Suite *http_request_suite(void)
 	TCase *auth = tcase_create("auth");
 	tcase_add_test(auth, test_loopback_addresses);
 	tcase_add_test(auth, test_bearer_token);
+	tcase_add_test(auth, test_head_token_before_body);
 	suite_add_tcase(s, auth);
+	TCase *heads = tcase_create("heads");
+	tcase_add_test(heads, test_head_end);
+	tcase_add_test(heads, test_head_admitted);
+	tcase_add_test(heads, test_head_refusals);
+	tcase_add_test(heads, test_duplicate_keys_are_400);
+	suite_add_tcase(s, heads);
 	TCase *valid = tcase_create("valid");
 	tcase_add_test(valid, test_publish_valid);
 	tcase_add_test(valid, test_event_types);
@@ -428,6 +602,7 @@ Suite *http_request_suite(void)
 	suite_add_tcase(s, valid);
 	TCase *malformed = tcase_create("malformed");
 	tcase_add_test(malformed, test_publish_malformed);
+	tcase_add_test(malformed, test_publish_status_of_broker_answers);
 	tcase_add_test(malformed, test_publish_nul_in_body_is_not_json);
 	suite_add_tcase(s, malformed);
 	TCase *limits = tcase_create("limits");

@@ -90,6 +90,11 @@ typedef struct roost_http_config {
 	int port;                  /* 0..65535, default 8124; -1 = disabled */
 	char *bind;                /* default "127.0.0.1" */
 	char *token;               /* Bearer token; required unless bind is loopback */
+	uint32_t max_connections;  /* open connections, default 64; more are closed at once */
+	uint32_t idle_timeout;     /* seconds without a byte before a connection is closed, default 60 */
+	uint32_t header_timeout;   /* seconds to send a whole request head, default 10 */
+	uint32_t body_timeout;     /* seconds to send a whole request body, default 10 */
+	uint32_t max_streams;      /* open /api/stream clients, default 16; more get 503 */
 } roost_http_config;
 
 /* persistence: — the durable store (SQLite). */

@@ -9,7 +9,8 @@
  *
  *     roost_http *h = roost_broker_service_find(b, "http");
  *
- * which is NULL when the API is disabled (http.port: -1). A component must
+ * which is NULL when the API is disabled (http.port: -1) or could not start
+ * (its port in use: roost runs without it, see component.h). A component must
  * cope with that: it keeps working and simply offers no routes.
  *
  * Routes. A route is (method, path, handler, ctx). The path is matched
@@ -23,7 +24,8 @@
  * a path matched only by routes of other methods, 405. Paths are matched as
  * the request sent them (still percent-encoded, without the query string).
  *
- * Authorisation happens before any handler runs: when a token is configured
+ * Authorisation happens before any handler runs, and before a request's
+ * body is read: when a token is configured
  * (http.token), every request must carry "Authorization: Bearer <token>";
  * without one, the listener is necessarily bound to loopback (the component
  * refuses to start otherwise). Handlers therefore never check credentials.
@@ -31,7 +33,10 @@
  * Handlers run on the broker's event loop: they must answer (or start a
  * stream with evhttp_send_reply_start) without blocking. They answer with the
  * helpers below or with evhttp directly. Request bodies are bounded by the
- * server (ROOST_HTTP_MAX_BODY; larger requests get 413 before any handler).
+ * server (ROOST_HTTP_MAX_BODY; larger requests get 413 before any handler
+ * and before their body is read), and so are connections, event streams
+ * and the time a client may take (http.max_connections, http.max_streams,
+ * http.idle_timeout, http.header_timeout, http.body_timeout).
  *
  * Ownership: method and path are copied; ctx is borrowed and must outlive the
  * route. Remove your routes in your component's stop(): the HTTP component
@@ -88,6 +93,14 @@ void roost_http_reply_json_text(struct evhttp_request *req, int status, const ch
  */
 void roost_http_reply_message(struct evhttp_request *req, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Answer a publish the broker refused (roost_broker_publish's err, not
+ * ROOST_OK) with the status the HTTP API uses for it everywhere (403 not
+ * authorised, 400 bad topic or too large, 503 over a quota, 500 else) and
+ * {"message": "Publish to '<topic>' refused: <why>"}; the refusal is logged.
+ */
+void roost_http_reply_publish_error(struct evhttp_request *req, roost_err err, const char *topic);
 
 /*
  * The request body as one contiguous block (borrowed, valid until the answer

@@ -245,7 +245,8 @@ class ConnectorTest(unittest.TestCase):
         ha.set_mode("ok")
         evs = ha.wait_events(11, WAIT)
         self.assert_in_order(evs[1:], expected)
-        b.wait_for_log(r"accepts events again: delivering \d+ more spooled events", WAIT, since=mark)
+        b.wait_for_log(r"accepts events again: \d+ events held meanwhile, \d+ left to deliver",
+                       WAIT, since=mark)
         # One warning for the outage, not one per retry.
         self.assertEqual(len([l for l in b.lines[mark:] if "warning Home Assistant" in l]), 1,
                          b.tail())
@@ -276,6 +277,39 @@ class ConnectorTest(unittest.TestCase):
         evs = ha.wait_events(8, WAIT)
         self.assert_in_order(evs, expected)
 
+    def test_05c_log_says_what_happened_to_waiting_events(self):
+        """Honest messages (issue 9): one event waited through an outage;
+        the recovery line counts it, and the stop line says where the
+        queued ones go, for a durable and for a memory-only spool."""
+        ha = self.fake_ha()
+        ha.go_down()
+        b = self.roost(ha, retry_max=1)
+        mark = b.log_mark()
+        self.publisher(b).publish("home-assistant/one", b"waiting", qos=1)
+        b.wait_for_log(r"is not reachable .*holding events in the spool \(1 queued\)", WAIT,
+                       since=mark)
+        ha.come_back()
+        ha.wait_events(1, WAIT)
+        b.wait_for_log(r"accepts events again: 1 event held meanwhile, 0 left to deliver", WAIT,
+                       since=mark)
+        ha.go_down()
+        self.publisher(b, "pub2").publish("home-assistant/one", b"left", qos=1)
+        b.wait_for_log(r"is not reachable", WAIT, since=mark)
+        b.stop()
+        self.assertIsNotNone(b.find_log(r"1 delivered, 1 queued \(kept in the store for the next "
+                                        r"start\)"), b.tail())
+        self.assertIsNone(b.find_log(r"not kept across restarts"))
+        # Without the store the same events are lost, and the line says so.
+        hub = {"url": ha.url(), "token": "test-token", "retry_max": 1, "timeout": 2}
+        m = Broker(config_text=config_text(hub) + "persistence:\n  enabled: false\n")
+        m.start()
+        self.addCleanup(m.stop)
+        m.client("pub3").publish("home-assistant/one", b"gone", qos=1)
+        m.wait_for_log(r"is not reachable", WAIT)
+        m.stop()
+        self.assertIsNotNone(m.find_log(r"0 delivered, 1 queued \(lost: persistence is off\)"),
+                             m.tail())
+
     def test_06_spool_overflow_drops_the_oldest(self):
         ha = self.fake_ha()
         ha.go_down()
@@ -291,7 +325,7 @@ class ConnectorTest(unittest.TestCase):
         self.assert_no_more(ha, len(evs))
         b.stop()
         self.assertIsNotNone(b.find_log(r"Home Assistant: 5 delivered, 0 queued .*, 7 dropped "
-                                        r"\(spool full\)"), b.tail())
+                                        r"\(spool full or no memory\)"), b.tail())
 
     def test_07_silent_ha_times_out_and_the_event_is_retried(self):
         ha = self.fake_ha()

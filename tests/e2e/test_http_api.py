@@ -44,10 +44,11 @@ EXAMPLE_TOPIC = "home-assistant/mqtt_example"
 EXAMPLE_ENTITY = "mqtt_example.state"
 
 
-def http_yaml(port=0, bind=HOST, token=None, extra=""):
+def http_yaml(port=0, bind=HOST, token=None, extra="", http=None):
     out = ["http:", "  port: %d" % port, "  bind: %s" % bind]
     if token is not None:
         out.append("  token: %s" % json.dumps(token))
+    out += ["  %s: %s" % kv for kv in (http or {}).items()]
     return roost_yaml(extra="\n".join(out) + "\n" + extra)
 
 
@@ -105,6 +106,52 @@ class Api:
             if v is not None:
                 data[k] = v
         return self.post("/api/services/mqtt/" + path, data)
+
+
+def raw_request(port, head, timeout=WAIT):
+    """Send bytes, read one answer (headers and a Content-Length body)."""
+    s = socket.create_connection((HOST, port), timeout=timeout)
+    try:
+        s.sendall(head)
+        data = b""
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in data:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed without an answer: %r" % data)
+            data += chunk
+        top, body = data.split(b"\r\n\r\n", 1)
+        lines = top.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+        # HTTP/1.0 without keep-alive: the body ends where the connection does.
+        n = int(headers.get("content-length", str(1 << 30)))
+        while len(body) < n:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return Reply(int(lines[0].split()[1]), headers, body[:n])
+    finally:
+        s.close()
+
+
+def closed_within(sock, seconds):
+    """Seconds until roost closed sock (reading and dropping what it sends),
+    or None when it is still open after `seconds`."""
+    start = time.monotonic()
+    deadline = start + seconds
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if not sock.recv(65536):
+                return time.monotonic() - start
+        except socket.timeout:
+            return None
+        except ConnectionError:
+            return time.monotonic() - start
+    return None
 
 
 class EventStream:
@@ -400,7 +447,6 @@ class PublishTest(HttpTestCase):
             (b'{"topic": "a/+/b"}', "not a valid MQTT topic"),
             (b'{"topic": "#"}', "not a valid MQTT topic"),
             (b'{"topic": "a\xff"}', "not a valid MQTT topic"),
-            (b'{"topic": "$SYS/x"}', "must not start with '$'"),
             (b'{"topic": "t", "qos": 3}', "qos must be"),
             (b'{"topic": "t", "qos": -1}', "qos must be"),
             (b'{"topic": "t", "qos": "1"}', "qos must be"),
@@ -410,6 +456,9 @@ class PublishTest(HttpTestCase):
             (b'{"topic": "t", "payload": true}', "payload must be a string"),
             (b'{"topic": "t", "payload": [1]}', "payload must be a string"),
             (b'{"topic": "t", "retian": true}', "extra key not allowed"),
+            # JSON leaves duplicate keys undefined; cJSON would keep both.
+            (b'{"topic": "t", "topic": "$SYS/x"}', "Data has the key 'topic' more than once"),
+            (b'{"topic": "t", "qos": 0, "payload": "x", "qos": 2}', "key 'qos' more than once"),
         ]
         c = self.broker.client("nothing-expected")
         c.subscribe([("#", 0)])
@@ -422,16 +471,11 @@ class PublishTest(HttpTestCase):
     def test_body_over_limit_413(self):
         big = json.dumps({"topic": "t", "payload": "x" * (2 * MAX_BODY)})
         self.assert_message(self.api.post("/api/services/mqtt/publish", big), 413, "too large")
-        # Far over the limit, evhttp refuses on the Content-Length alone,
-        # before reading the body.
-        s = socket.create_connection((HOST, self.api.port), timeout=WAIT)
-        try:
-            s.sendall(b"POST /api/services/mqtt/publish HTTP/1.1\r\nHost: x\r\n"
-                      b"Content-Length: 100000000\r\n\r\n")
-            head = s.recv(4096)
-            self.assertTrue(head.startswith(b"HTTP/1.1 413 "), head)
-        finally:
-            s.close()
+        # Far over the limit, roost refuses on the Content-Length alone,
+        # before reading the body, and in JSON (not evhttp's HTML page).
+        r = raw_request(self.api.port, b"POST /api/services/mqtt/publish HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Length: 100000000\r\n\r\n")
+        self.assert_message(r, 413, "Request body too large (limit 1048576 bytes)")
         # The server is still fine.
         self.assertEqual(self.api.get("/api/").status, 200)
 
@@ -493,6 +537,29 @@ class BindTest(unittest.TestCase):
         api = Api(int(m.group(1)), "tok")
         self.assertEqual(api.get("/api/").status, 200)
         self.assertEqual(api.get("/api/", token="nope").status, 401)
+
+    def test_port_in_use_broker_keeps_serving_mqtt(self):
+        # The HTTP API is optional (component.h): a taken port is logged
+        # with the key to change, and MQTT is served without the API.
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(taken.close)
+        taken.bind((HOST, 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        b = Broker(config_text=http_yaml(port=port))
+        b.start()
+        self.addCleanup(b.stop)
+        b.wait_for_log(r"http\.port %d is in use: set http\.port to another port or -1 to "
+                       r"turn the HTTP API off" % port, WAIT)
+        b.wait_for_log(r"component http_api could not start .*roost runs without it", WAIT)
+        # The components after it start, without its routes.
+        b.wait_for_log(r"mqtt_example: .*no HTTP API", WAIT)
+        c = b.client("still-served")
+        c.subscribe([("port/taken", 1)])
+        c.publish("port/taken", "mqtt works", qos=1)
+        c.expect_publish(topic="port/taken", payload="mqtt works", qos=1)
+        self.assertIsNone(b.find_log(r"http listening"))
+        self.assertTrue(b.alive())
 
     def test_http_disabled(self):
         b = Broker(config_text=http_yaml(port=-1))
@@ -615,6 +682,207 @@ class EventTest(HttpTestCase):
         self.assertEqual(ev["data"], {"topic": "home-assistant/switch/1/on",
                                       "payload": "Switch is ON", "qos": 0, "retain": False})
         self.assertRegex(ev["time_fired"], TIME_RE)
+
+
+# --------------------------------------------------------------------------
+# limits: everything bounded, before authentication too (issue 9)
+# --------------------------------------------------------------------------
+
+GET_API = b"GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def keepalive_get(sock):
+    """GET /api/ on an open keep-alive connection; the answer's status."""
+    sock.sendall(GET_API)
+    data = b""
+    deadline = time.monotonic() + WAIT
+    while not data.endswith(b'{"message":"API running."}'):
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("closed: %r" % data)
+        data += chunk
+    return int(data.split()[1])
+
+
+class LimitsTest(HttpTestCase):
+
+    def start(self, **http):
+        self.broker, self.api = self.start_roost(http=http, token=self.token)
+
+    def setUp(self):
+        pass  # each test starts its own roost with its limits
+
+    def connect(self):
+        s = socket.create_connection((HOST, self.api.port), timeout=WAIT)
+        self.addCleanup(s.close)
+        return s
+
+    def test_65th_connection_refused_first_64_served(self):
+        self.start()   # http.max_connections defaults to 64
+        first = [self.connect() for _ in range(64)]
+        # Each served once, so each is surely accepted before the 65th.
+        for s in first:
+            self.assertEqual(keepalive_get(s), 200)
+        mark = self.broker.log_mark()
+        extra = self.connect()
+        self.assertIsNotNone(closed_within(extra, WAIT), "the 65th connection stayed open")
+        self.broker.wait_for_log(r"http: closed a new connection from 127\.0\.0\.1:\d+: "
+                                 r"http\.max_connections \(64\) are open; 1 refused so far",
+                                 WAIT, since=mark)
+        # The 64 are still served, on the same connections.
+        for s in first:
+            self.assertEqual(keepalive_get(s), 200)
+        # One gone makes room for one more.
+        first.pop().close()
+        deadline = time.monotonic() + WAIT
+        while True:
+            s = self.connect()
+            try:
+                self.assertEqual(keepalive_get(s), 200)
+                break
+            except (ConnectionError, OSError):
+                self.assertLess(time.monotonic(), deadline, "no room after a close")
+                time.sleep(0.05)
+
+    def test_slowloris_head_closed_after_header_timeout(self):
+        self.start(header_timeout=1)
+        other = self.connect()
+        s = self.connect()
+        mark = self.broker.log_mark()
+        start = time.monotonic()
+        closed = None
+        # One byte every 0.2 s: never idle, never a whole head.
+        for b in b"GET /api/ HTTP/1.1\r\nX-Slow: " + b"a" * 40:
+            try:
+                s.sendall(bytes([b]))
+            except OSError:
+                closed = time.monotonic() - start
+                break
+            if closed_within(s, 0.2) is not None:
+                closed = time.monotonic() - start
+                break
+        self.assertIsNotNone(closed, "a head sent a byte at a time was never cut off")
+        self.assertGreaterEqual(closed, 0.9)
+        self.assertLess(closed, 3.0)
+        self.broker.wait_for_log(r"request head not received within http\.header_timeout \(1 s\)",
+                                 WAIT, since=mark)
+        # Others are served meanwhile and after.
+        self.assertEqual(keepalive_get(other), 200)
+
+    def test_slow_body_closed_after_body_timeout(self):
+        self.start(body_timeout=1)
+        s = self.connect()
+        s.sendall(b"POST /api/events/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+        t = closed_within(s, 4)
+        self.assertIsNotNone(t, "an unfinished body was waited for forever")
+        self.assertGreaterEqual(t, 0.8)
+        self.broker.wait_for_log(r"request body not received within http\.body_timeout \(1 s\)",
+                                 WAIT)
+
+    def test_idle_connection_closed_after_idle_timeout(self):
+        self.start(idle_timeout=1)
+        silent = self.connect()
+        used = self.connect()
+        self.assertEqual(keepalive_get(used), 200)
+        for s in (silent, used):
+            t = closed_within(s, 4)
+            self.assertIsNotNone(t, "an idle connection stayed open")
+        # A stream is quiet by nature: the idle timeout does not apply to it.
+        stream = self.stream()
+        time.sleep(1.5)
+        self.api.post("/api/events/still_streaming")
+        self.assertEqual(stream.next_event()["event_type"], "still_streaming")
+
+    def test_17th_stream_refused(self):
+        self.start()   # http.max_streams defaults to 16
+        streams = [self.stream() for _ in range(16)]
+        r = self.api.get("/api/stream")
+        self.assert_message(r, 503, "Too many event streams (http.max_streams is 16)")
+        self.broker.wait_for_log(r"http: refused an event stream: http\.max_streams \(16\)", WAIT)
+        # Those open still get events; one closed makes room.
+        self.api.post("/api/events/to_all")
+        for st in streams:
+            self.assertEqual(st.next_event()["event_type"], "to_all")
+        mark = self.broker.log_mark()
+        streams.pop().close()
+        self.broker.wait_for_log(r"event stream of .* closed", WAIT, since=mark)
+        self.stream()
+
+    def test_every_refusal_is_json(self):
+        self.start()
+        cases = [
+            (b"POST /api/events/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"1\r\na\r\n0\r\n\r\n", 411, "Content-Length"),
+            (b"GET /api/ HTTP/1.1\r\nno colon here\r\n\r\n", 400, "malformed header line"),
+            (b"GET /api/ HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400, "malformed header line"),
+            (b"BREW /api/ HTTP/1.1\r\n\r\n", 501, "Method not implemented"),
+            (b"GET /api/ HTTP/3.0\r\n\r\n", 505, "HTTP version not supported"),
+            (b"GET /api/ HTTP/1.1\r\nExpect: nothing\r\n\r\n", 417, "100-continue"),
+            (b"GET /api/ HTTP/1.1\r\nX: " + b"y" * (70 * 1024) + b"\r\n\r\n", 431, "too large"),
+            (b"POST /api/events/x HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+             400, "more than one Content-Length"),
+        ]
+        for raw, status, text in cases:
+            with self.subTest(status=status, text=text):
+                self.assert_message(raw_request(self.api.port, raw), status, text)
+        # TRACE and CONNECT are known methods, answered as any wrong method.
+        self.assert_message(raw_request(self.api.port, b"TRACE /api/ HTTP/1.1\r\n\r\n"), 405)
+        # Pipelined: the request after an admitted one is judged on its own.
+        s = self.connect()
+        s.sendall(GET_API + b"GET /api/ HTTP/1.1\r\nExpect: x\r\n\r\n")
+        data = b""
+        deadline = time.monotonic() + WAIT
+        while data.count(b"HTTP/1.1 ") < 2 or not data.endswith(b"}"):
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = s.recv(4096)
+            self.assertTrue(chunk, data)
+            data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data)
+        self.assertIn(b"HTTP/1.1 417 ", data)
+        # A refused request with a known length keeps its connection.
+        s.sendall(b"POST /api/events/x HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n")
+        s.sendall(b"z" * 2000000)
+        data = b""
+        while not data.endswith(b"bytes)\"}"):
+            chunk = s.recv(4096)
+            self.assertTrue(chunk, data)
+            data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 413 "), data)
+        self.assertEqual(keepalive_get(s), 200)
+
+    def test_connection_close_answer_arrives(self):
+        # evhttp closes right after an answer to "Connection: close" or
+        # HTTP/1.0: the whole answer must be on the wire first.
+        self.start()
+        for raw in (b"GET /api/ HTTP/1.1\r\nConnection: close\r\n\r\n",
+                    b"GET /api/ HTTP/1.0\r\n\r\n"):
+            with self.subTest(raw=raw):
+                r = raw_request(self.api.port, raw)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.json(), {"message": "API running."})
+
+
+class TokenGateTest(LimitsTest.__base__):
+    token = "gate-token"
+
+    def test_401_before_the_body_is_read(self):
+        # Headers announcing 100 MB and no token: 401 at once, the body never
+        # sent (roost would otherwise wait for it, or buffer it).
+        r = raw_request(self.api.port, b"POST /api/services/mqtt/publish HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Length: 100000000\r\n\r\n", timeout=2)
+        self.assert_message(r, 401, "Unauthorized")
+        self.assertEqual(r.headers.get("www-authenticate"), "Bearer")
+        # The same with the right token is admitted: roost waits for its body.
+        s = socket.create_connection((HOST, self.api.port), timeout=WAIT)
+        self.addCleanup(s.close)
+        s.sendall(b"POST /api/services/mqtt/publish HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer gate-token\r\nContent-Length: 100\r\n\r\n")
+        self.assertIsNone(closed_within(s, 0.3))
+        # A wrong token with a body over the limit is still a 401, not a 413.
+        r = raw_request(self.api.port, b"POST /api/events/x HTTP/1.1\r\nAuthorization: Bearer no\r\n"
+                        b"Content-Length: 5000000\r\n\r\n", timeout=2)
+        self.assert_message(r, 401, "Unauthorized")
 
 
 # --------------------------------------------------------------------------

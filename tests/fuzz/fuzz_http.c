@@ -27,7 +27,7 @@
  *     else; roost_http_addr_is_loopback against inet_pton/inet_ntop;
  *     roost_http_restrict_match against a naive split;
  *   - publish: accepted exactly when the body is a JSON object with only
- *     topic/payload/qos/retain, a valid non-$ topic, a string or finite
+ *     topic/payload/qos/retain, a valid topic, a string or finite
  *     number payload, qos 0..2 and a boolean retain — and then with those
  *     values; refused with 400 and a message, the output zeroed. A body
  *     with a "\u0000" escape is refused: cJSON would cut the string there;
@@ -35,6 +35,12 @@
  *     body, data re-printed on one line and equal to the body's data;
  *   - SSE: "data: " + one JSON line + "\n\n" whose event_type, origin, data
  *     and time_fired are the event's;
+ *   - request heads (the body read as one): the end is the first empty line,
+ *     found the same fed at once or byte by byte; an admitted head has a
+ *     three-part HTTP/1.x request line, carries the token in its first
+ *     Authorization header, has no Transfer-Encoding and a framed body
+ *     within the limit; a head without the token anywhere gets 400 or 401;
+ *     a body object repeating a key is refused;
  *   - with every allocation from the Nth on failing (roost_alloc), each
  *     validator answers NOMEM / 500 and leaks nothing.
  */
@@ -374,9 +380,24 @@ static bool has_nul_escape(const char *s, size_t n)
 	return false;
 }
 
+/* Does any object in the tree repeat a key? (naively: every pair) */
+static bool spec_has_duplicate(const cJSON *item)
+{
+	for (const cJSON *a = item->child; a; a = a->next) {
+		if (spec_has_duplicate(a))
+			return true;
+		if (cJSON_IsObject(item))
+			for (const cJSON *b = a->next; b; b = b->next)
+				if (strcmp(a->string, b->string) == 0)
+					return true;
+	}
+	return false;
+}
+
 /*
  * The body as the documented rules read it: the object, or NULL when the
- * request must be refused with 400 ("should be valid JSON / a JSON object").
+ * request must be refused with 400 ("should be valid JSON / a JSON object /
+ * has the key ... more than once").
  */
 static cJSON *spec_object(const char *body, size_t len)
 {
@@ -388,7 +409,7 @@ static cJSON *spec_object(const char *body, size_t len)
 	CHECK(text);
 	cJSON *root = cJSON_ParseWithOpts(text, NULL, 1);
 	free(text);
-	if (root && !cJSON_IsObject(root)) {
+	if (root && (!cJSON_IsObject(root) || spec_has_duplicate(root))) {
 		cJSON_Delete(root);
 		root = NULL;
 	}
@@ -418,8 +439,8 @@ static bool spec_publish(const cJSON *root)
 	if (!cJSON_IsString(topic))
 		return false;
 	size_t tl = strlen(topic->valuestring);
-	if (tl > 65535 || !roost_topic_name_valid((const uint8_t *)topic->valuestring, tl) ||
-	    topic->valuestring[0] == '$')
+	/* '$' topics are the broker's decision (roost_broker_publish), not the parser's. */
+	if (tl > 65535 || !roost_topic_name_valid((const uint8_t *)topic->valuestring, tl))
 		return false;
 	if (payload && !cJSON_IsString(payload) &&
 	    !(cJSON_IsNumber(payload) && payload->valuedouble - payload->valuedouble == 0))
@@ -540,6 +561,81 @@ static char *check_event(const char *type, const char *body, size_t len)
 
 /* ---- the event stream --------------------------------------------------------------- */
 
+/* ---- request heads ---------------------------------------------------------------------- */
+
+/* The value of the first header line named name (case-insensitive), as evhttp keeps it. */
+static char *spec_header(const char *head, size_t len, const char *name)
+{
+	size_t nl = strlen(name);
+	for (size_t pos = 0; pos < len;) {
+		const char *l = head + pos;
+		const char *lf = memchr(l, '\n', len - pos);
+		size_t n = lf ? (size_t)(lf - l) : len - pos;
+		pos += n + 1;
+		if (n && l[n - 1] == '\r')
+			n--;
+		if (l == head)
+			continue; /* the request line */
+		if (n == 0)
+			break;
+		if (n > nl && l[nl] == ':' && strncasecmp(l, name, nl) == 0) {
+			const char *v = l + nl + 1, *e = l + n;
+			while (v < e && *v == ' ')
+				v++;
+			while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			char *out = strndup(v, (size_t)(e - v));
+			CHECK(out);
+			return out;
+		}
+	}
+	return NULL;
+}
+
+static void check_head(const char *buf, size_t len, const char *token)
+{
+	/* The end of the head: found at once, or byte by byte, at the same place,
+	 * just after the first empty line. */
+	size_t scan = 0, end = roost_http_head_end(buf, len, &scan);
+	size_t step = 0, found = 0;
+	for (size_t i = 1; i <= len && i <= 4096 && !found; i++)
+		found = roost_http_head_end(buf, i, &step);
+	if (len <= 4096)
+		CHECK(found == end);
+	if (!end)
+		return;
+	CHECK(buf[end - 1] == '\n');
+	CHECK(end == 1 || buf[end - 2] == '\n' || (buf[end - 2] == '\r' && (end == 2 || buf[end - 3] == '\n')));
+	const char *tok = *token ? token : NULL;
+	roost_http_head h;
+	roost_http_head_check(buf, end, tok, 1000, &h);
+	static const int statuses[] = {0, 400, 401, 411, 413, 417, 501, 505};
+	bool known = false;
+	for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+		known |= h.err.status == statuses[i];
+	CHECK(known);
+	if (h.err.status)
+		check_error(&h.err, h.err.status);
+	char *auth = spec_header(buf, end, "Authorization");
+	char *te = spec_header(buf, end, "Transfer-Encoding");
+	/* Admitted: a request line of three parts, a known version, the token,
+	 * no Transfer-Encoding, a body within the limit that is framed. */
+	if (h.err.status == 0) {
+		const char *sp = memchr(buf, ' ', end);
+		CHECK(sp && (size_t)(sp - buf) + 1 == h.target_off && h.target_len > 0);
+		CHECK(!memcmp(buf + h.target_off + h.target_len, " HTTP/1.", 8));
+		CHECK(!tok || roost_http_auth_ok(auth, tok));
+		CHECK(!te);
+		CHECK(h.body_len <= 1000 && h.framed);
+	}
+	/* A head that does not carry the token anywhere is never admitted, and
+	 * is told nothing but 401 (or 400 when it cannot even be read). */
+	if (tok && !memmem(buf, end, tok, strlen(tok)))
+		CHECK(h.err.status == 401 || h.err.status == 400);
+	free(auth);
+	free(te);
+}
+
 static void check_sse(const char *type, const char *data_json, const char *origin, uint64_t ms)
 {
 	roost_event ev = {.type = type, .data_json = data_json, .origin = origin, .time_fired_ms = ms};
@@ -649,9 +745,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
 	const char *rest;
 	route_match(routes, &m, method, path, &matched, &rest);
 
-	/* Authorisation. */
+	/* Authorisation, and the gate before a body is read. */
 	check_auth(authorization, token);
 	check_loopback(addr);
+	check_head(body, body_len, token);
 
 	/* The handlers the built-in routes lead to, and the validators alone. */
 	char *data = NULL;
