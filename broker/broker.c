@@ -9,6 +9,7 @@
 #include "internal.h"
 #include "roost/acl.h"
 #include "roost/alloc.h"
+#include "sys.h"
 
 /* A named component interface (roost_broker_service_add). */
 struct service {
@@ -34,6 +35,7 @@ roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
 	b->cfg = cfg;
 	b->log = log;
 	b->clock = clock;
+	b->start_ms = roost_clock_now(&clock);
 	b->commit_done = conn_commit_done;
 	b->limits = (roost_session_limits){
 		.max_inflight = cfg->limits.max_inflight_messages,
@@ -43,7 +45,7 @@ roost_broker *roost_broker_new(struct event_base *base, const roost_config *cfg,
 	b->tree = roost_topic_tree_new(free_retained);
 	b->reaper = event_new(base, -1, 0, reaper_cb, b);
 	b->bus = roost_bus_new();
-	if (!b->tree || !b->reaper || !b->bus)
+	if (!b->tree || !b->reaper || !b->bus || broker_sys_new(b) != ROOST_OK)
 		goto fail;
 	return b;
 fail:
@@ -61,6 +63,7 @@ void roost_broker_free(roost_broker *b)
 		roost_broker_unsubscribe(b, b->component_subs);
 	while (b->services)
 		roost_broker_service_remove(b, b->services->name);
+	broker_sys_free(b);
 	broker_store_close(b);
 	roost_bus_free(b->bus);
 	session_entry *e, *tmp;
@@ -86,12 +89,56 @@ void roost_broker_shutdown(roost_broker *b)
 		conn_close(b->conns, false, "broker shutting down");
 }
 
+void roost_broker_watch_connections(roost_broker *b, void (*fn)(void *ctx), void *ctx)
+{
+	b->conn_watch = fn;
+	b->conn_watch_ctx = ctx;
+}
+
+void broker_connections_changed(roost_broker *b)
+{
+	if (b->conn_watch)
+		b->conn_watch(b->conn_watch_ctx);
+}
+
 void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out)
 {
 	*out = b->stats;
 	out->sessions = HASH_COUNT(b->sessions);
 	out->retained = roost_topic_tree_retained_count(b->tree);
 	out->subscriptions = roost_topic_tree_subscription_count(b->tree);
+	out->uptime_ms = roost_clock_now(&b->clock) - b->start_ms;
+	out->msgs_stored = out->retained;
+	for (const session_entry *e = b->sessions; e; e = e->hh.next)
+		out->msgs_stored += roost_session_queue_len(e->s) + roost_session_inflight_len(e->s);
+	if (b->store) {
+		const roost_persist_stats *ps = roost_persist_stats_get(b->store);
+		out->store_commits = ps->commits;
+		out->store_moved_aside = ps->moved_aside_total;
+		out->store_size = broker_store_size(b);
+	}
+}
+
+size_t roost_broker_listener_stats(const roost_broker *b, roost_listener_stats *out, size_t cap)
+{
+	for (size_t i = 0; i < b->n_listeners && i < cap; i++) {
+		const roost_listener *l = &b->listeners[i];
+		out[i] = (roost_listener_stats){.port = l->port, .bind = l->cfg->bind ? l->cfg->bind : ""};
+	}
+	for (const roost_conn *c = b->conns; c; c = c->next) {
+		size_t i = 0;
+		while (i < b->n_listeners && i < cap && c->listener != &b->listeners[i])
+			i++;
+		if (!c->session || i == b->n_listeners || i == cap)
+			continue;
+		if (c->version == ROOST_MQTT_V5)
+			out[i].clients_v5++;
+		else if (c->version == ROOST_MQTT_V31)
+			out[i].clients_v31++;
+		else
+			out[i].clients_v311++;
+	}
+	return b->n_listeners;
 }
 
 /*
@@ -566,6 +613,11 @@ roost_err broker_publish_from(roost_broker *b, roost_msg *msg, const roost_sessi
 	return ROOST_OK;
 }
 
+void broker_retain(roost_broker *b, roost_msg *msg)
+{
+	retain_store(b, msg);
+}
+
 roost_err broker_publish(roost_broker *b, roost_msg *msg)
 {
 	return broker_publish_from(b, msg, NULL, NULL);
@@ -646,6 +698,8 @@ roost_err roost_broker_subscribe(roost_broker *b, const char *filter, uint8_t qo
 	b->component_subs = sub;
 	if (out)
 		*out = sub;
+	if (filter[0] == '$')
+		broker_sys_subscribed(b); /* only a '$' filter matches $SYS [MQTT-4.7.2-1] */
 	return ROOST_OK;
 }
 
@@ -699,4 +753,73 @@ void *roost_broker_service_find(const roost_broker *b, const char *name)
 		if (strcmp(s->name, name) == 0)
 			return s->iface;
 	return NULL;
+}
+
+/* ---- administration ---- */
+
+void roost_broker_clients_foreach(roost_broker *b, bool (*visit)(void *ctx, const roost_client_info *ci),
+                                  void *ctx)
+{
+	uint64_t now = roost_clock_now(&b->clock);
+	for (const session_entry *e = b->sessions; e; e = e->hh.next) {
+		const roost_session *s = e->s;
+		const roost_conn *c = roost_session_conn(s);
+		roost_client_info ci = {
+			.client_id = roost_session_client_id(s),
+			.username = roost_session_username(s),
+			.addr = c ? c->addr : NULL,
+			.version = c ? c->version : 0,
+			.persistent = !roost_session_clean(s),
+			.idle_ms = c ? now - c->last_rx_ms : 0,
+			.subscriptions = roost_session_sub_count(s),
+			.queued = roost_session_queue_len(s),
+			.inflight = roost_session_inflight_len(s),
+		};
+		if (!visit(ctx, &ci))
+			return;
+	}
+}
+
+roost_err roost_broker_client_disconnect(roost_broker *b, const char *client_id)
+{
+	roost_session *s = broker_session_find(b, client_id, strlen(client_id));
+	roost_conn *c = s ? roost_session_conn(s) : NULL;
+	if (!c || c->state == CONN_DEAD)
+		return ROOST_ERR_NOT_FOUND;
+	conn_close(c, true, "disconnected through the HTTP API");
+	return ROOST_OK;
+}
+
+roost_err roost_broker_session_remove(roost_broker *b, const char *client_id)
+{
+	roost_session *s = broker_session_find(b, client_id, strlen(client_id));
+	if (!s)
+		return ROOST_ERR_NOT_FOUND;
+	if (roost_session_conn(s))
+		return ROOST_ERR_EXISTS;
+	roost_log_notice(b->log, "session %s removed through the HTTP API", client_id);
+	broker_session_destroy(b, s);
+	return ROOST_OK;
+}
+
+typedef struct retained_visit_ctx {
+	bool (*visit)(void *ctx, const roost_msg *msg);
+	void *ctx;
+} retained_visit_ctx;
+
+static bool retained_visit(void *ctx, void *value)
+{
+	retained_visit_ctx *r = ctx;
+	return r->visit(r->ctx, value);
+}
+
+roost_err roost_broker_retained_foreach(roost_broker *b, const char *filter,
+                                        bool (*visit)(void *ctx, const roost_msg *msg), void *ctx)
+{
+	size_t len = strlen(filter);
+	if (!roost_topic_filter_valid((const uint8_t *)filter, len))
+		return ROOST_ERR_BAD_TOPIC;
+	retained_visit_ctx r = {visit, ctx};
+	roost_topic_tree_retain_match(b->tree, filter, len, retained_visit, &r);
+	return ROOST_OK;
 }

@@ -175,6 +175,7 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  *   limits.max_retained_messages  0..100000000, default 0 (unlimited)
  *   limits.max_connect_size       128..268435455 bytes before CONNACK, default 262144
  *   log.level                     error|warning|notice|info|debug, default info
+ *   sys_interval                  0..86400 seconds between $SYS updates, default 10 (0 = off)
  *
  * Only the listening sockets need a restart; every other key applies to new
  * connections and packets once a reload swaps the config in.
@@ -202,6 +203,7 @@ static const key_def config_keys[] = {
 	DEF_INT(roost_config, "limits.max_retained_messages", limits.max_retained_messages,  0,  100000000, 0,         LIVE),
 	DEF_INT(roost_config, "limits.max_connect_size",      limits.max_connect_size,       128, 268435455, 262144,   LIVE),
 	DEF_LOGLEVEL(roost_config, "log.level", log_level, ROOST_LOG_INFO, LIVE),
+	DEF_INT(roost_config, "sys_interval", sys_interval, 0, 86400, 10, RESTART),
 	/* persistence: the durable store; no path = in memory only. */
 	DEF_BOOL(roost_config, "persistence.enabled", persistence.enabled, true, RESTART),
 	DEF_STRING(roost_config, "persistence.path", persistence.path, "roost.db", RESTART),

@@ -141,6 +141,7 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 		b->conns->prev = c;
 	b->conns = c;
 	b->stats.connections++;
+	broker_connections_changed(b);
 	return c;
 fail:
 	if (c->bev)
@@ -283,6 +284,8 @@ void conn_send(roost_conn *c, const void *data, size_t len)
 	if (c->state == CONN_DEAD)
 		return;
 	evbuffer_add(conn_out(c), data, len);
+	c->b->stats.packets_sent++;
+	c->b->stats.bytes_sent += len;
 	check_overflow(c);
 }
 
@@ -474,6 +477,8 @@ void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t pack
 		evbuffer_add(out, p.payload.ptr, p.payload.len);
 	}
 	c->b->stats.msgs_sent++;
+	c->b->stats.packets_sent++;
+	c->b->stats.bytes_sent += n + msg->payload_len;
 	check_overflow(c);
 }
 
@@ -514,6 +519,7 @@ static void conn_unlink(roost_conn *c)
 		c->next->prev = c->prev;
 	c->next = c->prev = NULL;
 	b->stats.connections--;
+	broker_connections_changed(b);
 }
 
 static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_list ap)
@@ -540,6 +546,8 @@ static void conn_close_v(roost_conn *c, bool publish_will, const char *fmt, va_l
 	roost_msg *will = c->will;
 	c->will = NULL;
 	roost_session *s = c->session;
+	if (s)
+		b->stats.clients_connected--; /* it was past CONNACK */
 	c->session = NULL;
 	if (s && roost_session_conn(s) == c) {
 		roost_session_set_conn(s, NULL);
@@ -764,6 +772,8 @@ void conn_handle_packet(roost_conn *c, const uint8_t *pkt, size_t len)
 {
 	assert(len > 0);
 	c->dispatch_mark = broker_store_writes(c->b);
+	c->b->stats.packets_received++;
+	c->b->stats.bytes_received += len;
 	c->dispatching = true;
 	dispatch_switch(c, pkt[0] >> 4, pkt, len);
 	c->dispatching = false;

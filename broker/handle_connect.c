@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "roost/alloc.h"
+#include "sys.h"
 
 static void send_connack(roost_conn *c, uint8_t version, bool session_present, uint8_t code)
 {
@@ -243,6 +244,9 @@ static bool connect_apply(roost_conn *c, const roost_connect *req, const char *u
 	if (claimed)
 		broker_store_session_owner(b, s); /* the owner survives restarts */
 	c->session = s;
+	c->b->stats.connects++;
+	if (++c->b->stats.clients_connected > c->b->stats.clients_maximum)
+		c->b->stats.clients_maximum = c->b->stats.clients_connected;
 	c->version = req->protocol_level;
 	c->keepalive = req->keepalive;
 	c->state = CONN_ACTIVE;
@@ -274,6 +278,8 @@ static void connect_respond(roost_conn *c, const roost_connect *req, bool presen
 	 * their original packet ids, then whatever waited in the queue. */
 	roost_session_inflight_foreach(c->session, resend_visit, c);
 	broker_session_pump(c->b, c->session);
+	if (present)
+		broker_sys_wake(c->b); /* its $SYS subscriptions, if any, are live again */
 }
 
 /* Steps 4-6, once the client is authenticated. */

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "sys.h"
 #include "roost/alloc.h"
 #include "roost/acl.h"
 
@@ -155,6 +156,8 @@ void handle_subscribe(roost_conn *c, const uint8_t *pkt, size_t len)
 	roost_sub_iter_init(&it, &sub, true);
 	i = 0;
 	while (c->state == CONN_ACTIVE && roost_sub_next(&it, &en)) {
+		if (out[i].send_retained && en.filter.len && en.filter.ptr[0] == '$')
+			broker_sys_subscribed(c->b); /* fresh values first [MQTT-4.7.2-1]: only '$' filters match */
 		if (out[i].send_retained)
 			broker_send_retained(c->b, c->session, (const char *)en.filter.ptr, en.filter.len, out[i].rc);
 		i++;

@@ -66,6 +66,7 @@ typedef struct roost_listener {
 	struct event *retry;      /* re-enables accepting after a pause (net.c) */
 	unsigned retry_ms;        /* current pause; 0 = accepting normally */
 	unsigned failed_accepts;  /* since accepting last worked */
+	roost_log_ratelimit refused_rl; /* "connection refused: max_connections" lines */
 } roost_listener;
 
 /*
@@ -179,8 +180,13 @@ struct roost_broker {
 	uint64_t component_ids;
 
 	roost_broker_stats stats;
+	uint64_t start_ms;                /* clock time of roost_broker_new (uptime) */
+	struct broker_sys *sys;           /* sys.c's: the $SYS tree and its timer */
+	char *store_path;                 /* store.c's: the database file, NULL without one */
 	uint64_t retain_refused;          /* new retained topics refused by limits.max_retained_messages */
 	bool shutting_down;
+	void (*conn_watch)(void *ctx);    /* the daemon's connection-count watcher */
+	void *conn_watch_ctx;
 };
 
 struct roost_broker_sub {
@@ -190,6 +196,8 @@ struct roost_broker_sub {
 };
 
 /* ---- broker.c ---- */
+/* After stats.connections changed: tell the daemon's watcher. */
+void broker_connections_changed(roost_broker *b);
 roost_session *broker_session_find(roost_broker *b, const char *id, size_t len);
 roost_err broker_session_add(roost_broker *b, roost_session *s);
 /* Remove the session from the map and the trie, and free it. */
@@ -210,6 +218,9 @@ typedef struct broker_publish_result {
  * [MQTT-3.8.3-3]; res (may be NULL) says what happened. */
 roost_err broker_publish_from(roost_broker *b, roost_msg *msg, const roost_session *origin,
                               broker_publish_result *res);
+/* Store msg (borrowed) as the retained message of its topic, delivering it
+ * to nobody (sys.c's refresh before a new subscriber's retained set). */
+void broker_retain(roost_broker *b, roost_msg *msg);
 /* Send every retained message matching filter to the session, at most qos. */
 void broker_send_retained(roost_broker *b, roost_session *s, const char *filter, size_t len,
                           uint8_t qos);
@@ -233,6 +244,8 @@ void broker_store_retain(roost_broker *b, const roost_msg *msg);
 uint64_t broker_store_writes(const roost_broker *b);
 /* Make sure a commit runs in this loop pass (and reports to commit_done). */
 void broker_store_commit_soon(roost_broker *b);
+/* Bytes of the database file and its WAL (0 without a store). */
+uint64_t broker_store_size(const roost_broker *b);
 
 /* ---- net.c ---- */
 /* Stop accepting: close every listening socket (shutdown). */

@@ -16,9 +16,11 @@
 #include "roost/daemon.h"
 #include "roost/component.h"
 #include "roost/config.h"
+#include "roost/config_check.h"
 #include "roost/import_mosquitto.h"
 #include "roost/log.h"
 #include "roost/passwd_cmd.h"
+#include "sdnotify.h"
 
 #include "config.h"
 
@@ -29,17 +31,27 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: roost [-c FILE] [-p PORT] [--test-config]\n"
+	        "       roost COMMAND ARGS...\n"
 	        "  -c, --config FILE   configuration file (default: embedded defaults)\n"
 	        "  -p, --port PORT     override the first listener's port\n"
-	        "      --test-config   check the configuration and exit (0 ok, 2 errors)\n"
+	        "      --test-config   check the configuration and the files it names\n"
+	        "                      (passwords, ACL, certificates, store directory);\n"
+	        "                      exit 0 ok, 2 errors\n"
 	        "  -h, --help          this help\n"
-	        "  -V, --version       print the version\n");
+	        "  -V, --version       print the version\n"
+	        "commands (roost COMMAND --help for their options):\n"
+	        "  passwd [FILE] USER              add or change a user in a password file\n"
+	        "  backup OUT [-c FILE]            copy the live store to OUT\n"
+	        "  import-mosquitto [--db DB] [-c FILE] [MOSQUITTO.CONF]\n"
+	        "                                  print a mosquitto.conf as roost YAML, or\n"
+	        "                                  load mosquitto.db into the store\n");
 }
 
 typedef struct run_ctx {
 	struct event_base *base;
 	roost_broker *broker;
 	const roost_log *log;
+	roost_sdnotify *sd;
 } run_ctx;
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -47,6 +59,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	run_ctx *r = arg;
 	roost_log_notice(r->log, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	roost_sdnotify_stopping(r->sd);
 	roost_broker_shutdown(r->broker);
 	event_base_loopexit(r->base, NULL);
 }
@@ -76,6 +89,23 @@ static int load_config(const char *path, roost_config **cfg)
 		roost_config_errors_cleanup(&errs);
 		return 2;
 	}
+	return 0;
+}
+
+/* --test-config after the YAML parsed: the files it names, then exit. */
+static int test_config(const char *path, roost_config *cfg)
+{
+	roost_config_errors errs = {0};
+	roost_err err = roost_config_check_files(cfg, &errs);
+	roost_config_errors_print(&errs, stderr);
+	roost_config_errors_cleanup(&errs);
+	roost_config_free(cfg);
+	if (err) {
+		if (err != ROOST_ERR_CONFIG)
+			fprintf(stderr, "roost: --test-config: %s\n", roost_err_str(err));
+		return 2;
+	}
+	printf("%s: configuration ok\n", path ? path : "(defaults)");
 	return 0;
 }
 
@@ -129,15 +159,14 @@ int main(int argc, char **argv)
 	int rc = load_config(config_path, &cfg);
 	if (rc)
 		return rc;
-	if (test_only) {
-		printf("%s: configuration ok\n", config_path ? config_path : "(defaults)");
-		roost_config_free(cfg);
-		return 0;
-	}
+	if (test_only)
+		return test_config(config_path, cfg);
 	if (port >= 0)
 		cfg->listeners[0].port = (int)port;
 
-	roost_log log = {.level = (roost_log_level)cfg->log_level, .write = roost_log_stderr};
+	/* Under systemd, priority prefixes let `journalctl -p err` filter. */
+	roost_log log = {.level = (roost_log_level)cfg->log_level,
+	                 .write = roost_log_stderr_is_journal() ? roost_log_journal : roost_log_stderr};
 	signal(SIGPIPE, SIG_IGN);
 	struct event_base *base = event_base_new();
 	roost_broker *broker = base ? roost_broker_new(base, cfg, &log, roost_clock_system()) : NULL;
@@ -149,7 +178,7 @@ int main(int argc, char **argv)
 	                 config_path ? config_path : "embedded defaults");
 	/* Signals are caught from here on: a SIGTERM during startup is handled
 	 * as soon as the loop runs, as a clean shutdown. */
-	run_ctx r = {base, broker, &log};
+	run_ctx r = {base, broker, &log, roost_sdnotify_new(base, broker, &log, roost_clock_system())};
 	struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &r);
 	struct event *sigint = evsignal_new(base, SIGINT, on_signal, &r);
 	struct event *sighup = evsignal_new(base, SIGHUP, on_hup, &r);
@@ -183,6 +212,7 @@ int main(int argc, char **argv)
 			goto stop;
 		}
 	}
+	roost_sdnotify_ready(r.sd);
 	event_base_dispatch(base);
 stop:
 	while (n_started > 0) {
@@ -194,6 +224,7 @@ stop:
 	event_free(sigint);
 	event_free(sighup);
 	roost_log_notice(&log, "roost stopped");
+	roost_sdnotify_free(r.sd);
 	roost_broker_free(broker);
 	event_base_free(base);
 	roost_config_free(cfg);

@@ -59,7 +59,9 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	}
 	int32_t max = b->cfg->limits.max_connections;
 	if (b->shutting_down || (max >= 0 && b->stats.connections >= (uint64_t)max)) {
-		roost_log_notice(b->log, "connection refused: limits.max_connections (%d) reached", max);
+		/* A client retrying in a loop must not flood the log. */
+		roost_log_limited(b->log, &l->refused_rl, roost_clock_now(&b->clock), ROOST_LOG_NOTICE,
+		                  "connection refused: limits.max_connections (%d) reached", max);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -177,6 +179,7 @@ static roost_err listen_one(roost_broker *b, const roost_listener_config *lc, ro
 	evutil_socket_t fd;
 	l->b = b;
 	l->cfg = lc;
+	l->refused_rl = (roost_log_ratelimit)ROOST_LOG_RATELIMIT(10);
 	if (lc->certfile && !(l->ssl = broker_tls_ctx_new(lc, b->log)))
 		return ROOST_ERR_CONFIG;
 	roost_err err = listen_socket(b, lc, l, &shown, &fd);

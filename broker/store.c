@@ -15,10 +15,13 @@
  *   inflight deliveries and QoS 2 ids are loaded before the listeners open.
  */
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 #include "roost/alloc.h"
+#include "sys.h"
 
 /* ---- journal: session changes -> store ---- */
 
@@ -87,20 +90,44 @@ void broker_store_session_removed(roost_broker *b, roost_session *s)
 	roost_persist_session_remove(b->store, roost_session_client_id(s));
 }
 
+/* roost's own $SYS messages are figures of this run: never stored, so a
+ * restart cannot bring back stale ones (and the many updates cost no disk
+ * writes). */
+static bool is_sys(const char *topic, size_t len)
+{
+	return len >= 4 && memcmp(topic, "$SYS", 4) == 0 && (len == 4 || topic[4] == '/');
+}
+
 void broker_store_retain(roost_broker *b, const roost_msg *msg)
 {
-	if (b->store)
+	if (b->store && !is_sys(msg->topic, msg->topic_len))
 		roost_persist_retain_set(b->store, msg);
 }
 
 /* ---- group commit ---- */
+
+/* The commit latency histogram (roost_broker_stats.commit_le). */
+static void count_commit(roost_broker_stats *st, uint64_t ms)
+{
+	static const uint64_t bounds[ROOST_STATS_COMMIT_BUCKETS] = ROOST_STATS_COMMIT_BOUNDS_MS;
+	for (size_t i = 0; i < ROOST_STATS_COMMIT_BUCKETS; i++) {
+		if (ms <= bounds[i]) {
+			st->commit_le[i]++;
+			break;
+		}
+	}
+	st->commit_count++;
+	st->commit_sum_ms += ms;
+}
 
 static void commit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	roost_broker *b = arg;
+	uint64_t t0 = roost_clock_now(&b->clock);
 	roost_err err = roost_persist_commit(b->store);
+	count_commit(&b->stats, roost_clock_now(&b->clock) - t0);
 	if (err)
 		roost_log_error(b->log, "store commit failed: nothing of this batch is acknowledged");
 	if (b->commit_done)
@@ -121,6 +148,21 @@ void broker_store_commit_soon(roost_broker *b)
 {
 	if (b->commit_ev)
 		event_active(b->commit_ev, 0, 0); /* a no-op when already active */
+}
+
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+uint64_t broker_store_size(const roost_broker *b)
+{
+	if (!b->store_path)
+		return 0;
+	char wal[PATH_MAX + 8];
+	snprintf(wal, sizeof wal, "%s-wal", b->store_path);
+	return file_size(b->store_path) + file_size(wal);
 }
 
 uint64_t broker_store_writes(const roost_broker *b)
@@ -159,6 +201,16 @@ static void load_retained(void *ctx, roost_msg *msg)
 {
 	store_load *l = ctx;
 	roost_broker *b = l->b;
+	if (is_sys(msg->topic, msg->topic_len)) {
+		/* Kept by an older roost: dropped from the file, replaced by this
+		 * run's own figures. */
+		roost_msg *del = roost_msg_new(msg->topic, msg->topic_len, NULL, 0, 0, true);
+		if (del)
+			roost_persist_retain_set(b->store, del);
+		roost_msg_unref(del);
+		roost_msg_unref(msg);
+		return;
+	}
 	l->retained++;
 	/* A retained topic beyond today's limits (stored before they were
 	 * lowered, or by an older roost) is not loaded back: one 65,535-level
@@ -277,7 +329,8 @@ roost_err broker_store_open(roost_broker *b)
 		return err;
 	}
 	b->commit_ev = event_new(b->base, -1, 0, commit_cb, b);
-	if (!b->commit_ev)
+	b->store_path = roost_strdup(path);
+	if (!b->commit_ev || !b->store_path)
 		return ROOST_ERR_NOMEM;
 	roost_persist_set_on_dirty(b->store, schedule_commit, b);
 	/* Components (the hub connector's spool) keep state in it too. */
@@ -300,15 +353,9 @@ roost_err broker_store_open(roost_broker *b)
 	/* The count of databases lost to corruption survives restarts (persist
 	 * keeps it beside the file), visible to any client as a retained $SYS
 	 * message. */
-	uint64_t total = roost_persist_stats_get(b->store)->moved_aside_total;
-	char text[24];
-	int n = snprintf(text, sizeof text, "%llu", (unsigned long long)total);
-	static const char topic[] = "$SYS/broker/store/moved_aside";
-	roost_msg *m = roost_msg_new(topic, sizeof topic - 1, (const uint8_t *)text, (size_t)n, 0, true);
-	if (m) {
-		broker_publish(b, m);
-		roost_msg_unref(m);
-	}
+	char total[24];
+	snprintf(total, sizeof total, "%llu", (unsigned long long)roost_persist_stats_get(b->store)->moved_aside_total);
+	broker_sys_publish_text(b, "$SYS/broker/store/moved_aside", total);
 	for (session_entry *e = b->sessions; e; e = e->hh.next)
 		roost_session_set_journal(e->s, &journal, b);
 	roost_log_notice(b->log,
@@ -332,6 +379,8 @@ void broker_store_close(roost_broker *b)
 		roost_persist_close(b->store);
 		b->store = NULL;
 	}
+	roost_free(b->store_path);
+	b->store_path = NULL;
 }
 
 roost_err roost_broker_open_store(roost_broker *b)

@@ -99,6 +99,27 @@ static void on_event(void *ctx, const roost_event *ev)
 
 static void stop(void *state);
 
+/* The hub's figures, for $SYS/broker/roost/hub/ and roost_hub_* metrics. */
+static size_t hub_stats(void *ctx, roost_stat *out, size_t cap)
+{
+	connector *c = ctx;
+	roost_hub_stats s;
+	roost_hub_client_stats(c->hub, &s);
+	const roost_stat items[] = {
+		{"queued", "spool_events", "Events waiting in the spool for Home Assistant", ROOST_STAT_GAUGE, s.queued, NULL},
+		{"delivered", "events_delivered_total", "Events Home Assistant accepted", ROOST_STAT_COUNTER, s.delivered, NULL},
+		{"dropped", "events_dropped_total", "Events dropped from a full spool", ROOST_STAT_COUNTER, s.dropped, NULL},
+		{"rejected", "events_rejected_total", "Events Home Assistant refused (4xx)", ROOST_STAT_COUNTER, s.rejected, NULL},
+		{"retries", "retries_total", "Failed deliveries that were retried", ROOST_STAT_COUNTER, s.retries, NULL},
+		{"state", NULL, NULL, ROOST_STAT_TEXT, 0, s.state},
+	};
+	size_t n = sizeof items / sizeof items[0];
+	if (n > cap)
+		n = cap;
+	memcpy(out, items, n * sizeof *out);
+	return n;
+}
+
 static roost_err subscribe_embedded(connector *c)
 {
 	const roost_mqtt_config *m = &c->cfg->mqtt;
@@ -145,6 +166,8 @@ static roost_err start(roost_broker *b, void **state)
 			err = roost_hub_client_set_store(c->hub, store);
 		if (!err)
 			err = roost_bus_listen(c->bus, m->event_type, on_event, c, &c->listener);
+		if (!err)
+			err = roost_broker_stats_source_add(b, "hub", hub_stats, c);
 		if (err)
 			goto fail;
 	}
@@ -184,6 +207,7 @@ static void stop(void *state)
 	if (c->listener)
 		roost_bus_unlisten(c->bus, c->listener);
 	if (c->hub) {
+		roost_broker_stats_source_remove(c->b, "hub");
 		roost_hub_stats s;
 		roost_hub_client_stats(c->hub, &s);
 		/* Say what becomes of the queued ones: the spool is durable only

@@ -671,6 +671,8 @@ void roost_hub_client_stats(const roost_hub_client *h, roost_hub_stats *out)
 	out->dropped = roost_spool_dropped(h->spool) + h->lost;
 	out->rejected = h->rejected;
 	out->retries = h->retries;
+	static const char *const names[] = {[HUB_NEW] = "new", [HUB_UP] = "up", [HUB_DOWN] = "down", [HUB_AUTH] = "auth"};
+	out->state = names[h->state];
 }
 
 void roost_hub_client_free(roost_hub_client *h)

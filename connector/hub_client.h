@@ -45,6 +45,7 @@ typedef struct roost_hub_stats {
 	uint64_t dropped;   /* pushed out of a full spool, or no memory to queue */
 	uint64_t rejected;  /* refused by Home Assistant with a 4xx other than 401/403 */
 	uint64_t retries;   /* failed attempts that were retried */
+	const char *state;  /* "new" (nothing sent yet), "up", "down" (retrying), "auth" (401/403) */
 } roost_hub_stats;
 
 /*

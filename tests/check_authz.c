@@ -220,6 +220,7 @@ START_TEST(test_authz_component_publish_refused_with_error)
 	roost_broker_sub *sub = NULL;
 	ck_assert_int_eq(roost_broker_subscribe(f.b, "#", 0, count_msg, NULL, &sub), ROOST_OK);
 	ck_assert_int_eq(roost_broker_subscribe(f.b, "$SYS/#", 0, count_msg, NULL, NULL), ROOST_OK);
+	size_t retained = roost_topic_tree_retained_count(f.b->tree); /* roost's own $SYS values */
 	delivered = 0;
 	roost_msg *m = roost_msg_new("$SYS/broker/version", 19, (const uint8_t *)"x", 1, 0, true);
 	ck_assert_int_eq(roost_broker_publish(f.b, m), ROOST_ERR_NOT_AUTHORIZED);
@@ -238,7 +239,7 @@ START_TEST(test_authz_component_publish_refused_with_error)
 	ck_assert_int_eq(roost_broker_publish(f.b, m), ROOST_ERR_TOO_LARGE);
 	roost_msg_unref(m);
 	ck_assert_int_eq(delivered, 0);
-	ck_assert_uint_eq(roost_topic_tree_retained_count(f.b->tree), 0);
+	ck_assert_uint_eq(roost_topic_tree_retained_count(f.b->tree), retained); /* nothing refused was kept */
 	m = roost_msg_new("open/x", 6, (const uint8_t *)"x", 1, 0, false);
 	ck_assert_int_eq(roost_broker_publish(f.b, m), ROOST_OK);
 	roost_msg_unref(m);

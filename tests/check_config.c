@@ -878,6 +878,24 @@ START_TEST(test_connector_sections)
 }
 END_TEST
 
+/* $SYS updates: every 10 s by default, 0 turns them off, a day at most. */
+START_TEST(test_sys_interval_bounds)
+{
+	roost_config *cfg = load_ok("");
+	ck_assert_uint_eq(cfg->sys_interval, 10);
+	roost_config_free(cfg);
+	cfg = load_ok("sys_interval: 0\n");
+	ck_assert_uint_eq(cfg->sys_interval, 0);
+	roost_config_free(cfg);
+	cfg = load_ok("sys_interval: 86400\n");
+	ck_assert_uint_eq(cfg->sys_interval, 86400);
+	roost_config_free(cfg);
+	expect_error("log:\n  level: info\nsys_interval: 86401\n", 3,
+	             "sys_interval: must be between 0 and 86400, got 86401");
+	expect_error("sys_interval: -1\n", 1, "sys_interval: must be between 0 and 86400, got -1");
+}
+END_TEST
+
 START_TEST(test_connector_defaults)
 {
 	roost_config *cfg = load_ok("");
@@ -954,6 +972,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_connector_sections);
 	tcase_add_test(tc, test_persistence_keys);
 	tcase_add_test(tc, test_connector_defaults);
+	tcase_add_test(tc, test_sys_interval_bounds);
 	tcase_add_test(tc, test_string_list_forms_and_errors);
 	tcase_add_test(tc, test_http_limits);
 	tcase_add_test(tc, test_defaults);

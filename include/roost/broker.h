@@ -102,17 +102,111 @@ typedef struct roost_auth_hook {
 roost_err roost_broker_auth_hook_add(roost_broker *b, const roost_auth_hook *hook);
 void roost_broker_auth_hook_remove(roost_broker *b, const roost_auth_hook *hook);
 
+/* ---- administration (the HTTP API's /api/clients, /api/retained, ...) ---- */
+
+/* One session, as the status page shows it (strings borrowed for the call). */
+typedef struct roost_client_info {
+	const char *client_id;
+	const char *username;        /* NULL: anonymous */
+	const char *addr;            /* "ip:port" while online, else NULL */
+	uint8_t version;             /* protocol level while online (3, 4, 5), else 0 */
+	bool persistent;             /* clean session 0: kept while offline */
+	uint64_t idle_ms;            /* since its last packet (online only) */
+	size_t subscriptions, queued, inflight;
+} roost_client_info;
+/* Visit every session (online and offline); returning false stops. */
+void roost_broker_clients_foreach(roost_broker *b, bool (*visit)(void *ctx, const roost_client_info *ci),
+                                  void *ctx);
+/* Close the client's connection as a network drop would: its will is
+ * published, a persistent session is kept. ROOST_ERR_NOT_FOUND when no
+ * client with this id is online. */
+roost_err roost_broker_client_disconnect(roost_broker *b, const char *client_id);
+/* Remove an offline session (its subscriptions and queued messages, from
+ * the store too). ROOST_ERR_NOT_FOUND without one, ROOST_ERR_EXISTS while
+ * its client is online (disconnect it first). */
+roost_err roost_broker_session_remove(roost_broker *b, const char *client_id);
+/* Visit the retained messages matching filter (borrowed), with the '$'
+ * rule [MQTT-4.7.2-1]; ROOST_ERR_BAD_TOPIC for an invalid filter. */
+roost_err roost_broker_retained_foreach(roost_broker *b, const char *filter,
+                                        bool (*visit)(void *ctx, const roost_msg *msg), void *ctx);
+
+/*
+ * The broker's figures, as $SYS (broker/sys.c) and /metrics report them.
+ * Counters only grow (since start); the rest are read at the moment of the
+ * call. Each counter is incremented at the one place its event happens.
+ */
+#define ROOST_STATS_COMMIT_BUCKETS 12
+/* Upper bounds (milliseconds) of the store commit latency histogram. */
+#define ROOST_STATS_COMMIT_BOUNDS_MS {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000}
 typedef struct roost_broker_stats {
-	uint64_t connections;        /* currently open */
+	uint64_t connections;        /* sockets currently open (CONNECT or not) */
+	uint64_t clients_connected;  /* connections past CONNACK, now */
+	uint64_t clients_maximum;    /* most clients_connected at once */
+	uint64_t clients_expired;    /* persistent sessions removed by their expiry */
+	uint64_t connects;           /* CONNECTs accepted */
+	uint64_t packets_received;   /* MQTT packets of every type, from clients */
+	uint64_t packets_sent;       /* MQTT packets of every type, to clients */
+	uint64_t bytes_received;     /* MQTT bytes read from clients */
+	uint64_t bytes_sent;         /* MQTT bytes queued to clients' connections */
 	uint64_t msgs_received;      /* PUBLISH packets accepted from clients */
 	uint64_t msgs_sent;          /* PUBLISH packets written to clients */
 	uint64_t msgs_dropped;       /* dropped by queue limits or back-pressure */
 	uint64_t msgs_expired;       /* of those: Message Expiry Interval passed before delivery (v5) */
 	uint64_t msgs_too_large;     /* of those: over the receiver's Maximum Packet Size (v5) */
+	/* Filled by roost_broker_stats_get, not counted: */
+	uint64_t msgs_stored;        /* queued + in flight in every session, and retained */
 	uint64_t sessions;           /* sessions in memory (online + offline) */
 	uint64_t retained;
 	uint64_t subscriptions;
+	uint64_t uptime_ms;
+	/* The durable store (all 0 when persistence is off). */
+	uint64_t store_size;         /* bytes of the database and its WAL on disk */
+	uint64_t store_commits;
+	uint64_t store_moved_aside;  /* databases lost to corruption, over all starts */
+	/* Latency of each commit attempt, by the broker's clock: commit_le[i]
+	 * counts commits of at most ROOST_STATS_COMMIT_BOUNDS_MS[i] (not
+	 * cumulative); the sum is in milliseconds. */
+	uint64_t commit_le[ROOST_STATS_COMMIT_BUCKETS];
+	uint64_t commit_count, commit_sum_ms;
 } roost_broker_stats;
 void roost_broker_stats_get(const roost_broker *b, roost_broker_stats *out);
+
+/*
+ * The clients connected to each listener, by protocol version, for the
+ * metrics' labels. Fills at most cap entries, in configuration order, and
+ * returns the number of listeners.
+ */
+typedef struct roost_listener_stats {
+	int port;                    /* the bound port */
+	const char *bind;            /* as configured ("" for the default) */
+	uint64_t clients_v31, clients_v311, clients_v5;
+} roost_listener_stats;
+size_t roost_broker_listener_stats(const roost_broker *b, roost_listener_stats *out, size_t cap);
+
+/*
+ * Figures a component reports ($SYS/broker/roost/<source>/<name> and the
+ * metric roost_<source>_<metric>): it registers a source whose fn fills up
+ * to cap items when asked (at $SYS publish time and at each /metrics
+ * scrape). name, metric and help are static strings; a text item (a state)
+ * has text set and appears in $SYS only.
+ */
+typedef enum { ROOST_STAT_COUNTER, ROOST_STAT_GAUGE, ROOST_STAT_TEXT } roost_stat_kind;
+typedef struct roost_stat {
+	const char *name;            /* $SYS leaf: "delivered" */
+	const char *metric;          /* metric suffix: "events_delivered_total" */
+	const char *help;
+	roost_stat_kind kind;
+	uint64_t value;
+	const char *text;            /* ROOST_STAT_TEXT: static or owned by the source */
+} roost_stat;
+typedef size_t (*roost_stats_fn)(void *ctx, roost_stat *out, size_t cap);
+#define ROOST_STATS_SOURCE_MAX_ITEMS 16
+/* source ("hub") is copied; fn/ctx are borrowed until removed.
+ * ROOST_ERR_EXISTS when the name is taken. */
+roost_err roost_broker_stats_source_add(roost_broker *b, const char *source, roost_stats_fn fn, void *ctx);
+void roost_broker_stats_source_remove(roost_broker *b, const char *source);
+/* Visit every source with its items (filled just now). */
+typedef void (*roost_stats_visit)(void *ctx, const char *source, const roost_stat *items, size_t n);
+void roost_broker_stats_sources(roost_broker *b, roost_stats_visit visit, void *ctx);
 
 #endif

@@ -116,6 +116,7 @@ typedef struct roost_config {
 	char *acl_file;                   /* Mosquitto ACL file; NULL = no ACL (all allowed) */
 	roost_limits_config limits;
 	int log_level;                    /* roost_log_level, default info */
+	uint32_t sys_interval;            /* seconds between $SYS updates, default 10; 0 = no $SYS */
 	roost_persistence_config persistence;
 	roost_mqtt_config mqtt;
 	roost_hub_config hub;

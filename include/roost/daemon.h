@@ -58,4 +58,9 @@ void roost_broker_reload_tls(roost_broker *b);
 /* Stop accepting, close all connections (flushing what is queued). */
 void roost_broker_shutdown(roost_broker *b);
 
+/* systemd's STATUS=: fn(ctx) runs after a connection opened or closed,
+ * stats.connections already updated. One watcher; fn NULL removes it, which
+ * main does before roost_broker_free. */
+void roost_broker_watch_connections(roost_broker *b, void (*fn)(void *ctx), void *ctx);
+
 #endif
