@@ -480,7 +480,9 @@ static const struct propdef {
 	[0x1F] = { PT_STR, 0, P_ACKS },                               /* Reason String */
 	[0x21] = { PT_U16, PF_NONZERO, P_CC },                        /* Receive Maximum */
 	[0x22] = { PT_U16, 0, P_CC },                                 /* Topic Alias Maximum */
-	[0x23] = { PT_U16, PF_NONZERO, W(ROOST_MQTT_PUBLISH) },       /* Topic Alias */
+	/* Topic Alias 0 is refused by the receiver with DISCONNECT 0x94 (Topic
+	 * Alias invalid) [MQTT-3.3.2-8], not as a generic protocol error. */
+	[0x23] = { PT_U16, 0, W(ROOST_MQTT_PUBLISH) },                /* Topic Alias */
 	[0x24] = { PT_BYTE, PF_BOOL, W(ROOST_MQTT_CONNACK) },         /* Maximum QoS */
 	[0x25] = { PT_BYTE, PF_BOOL, W(ROOST_MQTT_CONNACK) },         /* Retain Available */
 	[0x26] = { PT_PAIR, PF_MULTI, P_ALL },                        /* User Property */

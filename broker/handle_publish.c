@@ -73,7 +73,8 @@ static bool publish_allowed(roost_conn *c, const roost_publish *p, refusal *r)
 
 /* v5 PUBLISH properties the broker acts on. */
 typedef struct publish_props {
-	uint16_t alias;          /* Topic Alias, 0 = none */
+	bool has_alias;          /* a Topic Alias was given (0 is invalid) */
+	uint16_t alias;
 	bool utf8;               /* Payload Format Indicator 1 */
 	bool has_sub_id;         /* a Subscription Identifier: only the server sends them */
 } publish_props;
@@ -85,8 +86,10 @@ static publish_props read_props(roost_bytes props)
 	roost_prop prop;
 	roost_props_iter_init(&it, props);
 	while (roost_props_next(&it, &prop)) {
-		if (prop.id == ROOST_PROP_TOPIC_ALIAS)
+		if (prop.id == ROOST_PROP_TOPIC_ALIAS) {
+			pp.has_alias = true;
 			pp.alias = (uint16_t)prop.u32;
+		}
 		else if (prop.id == ROOST_PROP_PAYLOAD_FORMAT)
 			pp.utf8 = prop.u32 == 1;
 		else if (prop.id == ROOST_PROP_SUBSCRIPTION_ID)
@@ -106,10 +109,10 @@ static bool publish_check_v5(roost_conn *c, roost_publish *p, const publish_prop
 		conn_disconnect(c, ROOST_RC5_PROTOCOL_ERROR, "PUBLISH with a Subscription Identifier [MQTT-3.3.4-6]");
 		return false;
 	}
-	if (pp->alias) {
-		/* [MQTT-3.2.2-17] [MQTT-3.3.2-9] within our Topic Alias Maximum. */
-		if (pp->alias > ROOST_TOPIC_ALIAS_IN_MAX) {
-			conn_disconnect(c, ROOST_RC5_TOPIC_ALIAS_INVALID, "Topic Alias %u above our maximum %u [MQTT-3.3.2-9]",
+	if (pp->has_alias) {
+		/* [MQTT-3.3.2-8] not 0; [MQTT-3.2.2-17] [MQTT-3.3.2-9] within our Topic Alias Maximum. */
+		if (pp->alias == 0 || pp->alias > ROOST_TOPIC_ALIAS_IN_MAX) {
+			conn_disconnect(c, ROOST_RC5_TOPIC_ALIAS_INVALID, "Topic Alias %u not in 1..%u [MQTT-3.3.2-8], [MQTT-3.3.2-9]",
 			                pp->alias, ROOST_TOPIC_ALIAS_IN_MAX);
 			return false;
 		}

@@ -462,8 +462,9 @@ START_TEST(test_v5_topic_alias_above_maximum_MQTT_3_3_2_9)
 	SEND(&p, 0x30, 3 + 4 + 1, 0, 1, 't', 3, 0x23, 0, ROOST_TOPIC_ALIAS_IN_MAX + 1, 'x');
 	EXPECT(&p, 0xe0, 1, 0x94);
 	ck_assert(closed(&p));
-	/* Alias 0 is a Protocol Error [MQTT-3.3.2-8]. */
+	/* Alias 0 is not permitted either [MQTT-3.3.2-8]: 0x94 too. */
 	SEND(&q, 0x30, 3 + 4 + 1, 0, 1, 't', 3, 0x23, 0, 0, 'x');
+	EXPECT(&q, 0xe0, 1, 0x94);
 	ck_assert(closed(&q));
 	bye(&p), bye(&q);
 }

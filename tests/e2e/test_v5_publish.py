@@ -237,6 +237,11 @@ class V5PublishTest(BrokerTestCase):
         p = pub.recv_packet()
         self.assertEqual((p.type, parse_reason_props(p)[0]), (DISCONNECT, 0x94))
         pub.expect_closed()
+        # Alias 0 is not permitted [MQTT-3.3.2-8]: 0x94 as well.
+        zero = self.connect5("ap0")
+        zero.send(publish_packet_v5("x", b"", properties=[("topic_alias", 0)]))
+        p = zero.recv_packet()
+        self.assertEqual((p.type, parse_reason_props(p)[0]), (DISCONNECT, 0x94))
         # An unknown alias with an empty topic: 0x82 Protocol Error.
         other = self.connect5("ap2")
         other.send(publish_packet_v5("", b"", properties=[("topic_alias", 3)]))
