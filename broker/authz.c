@@ -6,8 +6,8 @@
  * their reload on SIGHUP, and the policy for anonymous clients, judged by
  * the client's PEER address (roost_auth_anonymous_allowed):
  *  - allow_anonymous true: accepted from everywhere; false: from nowhere;
- *  - not set: accepted from this machine (a loopback peer) on any listener,
- *    also once users exist. A LAN client is refused with CONNACK 0x05 and a
+ *  - not set: accepted from this machine (a loopback peer) on any MQTT
+ *    listener (never over WebSockets), also once users exist. A LAN client is refused with CONNACK 0x05 and a
  *    log line naming the setting to change and `roost passwd NAME`.
  * A user name is only an identity once a password_file (or a TLS client
  * certificate, or a hook) has verified it; without one, a client that sends
@@ -376,10 +376,13 @@ int broker_authz_connect_decide(roost_broker *b, roost_conn *c, const char *clie
                                 const uint8_t *password, size_t plen, bool cert_identity,
                                 const struct roost_auth_db **users, const char **why)
 {
+	/* A websockets client is never "this machine": any web page open in a
+	 * browser here may reach ws://127.0.0.1 on its visitor's behalf. */
+	bool local = c->peer_loopback && !c->ws;
 	for (struct hook_entry *e = b->hooks; e; e = e->next) {
 		if (!e->hook->connect)
 			continue;
-		int v = e->hook->connect(e->hook->ctx, client_id, username, password, plen, c->peer_loopback);
+		int v = e->hook->connect(e->hook->ctx, client_id, username, password, plen, local);
 		if (v != ROOST_AUTH_DEFER) {
 			*why = "refused by an authentication component";
 			return v;
@@ -392,9 +395,12 @@ int broker_authz_connect_decide(roost_broker *b, roost_conn *c, const char *clie
 		return ROOST_AUTH_VERIFY; /* [MQTT-3.1.3-11] user names are UTF-8; the password is binary */
 	/* Anonymous (or an unverifiable user name: no password_file). */
 	int policy = broker_authz_allow_anonymous(b, c);
-	if (roost_auth_anonymous_allowed(policy, c->peer_loopback))
+	if (roost_auth_anonymous_allowed(policy, local))
 		return ROOST_AUTH_DEFER; /* admitted, as anonymous */
 	*why = policy == 0 ? "anonymous clients are refused (allow_anonymous: false)"
+	       : c->ws ? "anonymous clients are not accepted on a websockets listener unless allow_anonymous: "
+	                 "true is set (a web page on this host could connect on its visitor's behalf); or add "
+	                 "a user with `roost passwd NAME`"
 	                   : "anonymous clients are accepted from this machine only; set "
 	                     "allow_anonymous: true in the configuration to accept them from "
 	                     "the LAN too, or add a user with `roost passwd NAME`";

@@ -129,6 +129,7 @@ struct key_table {
  * for a free port (tests).
  */
 static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
+static const char *const protocol_names[] = {"mqtt", "websockets", NULL}; /* ROOST_LISTENER_* order */
 
 static const key_def listener_keys[] = {
 	/*                                       path    field min max    default reload */
@@ -143,6 +144,8 @@ static const key_def listener_keys[] = {
 	DEF_STRING(roost_listener_config, "ciphers", ciphers, NULL, RESTART),
 	DEF_ENUM(roost_listener_config, "tls_version", tls_version, tls_version_names, "one of tlsv1.2, tlsv1.3", 0,
 	         RESTART),
+	/* MQTT over WebSockets (MQTT 5.0 section 6); with certfile: wss. */
+	DEF_ENUM(roost_listener_config, "protocol", protocol, protocol_names, "one of mqtt, websockets", 0, RESTART),
 	/* Per-listener security (Mosquitto's per_listener_settings); not set:
 	 * the top-level key of the same name. Files re-read on SIGHUP. */
 	DEF_TRIBOOL(roost_listener_config, "allow_anonymous", allow_anonymous, LIVE),
@@ -158,7 +161,8 @@ static const key_table listener_table = {listener_keys, sizeof listener_keys / s
  *   listeners                     sequence of {port, bind, TLS keys, allow_anonymous,
  *                                 password_file, acl_file}, at least one;
  *                                 default one listener on port 1883; bind unset:
- *                                 "::" dual-stack (IPv6 and IPv4), 0.0.0.0 without IPv6
+ *                                 "::" dual-stack (IPv6 and IPv4), 0.0.0.0 without IPv6;
+ *                                 protocol: mqtt (default) | websockets
  *   allow_anonymous               bool; unset: anonymous clients only from a
  *                                 loopback peer address (this machine)
  *   password_file, acl_file       Mosquitto-format files (re-read on SIGHUP)

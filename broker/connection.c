@@ -92,6 +92,24 @@ static void format_addr(char *out, size_t cap, const struct sockaddr *sa)
 	}
 }
 
+/* The socket's bufferevent: plain, or OpenSSL on a TLS listener. NULL when
+ * out of memory (fd is then still open). */
+static struct bufferevent *transport_bev_new(roost_listener *l, evutil_socket_t fd)
+{
+	if (!l->ssl)
+		return bufferevent_socket_new(l->b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	SSL *ssl = SSL_new(l->ssl);
+	if (!ssl)
+		return NULL;
+	struct bufferevent *bev =
+		bufferevent_openssl_socket_new(l->b->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		SSL_free(ssl);
+	else /* a peer that closes without close_notify is an EOF, not an error */
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
 roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockaddr *sa, int salen)
 {
 	(void)salen;
@@ -108,18 +126,13 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 	int one = 1;
 	/* We coalesce writes ourselves; Nagle would only add latency. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (l->ssl) {
-		SSL *ssl = SSL_new(l->ssl);
-		if (!ssl)
+	c->bev = transport_bev_new(l, fd);
+	/* A websockets listener: the connection reads and writes MQTT bytes
+	 * through a filter that speaks WebSocket underneath (ws.c). */
+	if (c->bev && l->cfg && l->cfg->protocol == ROOST_LISTENER_WEBSOCKETS) {
+		if (!(c->ws = broker_ws_new(c->bev, (uint64_t)b->cfg->limits.max_packet_size + ROOST_MQTT_MAX_FIXED_HEADER)))
 			goto fail;
-		c->bev = bufferevent_openssl_socket_new(b->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-		                                        BEV_OPT_CLOSE_ON_FREE);
-		if (!c->bev)
-			SSL_free(ssl);
-		else /* a peer that closes without close_notify is an EOF, not an error */
-			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-	} else {
-		c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		c->bev = broker_ws_bev(c->ws);
 	}
 	c->timer = event_new(b->base, -1, 0, timer_cb, c);
 	if (!c->bev || !c->timer)
@@ -144,7 +157,9 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 	broker_connections_changed(b);
 	return c;
 fail:
-	if (c->bev)
+	if (c->ws)
+		broker_ws_free(c->ws, false);
+	else if (c->bev)
 		bufferevent_free(c->bev);
 	else
 		evutil_closesocket(fd);
@@ -160,7 +175,10 @@ void broker_conn_free(roost_conn *c)
 {
 	assert(c->state == CONN_DEAD);
 	aliases_free(c);
-	bufferevent_free(c->bev);
+	if (c->ws) /* its last response may still be on its way */
+		broker_ws_free(c->ws, !c->b->shutting_down);
+	else
+		bufferevent_free(c->bev);
 	event_free(c->timer);
 	roost_free(c);
 }
@@ -625,8 +643,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF)
 		conn_close(c, c->state == CONN_ACTIVE, "connection closed by peer without DISCONNECT");
 	else if (what & BEV_EVENT_ERROR) {
-		unsigned long tls_err = c->listener && c->listener->ssl ? bufferevent_get_openssl_error(bev) : 0;
-		if (tls_err) {
+		/* Under a WebSocket filter, the TLS bufferevent is the one below. */
+		struct bufferevent *low = bufferevent_get_underlying(bev);
+		unsigned long tls_err = c->listener && c->listener->ssl ? bufferevent_get_openssl_error(low ? low : bev) : 0;
+		const char *ws_why = c->ws ? broker_ws_error(c->ws) : NULL;
+		if (ws_why) {
+			conn_close(c, c->state == CONN_ACTIVE, "WebSocket: %s", ws_why);
+		} else if (tls_err) {
 			char buf[256];
 			ERR_error_string_n(tls_err, buf, sizeof buf);
 			conn_close(c, c->state == CONN_ACTIVE, "TLS error: %s", buf);
@@ -768,6 +791,36 @@ static bool too_big_before_connack(roost_conn *c, const roost_frame *f)
 	return true;
 }
 
+/*
+ * Before CONNECT, bytes that are not MQTT but another protocol pointed at
+ * this port: a TLS ClientHello (a handshake record, 0x16 0x03 0x0?) or an
+ * HTTP request (a method and a space: a WebSocket client on the MQTT port).
+ * Closed with a line that says what to change; a real CONNECT starts with
+ * 0x10 and is never taken for either. True when it closed c.
+ */
+static bool closed_as_wrong_protocol(roost_conn *c, struct evbuffer *in)
+{
+	static const char *const methods[] = {"GET ", "POST ", "HEAD ", "PUT ", "OPTIONS ", "DELETE ", "CONNECT "};
+	if (c->ws)
+		return false; /* the filter already spoke HTTP: this is what the frames carried */
+	uint8_t p[8];
+	ev_ssize_t got = evbuffer_copyout(in, p, sizeof p);
+	size_t n = got > 0 ? (size_t)got : 0;
+	if (n >= 3 && p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04) {
+		conn_close(c, false, "not MQTT: looks like TLS: is the client pointed at the TLS port?");
+		return true;
+	}
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+		size_t ml = strlen(methods[i]);
+		if (n >= ml && memcmp(p, methods[i], ml) == 0) {
+			conn_close(c, false, "not MQTT: looks like HTTP (%.*s): is it a WebSocket client pointed at the "
+			           "MQTT port? use a listener with protocol: websockets", (int)(ml - 1), methods[i]);
+			return true;
+		}
+	}
+	return false;
+}
+
 void conn_handle_packet(roost_conn *c, const uint8_t *pkt, size_t len)
 {
 	assert(len > 0);
@@ -805,6 +858,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		uint8_t hdr[ROOST_MQTT_MAX_FIXED_HEADER];
 		size_t hn = avail < sizeof hdr ? avail : sizeof hdr;
 		evbuffer_copyout(in, hdr, hn);
+		if (c->state == CONN_AWAIT_CONNECT && hdr[0] != (ROOST_MQTT_CONNECT << 4) &&
+		    closed_as_wrong_protocol(c, in))
+			return;
 		roost_frame f = {0};
 		roost_codec_error e = {0};
 		roost_err err = roost_frame_peek(hdr, hn, max_packet, c->version, &f, &e);

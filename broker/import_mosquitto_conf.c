@@ -209,7 +209,7 @@ static const mkey keys[] = {
 	WARN("mount_point", "roost has no mount points"),
 	WARN("bind_interface", "bind to the interface's address instead"),
 	WARN("http_dir", "roost serves no files over HTTP"),
-	WARN("websockets_headers_size", "roost has no websockets listener yet"),
+	WARN("websockets_headers_size", "roost bounds the upgrade request at 8 KiB"),
 	/* bridge options: only inside a `connection` section */
 	BRIDGE("address"), BRIDGE("addresses"), BRIDGE("topic"), BRIDGE("bridge_attempt_unsubscribe"),
 	BRIDGE("bridge_bind_address"), BRIDGE("bridge_cafile"), BRIDGE("bridge_capath"), BRIDGE("bridge_alpn"),
@@ -576,12 +576,7 @@ static void emit_security(FILE *out, const char *indent, const security *sec)
 static int keep(const mlistener *l, bool *kept)
 {
 	*kept = false;
-	if (l->protocol.set && strcmp(l->protocol.s, "websockets") == 0) {
-		say(l->protocol.at, "warning", "protocol websockets",
-		    "this websockets listener is not carried over (roost has no websockets listener yet)");
-		return 0;
-	}
-	if (l->protocol.set && strcmp(l->protocol.s, "mqtt") != 0)
+	if (l->protocol.set && strcmp(l->protocol.s, "mqtt") != 0 && strcmp(l->protocol.s, "websockets") != 0)
 		return broken(l->protocol.at, "protocol %s: Mosquitto knows mqtt and websockets", l->protocol.s);
 	if (l->socket_domain.set && strcmp(l->socket_domain.s, "ipv4") && strcmp(l->socket_domain.s, "ipv6"))
 		return broken(l->socket_domain.at, "socket_domain %s: Mosquitto knows ipv4 and ipv6", l->socket_domain.s);
@@ -611,6 +606,9 @@ static void emit_listener(const conv *c, FILE *out, const mlistener *l)
 	} else {
 		fputs("    # no address: every address, as in Mosquitto (roost's default bind)\n", out);
 	}
+	/* The same key and words as Mosquitto's (ws://, or wss:// with a certfile). */
+	if (l->protocol.set && strcmp(l->protocol.s, "websockets") == 0)
+		fputs("    protocol: websockets\n", out);
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const mkey *k = &keys[i];
 		const val *v = (const val *)((const char *)l + k->off);

@@ -54,6 +54,7 @@ enum conn_state {
 #define ROOST_TOPIC_ALIAS_IN_MAX 10
 
 typedef struct roost_conn roost_conn;
+typedef struct broker_ws broker_ws;
 
 /* One open listener. */
 typedef struct roost_listener {
@@ -87,6 +88,7 @@ typedef struct conn_v5 {
 struct roost_conn {
 	roost_broker *b;
 	struct bufferevent *bev;
+	broker_ws *ws;            /* WebSocket layer under bev; NULL on an MQTT listener */
 	roost_session *session;   /* NULL until CONNECT accepted */
 	roost_conn *next, *prev;  /* broker's list of open connections */
 	roost_conn *reap_next;    /* broker's list of connections to free */
@@ -344,6 +346,19 @@ void broker_auth_watch_free(auth_watch *w);
 SSL_CTX *broker_tls_ctx_new(const roost_listener_config *lc, const roost_log *log);
 /* The verified peer certificate's common name; false when there is none. */
 bool broker_tls_peer_cn(struct bufferevent *bev, char *out, size_t cap);
+
+/* ---- ws.c: a WebSocket listener's connections ---- */
+/* Put WebSocket framing over under (socket or TLS bufferevent, taken over):
+ * the connection reads and writes MQTT bytes through broker_ws_bev. Frames
+ * with more than max_frame payload bytes close it. NULL: out of memory
+ * (under is still the caller's). */
+broker_ws *broker_ws_new(struct bufferevent *under, uint64_t max_frame);
+struct bufferevent *broker_ws_bev(broker_ws *bw);
+/* Why the WebSocket layer raised BEV_EVENT_ERROR; NULL when it did not. */
+const char *broker_ws_error(const broker_ws *bw);
+/* Free both bufferevents; with flush, the last response (a refused CONNACK,
+ * a close frame) is written first, for at most a few seconds. */
+void broker_ws_free(broker_ws *bw, bool flush);
 
 /* ---- connection.c ---- */
 roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockaddr *sa, int salen);

@@ -1,5 +1,6 @@
 /*
- * net.c — listeners: plain TCP and TLS. Accepted sockets become
+ * net.c — listeners: plain TCP and TLS, each speaking MQTT or (protocol:
+ * websockets) MQTT over WebSockets, ws or wss. Accepted sockets become
  * connections; the max_connections limit is applied here, before any
  * per-client state exists.
  *
@@ -202,7 +203,9 @@ static roost_err listen_one(roost_broker *b, const roost_listener_config *lc, ro
 		                                           : ((struct sockaddr_in *)&bound)->sin_port);
 	char spec[300];
 	format_spec(spec, sizeof spec, shown, l->port);
-	roost_log_info(b->log, "listening on %s%s%s", spec, l->ssl ? " (TLS)" : "",
+	bool web = lc->protocol == ROOST_LISTENER_WEBSOCKETS;
+	roost_log_info(b->log, "listening on %s%s%s", spec, web ? (l->ssl ? " (WebSockets, wss)" : " (WebSockets, ws)")
+	               : l->ssl ? " (TLS)" : "",
 	               lc->bind ? "" : strchr(shown, ':') ? " (IPv6 and IPv4)" : " (IPv4 only)");
 	return ROOST_OK;
 }

@@ -90,7 +90,10 @@ fail:
 /* The certificate subject's CN, for use_identity_as_username. */
 bool broker_tls_peer_cn(struct bufferevent *bev, char *out, size_t cap)
 {
+	/* On a wss listener the TLS bufferevent is under the WebSocket filter. */
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (!ssl && bufferevent_get_underlying(bev))
+		ssl = bufferevent_openssl_get_ssl(bufferevent_get_underlying(bev));
 	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK)
 		return false;
 	X509 *cert = SSL_get1_peer_certificate(ssl);

@@ -203,6 +203,20 @@ START_TEST(test_every_key)
 }
 END_TEST
 
+/* listeners[].protocol: Mosquitto's words; mqtt by default, anything else
+ * refused with its line. */
+START_TEST(test_listener_protocol)
+{
+	roost_config *cfg = load_ok("listeners:\n  - port: 1\n  - port: 9001\n    protocol: websockets\n"
+	                            "  - port: 2\n    protocol: mqtt\n");
+	ck_assert_int_eq(cfg->listeners[0].protocol, ROOST_LISTENER_MQTT);
+	ck_assert_int_eq(cfg->listeners[1].protocol, ROOST_LISTENER_WEBSOCKETS);
+	ck_assert_int_eq(cfg->listeners[2].protocol, ROOST_LISTENER_MQTT);
+	roost_config_free(cfg);
+	expect_error_prefix("listeners:\n  - port: 1\n    protocol: ws\n", 3, "listeners[0].protocol:");
+}
+END_TEST
+
 /* Per-listener security: not set means the top-level key (-1 / NULL). */
 START_TEST(test_listener_security_keys)
 {
@@ -976,6 +990,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_string_list_forms_and_errors);
 	tcase_add_test(tc, test_http_limits);
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_listener_protocol);
 	tcase_add_test(tc, test_etc_roost_yaml_is_the_defaults);
 	tcase_add_test(tc, test_empty_inputs_are_the_defaults);
 	tcase_add_test(tc, test_every_key);

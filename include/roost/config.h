@@ -34,12 +34,16 @@ typedef struct roost_listener_config {
 	bool use_identity_as_username; /* the certificate's CN becomes the user name */
 	char *ciphers;     /* OpenSSL cipher list for TLS 1.2; NULL = OpenSSL's default */
 	int tls_version;   /* minimum: 0 = TLS 1.2 (default), 1 = TLS 1.3 */
+	int protocol;      /* ROOST_LISTENER_MQTT (default) or ROOST_LISTENER_WEBSOCKETS (ws, wss with certfile) */
 	/* Per-listener security (Mosquitto's per_listener_settings): -1 / NULL
 	 * (not set) take the top-level allow_anonymous, password_file, acl_file. */
 	int allow_anonymous;
 	char *password_file;
 	char *acl_file;
 } roost_listener_config;
+
+/* listeners[].protocol, Mosquitto's words: mqtt | websockets. */
+enum { ROOST_LISTENER_MQTT = 0, ROOST_LISTENER_WEBSOCKETS = 1 };
 
 typedef struct roost_limits_config {
 	uint32_t max_packet_size;        /* bytes, default 268435455 (protocol max) */

@@ -408,9 +408,8 @@ class ImportConf(unittest.TestCase):
         conf_text = open(m.conf).read()
         r = run_import(m.conf)
         self.assertEqual(r.returncode, 0, r.stderr)
-        ws = line_of(conf_text, "protocol websockets")
         bridge = line_of(conf_text, "connection cloud")
-        self.assertIn("%s:%d: warning: protocol websockets" % (m.conf, ws), r.stderr)
+        self.assertNotIn("protocol websockets", r.stderr)   # carried over now
         self.assertIn("%s:%d: warning: bridge 'cloud' not carried over" % (m.conf, bridge), r.stderr)
         self.assertIn("%s:%d: note: log_dest" % (m.conf, line_of(conf_text, "log_dest stderr")), r.stderr)
         self.assertNotIn("README", r.stderr)
@@ -421,7 +420,9 @@ class ImportConf(unittest.TestCase):
         import yaml
         y = yaml.safe_load(r.stdout)
         ls = y["listeners"]
-        self.assertEqual([l["port"] for l in ls], [self.ports["p1"], self.ports["p2"]])
+        self.assertEqual([l["port"] for l in ls], [self.ports["p1"], self.ports["p2"], self.ports["p3"]])
+        self.assertEqual([l.get("protocol", "mqtt") for l in ls], ["mqtt", "mqtt", "websockets"])
+        self.assertEqual(ls[2]["bind"], "127.0.0.1")
         self.assertEqual(ls[1]["certfile"], os.path.join(self.d, "server.pem"))
         self.assertEqual(ls[1]["keyfile"], os.path.join(self.d, "server.key"))
         self.assertEqual(ls[1]["cafile"], os.path.join(self.d, "ca.pem"))
@@ -434,8 +435,8 @@ class ImportConf(unittest.TestCase):
         passwd = os.path.join(self.d, "passwd")   # relative in the conf: beside it
         if "allow_anonymous" in ls[0]:
             # This roost has per-listener security: each listener as in Mosquitto.
-            self.assertEqual([l.get("allow_anonymous") for l in ls], [False, False])
-            self.assertEqual([l.get("password_file") for l in ls], [passwd, passwd])
+            self.assertEqual([l.get("allow_anonymous") for l in ls], [False, False, True])
+            self.assertEqual([l.get("password_file") for l in ls], [passwd, passwd, None])
             self.assertEqual(ls[0]["acl_file"], os.path.join(self.d, "acl"))
         else:
             self.assertIn("%s:2: warning: per_listener_settings" % m.conf, r.stderr)

@@ -16,6 +16,12 @@
  *    chunk and only pulls up the bytes of a packet that straddles two chunks.
  * Every packet is encoded and decoded by the roost codec (MQTT 3.1.1).
  *
+ * --ws speaks MQTT over WebSockets (a listener with protocol: websockets): a
+ * filtering bufferevent over each socket sends the HTTP Upgrade, then wraps
+ * the MQTT bytes in masked binary frames and unwraps the broker's frames.
+ * The masking key is zero (XOR with it is the identity): the broker still
+ * unmasks every byte, and the generator spends no CPU on it.
+ *
  * Payload: 16 bytes of header, little-endian, then zeros up to -s bytes:
  *   u32 publisher index | u32 sequence | u64 send time (CLOCK_MONOTONIC, ns)
  * The sequence is the low 32 bits of a per-publisher 64-bit counter that
@@ -60,6 +66,12 @@
 #include "roost/alloc.h"
 #include "roost/codec.h"
 
+/* --ws: the upgrade request, and the largest frame sent. */
+#define WS_UPGRADE "GET /mqtt HTTP/1.1\r\nHost: roost-bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" \
+	"Sec-WebSocket-Protocol: mqtt\r\n\r\n"
+#define WS_FRAME_MAX 65535u /* a 16-bit length */
+
 #define VERSION ROOST_MQTT_V311
 #define PAYLOAD_HEADER 16u          /* u32 index + u32 sequence + u64 timestamp */
 #define PAYLOAD_MAX (16u << 20)     /* -s upper bound: 16 MiB */
@@ -94,7 +106,7 @@ typedef struct options {
 	unsigned inflight;      /* QoS 1/2 window per publisher */
 	unsigned window;        /* end-to-end: message copies published and not yet delivered, whole run; 0 = off */
 	uint64_t window_bytes;  /* the same bound in bytes of PUBLISH packets; 0 = off */
-	bool wildcard, json, persistent;
+	bool wildcard, json, persistent, ws;
 	unsigned conns, batch;  /* conns scenario; batch = handshakes in flight (all scenarios) */
 	double hold;            /* conns: seconds to hold the connections */
 	unsigned keepalive;     /* seconds, sent in CONNECT; PINGREQ every keepalive/2 */
@@ -109,6 +121,7 @@ typedef struct conn {
 	struct bench *b;
 	struct bufferevent *bev;
 	uint8_t role, state;
+	bool ws_up;             /* --ws: the broker answered the upgrade with 101 */
 	uint16_t topic_len;
 	uint32_t index;         /* publisher index (== position in b->conns) or subscriber number */
 	char topic[TOPIC_MAX];  /* publisher: topic name; subscriber: topic filter */
@@ -904,6 +917,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	char why[160];
 
 	if (what & BEV_EVENT_CONNECTED) {
+		/* --ws: the upgrade goes first, raw; CONNECT follows in a frame
+		 * at once (the broker reads frames right after the request). */
+		if (c->b->o.ws)
+			bufferevent_write(bufferevent_get_underlying(bev), WS_UPGRADE, sizeof WS_UPGRADE - 1);
 		send_connect(c);
 		return;
 	}
@@ -927,6 +944,88 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	conn_fail(c, why);
 }
 
+/* ---- --ws: client side of RFC 6455 ------------------------------------- */
+
+
+/* The 101 response, then frames: binary payloads into dst; a close frame or
+ * anything else the broker should not send is an error. */
+static enum bufferevent_filter_result ws_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
+                                            enum bufferevent_flush_mode mode, void *arg)
+{
+	(void)limit;
+	(void)mode;
+	conn *c = arg;
+	if (!c->ws_up) {
+		struct evbuffer_ptr end = evbuffer_search(src, "\r\n\r\n", 4, NULL);
+		if (end.pos < 0)
+			return evbuffer_get_length(src) > 4096 ? BEV_ERROR : BEV_NEED_MORE;
+		const char *head = (const char *)evbuffer_pullup(src, end.pos + 4);
+		if (!head || strncmp(head, "HTTP/1.1 101 ", 13) != 0)
+			return BEV_ERROR;
+		evbuffer_drain(src, (size_t)end.pos + 4);
+		c->ws_up = true;
+	}
+	bool any = false;
+	for (;;) {
+		uint8_t h[10];
+		size_t avail = evbuffer_get_length(src);
+		size_t hn = avail < sizeof h ? avail : sizeof h;
+		if (hn < 2)
+			break;
+		evbuffer_copyout(src, h, hn);
+		uint64_t len = h[1] & 0x7F;
+		size_t off = len == 126 ? 4 : len == 127 ? 10 : 2;
+		if (hn < off)
+			break;
+		if (off == 4)
+			len = (uint64_t)h[2] << 8 | h[3];
+		else if (off == 10)
+			for (unsigned i = 2; i < 10; i++)
+				len = (i == 2 ? 0 : len << 8) | h[i];
+		if (avail < off + len)
+			break; /* whole frames only: the broker's are at most 64 KiB */
+		unsigned op = h[0] & 0x0F;
+		if ((h[1] & 0x80) || (op != 0 && op != 2 && op != 10))
+			return BEV_ERROR;
+		evbuffer_drain(src, off);
+		if (op == 10)
+			evbuffer_drain(src, (size_t)len);
+		else
+			evbuffer_remove_buffer(src, dst, (size_t)len);
+		any = true;
+	}
+	return any ? BEV_OK : BEV_NEED_MORE;
+}
+
+/* One masked binary frame of up to WS_FRAME_MAX bytes of src. */
+static enum bufferevent_filter_result ws_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
+                                             enum bufferevent_flush_mode mode, void *arg)
+{
+	(void)limit;
+	(void)mode;
+	(void)arg;
+	size_t n = evbuffer_get_length(src);
+	if (n == 0)
+		return BEV_NEED_MORE;
+	if (n > WS_FRAME_MAX)
+		n = WS_FRAME_MAX;
+	uint8_t h[8] = { 0x82 };
+	size_t hn;
+	if (n < 126) {
+		h[1] = 0x80 | (uint8_t)n;
+		hn = 2;
+	} else {
+		h[1] = 0x80 | 126;
+		h[2] = (uint8_t)(n >> 8);
+		h[3] = (uint8_t)n;
+		hn = 4;
+	}
+	/* and the masking key, zero: h[hn..hn+3] */
+	evbuffer_add(dst, h, hn + 4);
+	evbuffer_remove_buffer(src, dst, n);
+	return BEV_OK;
+}
+
 static int conn_open(bench *b, conn *c)
 {
 	char why[160];
@@ -945,6 +1044,16 @@ static int conn_open(bench *b, conn *c)
 		evutil_closesocket(fd);
 		return conn_fail(c, "bufferevent_socket_new failed");
 	}
+	struct bufferevent *sock = c->bev;
+	if (b->o.ws) {
+		bufferevent_set_max_single_read(sock, READ_MAX);
+		bufferevent_set_max_single_write(sock, WRITE_MAX);
+		c->bev = bufferevent_filter_new(sock, ws_in, ws_out, BEV_OPT_CLOSE_ON_FREE, NULL, c);
+		if (!c->bev) {
+			bufferevent_free(sock);
+			return conn_fail(c, "bufferevent_filter_new failed");
+		}
+	}
 	bufferevent_setcb(c->bev, on_read, c->role == ROLE_PUB ? on_write : NULL, on_event, c);
 	bufferevent_set_max_single_read(c->bev, READ_MAX);
 	bufferevent_set_max_single_write(c->bev, WRITE_MAX);
@@ -952,7 +1061,7 @@ static int conn_open(bench *b, conn *c)
 		bufferevent_setwatermark(c->bev, EV_WRITE, b->out_target / 2, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->state = CS_CONNECTING;
-	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&b->addr, (int)b->addrlen) < 0) {
+	if (bufferevent_socket_connect(sock, (struct sockaddr *)&b->addr, (int)b->addrlen) < 0) {
 		snprintf(why, sizeof why, "connect: %s", strerror(errno));
 		return conn_fail(c, why);
 	}
@@ -1295,6 +1404,7 @@ static void usage(FILE *out)
 	        "      --drain-timeout S   after publishing, stop waiting after S in any case (default 30)\n"
 	        "      --json              print one JSON line instead of the table\n"
 	        "      --persistent        subscribers connect with clean session 0\n"
+	        "      --ws                MQTT over WebSockets (a listener with protocol: websockets)\n"
 	        "      --help              this help\n"
 	        "exit: 0 ok, 1 usage/setup, 2 connection failure, 3 order violation / misrouting /\n"
 	        "      loss at QoS >= 1 / duplicate at QoS 2\n");
@@ -1326,7 +1436,7 @@ static bool parse_uint(const char *s, unsigned long long lo, unsigned long long 
 
 enum {
 	OPT_RATE = 256, OPT_BROKER_PID, OPT_INFLIGHT, OPT_WINDOW, OPT_WINDOW_BYTES, OPT_JSON, OPT_PERSISTENT, OPT_WILDCARD, OPT_BATCH, OPT_HOLD,
-	OPT_KEEPALIVE, OPT_CONNECT_TIMEOUT, OPT_DRAIN_IDLE, OPT_DRAIN_TIMEOUT, OPT_HELP,
+	OPT_KEEPALIVE, OPT_CONNECT_TIMEOUT, OPT_DRAIN_IDLE, OPT_DRAIN_TIMEOUT, OPT_HELP, OPT_WS,
 };
 
 /* Returns 0; 1 after printing what is wrong; -1 after printing the help. */
@@ -1356,6 +1466,7 @@ static int parse_options(int argc, char **argv, options *o)
 		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 		{ "drain-idle", required_argument, NULL, OPT_DRAIN_IDLE },
 		{ "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
+		{ "ws", no_argument, NULL, OPT_WS },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1394,6 +1505,7 @@ static int parse_options(int argc, char **argv, options *o)
 		case OPT_CONNECT_TIMEOUT: ok = parse_double(optarg, 0.1, 3600, &o->connect_timeout); break;
 		case OPT_DRAIN_IDLE: ok = parse_double(optarg, 0.01, 3600, &o->drain_idle); break;
 		case OPT_DRAIN_TIMEOUT: ok = parse_double(optarg, 0.01, 3600, &o->drain_timeout); break;
+		case OPT_WS: o->ws = true; break;
 		case OPT_HELP: usage(stdout); return -1;
 		default: usage(stderr); return 1;
 		}
