@@ -340,9 +340,12 @@ class V5PublishTest(BrokerTestCase):
 
     def test_mqtt_js_v5(self):
         node = shutil.which("node")
-        mod = os.environ.get("MQTTJS_DIR", "/usr/local/lib/roost-test-node")
-        if not node or not os.path.isdir(os.path.join(mod, "node_modules", "mqtt")):
-            self.fail("MQTT.js needed: tools/install-deps installs node and `npm install mqtt` into %s" % mod)
+        # The same MQTT.js as test_websockets.py: tests/e2e/package.json.
+        modules = os.environ.get("ROOST_NODE_MODULES") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                       "node_modules")
+        if not node or not os.path.isdir(os.path.join(modules, "mqtt")):
+            self.fail("MQTT.js is not installed in %s: run `npm install --prefix tests/e2e` "
+                      "(tools/install-deps does)" % modules)
         script = """
 const mqtt = require('mqtt');
 const url = 'mqtt://%s:%d';
@@ -361,7 +364,7 @@ sub.on('message', (t, m, p) => {
 setTimeout(() => process.exit(3), 8000);
 """ % (HOST, self.broker.port)
         out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=20,
-                             env=dict(os.environ, NODE_PATH=os.path.join(mod, "node_modules")))
+                             env=dict(os.environ, NODE_PATH=modules))
         self.assertEqual(out.returncode, 0, out.stderr)
         import json
         m = json.loads(out.stdout)
