@@ -207,6 +207,8 @@ static bool unsubscribe_visit(void *ctx, const char *filter, size_t len, uint8_t
 	return true;
 }
 
+static void shares_hand_over(roost_broker *b, roost_session *s);
+
 void broker_session_destroy(roost_broker *b, roost_session *s)
 {
 	const char *id = roost_session_client_id(s);
@@ -219,6 +221,7 @@ void broker_session_destroy(roost_broker *b, roost_session *s)
 	void *args[2] = {b->tree, s};
 	roost_session_sub_foreach(s, unsubscribe_visit, args);
 	broker_expiry_cancel(b, s);
+	shares_hand_over(b, s);
 	broker_store_session_removed(b, s);
 	roost_session_free(s);
 }
@@ -292,6 +295,44 @@ static void pump_when_drained(roost_conn *c)
 	evbuffer_add_cb(out, output_drained, c);
 }
 
+/*
+ * The inflight window of this receiver: limits.max_inflight_messages, lowered
+ * to an MQTT 5 client's Receive Maximum [MQTT-3.3.4-9]; the same bound
+ * covers 3.1.1 clients.
+ */
+static roost_session_limits window(const roost_broker *b, const roost_conn *c)
+{
+	roost_session_limits lim = b->limits;
+	if (c && c->version == ROOST_MQTT_V5 && c->v5.receive_max && c->v5.receive_max < lim.max_inflight)
+		lim.max_inflight = c->v5.receive_max;
+	return lim;
+}
+
+/*
+ * May this copy still start its onward delivery? Not once its Message
+ * Expiry Interval has passed [MQTT-3.3.2-5], and not when the packet would
+ * be larger than the client's Maximum Packet Size: such a message is dropped
+ * as if it had been sent [MQTT-3.1.2-25]. Both are counted drops.
+ */
+static bool deliverable(roost_broker *b, roost_conn *c, roost_msg *msg)
+{
+	uint32_t left;
+	if (!roost_msg_expiry_left(msg, roost_clock_now(&b->clock), &left)) {
+		b->stats.msgs_dropped++;
+		b->stats.msgs_expired++;
+		return false;
+	}
+	if (c && !conn_publish_fits(c, msg)) {
+		b->stats.msgs_dropped++;
+		b->stats.msgs_too_large++;
+		roost_log_debug(b->log, "client %s: delivery on %.*s dropped: larger than its Maximum Packet Size "
+		                "%u [MQTT-3.1.2-24]", conn_client_id(c), msg->topic_len > 200 ? 200 : (int)msg->topic_len,
+		                msg->topic, c->v5.max_packet);
+		return false;
+	}
+	return true;
+}
+
 /* qos may carry ROOST_DELIVER_RETAIN. */
 static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t qos)
 {
@@ -306,7 +347,10 @@ static void deliver(roost_broker *b, roost_session *s, roost_msg *msg, uint8_t q
 	/* Offline, the receiver's rights are decided when it is back. */
 	if (online && !may_receive(b, s, msg))
 		return;
-	if (online && roost_session_can_send_now(s, qos, &b->limits)) {
+	if (!deliverable(b, online ? c : NULL, msg))
+		return;
+	roost_session_limits lim = window(b, online ? c : NULL);
+	if (online && roost_session_can_send_now(s, qos, &lim)) {
 		if ((qos & ROOST_DELIVER_QOS_MASK) == 0) {
 			if (!conn_is_slow(c)) {
 				conn_send_publish(c, msg, qos, 0, false);
@@ -345,8 +389,10 @@ void broker_session_pump(roost_broker *b, roost_session *s)
 	roost_msg *msg;
 	uint8_t qos;
 	uint16_t pid;
+	roost_session_limits lim = window(b, c);
 	while (roost_session_peek(s, &msg, &qos)) {
-		if (!may_receive(b, s, msg)) {
+		/* [MQTT-3.3.2-5] an expired queued copy is deleted unsent. */
+		if (!may_receive(b, s, msg) || !deliverable(b, c, msg)) {
 			roost_session_drop_head(s);
 			continue;
 		}
@@ -354,31 +400,21 @@ void broker_session_pump(roost_broker *b, roost_session *s)
 			pump_when_drained(c);
 			break;
 		}
-		if (!roost_session_dequeue(s, &b->limits, &msg, &qos, &pid))
+		if (!roost_session_dequeue(s, &lim, &msg, &qos, &pid))
 			break;
 		conn_send_publish(c, msg, qos, pid, false);
 		roost_msg_unref(msg);
 	}
 }
 
-/*
- * Collect matches, merging overlapping subscriptions of one session into a
- * single delivery at the highest granted QoS (MQTT 3.1.1 section 3.3.5 allows
- * either; a single copy at the maximum is what users expect and what 5.0
- * requires for non-shared subscriptions).
- */
-static bool collect_target(void *ctx, void *sub, uint8_t options)
+/* Fan-out of one message: who published it (No Local) and the broker. */
+typedef struct fanout_ctx {
+	roost_broker *b;
+	const roost_session *origin; /* NULL for the broker's and components' messages */
+} fanout_ctx;
+
+static bool push_target(roost_broker *b, roost_session *s, uint8_t qos, uint8_t rap)
 {
-	roost_broker *b = ctx;
-	roost_session *s = sub;
-	uint8_t qos = options & 0x03;
-	roost_session_mark *mark = roost_session_mark_get(s);
-	if (mark->seq == b->publish_seq) {
-		fanout_target *t = &b->targets[mark->index];
-		if (qos > t->qos)
-			t->qos = qos;
-		return true;
-	}
 	if (b->n_targets == b->targets_cap) {
 		size_t cap = b->targets_cap ? b->targets_cap * 2 : 64;
 		fanout_target *n = roost_realloc(b->targets, cap * sizeof *n);
@@ -389,10 +425,127 @@ static bool collect_target(void *ctx, void *sub, uint8_t options)
 		b->targets = n;
 		b->targets_cap = cap;
 	}
+	b->targets[b->n_targets++] = (fanout_target){s, qos, rap};
+	return true;
+}
+
+/*
+ * Collect matches, merging overlapping subscriptions of one session into a
+ * single delivery at the highest granted QoS (MQTT 3.1.1 section 3.3.5 allows
+ * either; a single copy at the maximum is what users expect and what 5.0
+ * requires for non-shared subscriptions). The copy carries RETAIN as
+ * published when any of them asked for it [MQTT-3.3.1-12].
+ */
+static bool collect_target(void *ctx, void *sub, uint8_t options)
+{
+	fanout_ctx *fc = ctx;
+	roost_broker *b = fc->b;
+	roost_session *s = sub;
+	/* [MQTT-3.8.3-3] No Local: not back to the publishing client. */
+	if ((options & ROOST_SUBOPT_NO_LOCAL) && s == fc->origin)
+		return true;
+	uint8_t qos = options & ROOST_SUBOPT_QOS;
+	uint8_t rap = options & ROOST_SUBOPT_RETAIN_AS_PUB ? ROOST_DELIVER_RETAIN : 0;
+	roost_session_mark *mark = roost_session_mark_get(s);
+	if (mark->seq == b->publish_seq) {
+		fanout_target *t = &b->targets[mark->index];
+		if (qos > t->qos)
+			t->qos = qos;
+		t->rap |= rap;
+		return true;
+	}
 	mark->seq = b->publish_seq;
 	mark->index = (uint32_t)b->n_targets;
-	b->targets[b->n_targets++] = (fanout_target){s, qos};
+	return push_target(b, s, qos, rap);
+}
+
+/*
+ * A share group: the message goes to one member [MQTT-4.8.2-3], the first
+ * in round-robin order that is connected with room in its window; when no
+ * member is, to the one whose turn it is (its session keeps it for later).
+ * Not merged with the member's own plain subscriptions: a shared and a
+ * non-shared subscription each get their copy (MQTT 5.0 4.8.2).
+ */
+/* The member of g whose turn it is among those ready, else whose turn it is. */
+static roost_session *share_pick(roost_broker *b, roost_topic_share *g, uint8_t *options)
+{
+	uint32_t n = roost_topic_share_size(g), pick = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		roost_session *s = roost_topic_share_member(g, i, options);
+		void *sink_ctx;
+		roost_conn *c = roost_session_conn(s);
+		if (roost_session_sink(s, &sink_ctx) ||
+		    (c && c->state == CONN_ACTIVE && roost_session_inflight_len(s) < window(b, c).max_inflight)) {
+			pick = i;
+			break;
+		}
+	}
+	roost_session *s = roost_topic_share_member(g, pick, options);
+	roost_topic_share_chosen(g, pick);
+	return s;
+}
+
+static bool collect_share(void *ctx, roost_topic_share *g)
+{
+	fanout_ctx *fc = ctx;
+	uint8_t options;
+	roost_session *s = share_pick(fc->b, g, &options);
+	return push_target(fc->b, s, options & ROOST_SUBOPT_QOS,
+	                   options & ROOST_SUBOPT_RETAIN_AS_PUB ? ROOST_DELIVER_RETAIN : 0);
+}
+
+/*
+ * A member's session ends (it left its groups already): its QoS 1 messages
+ * not yet acknowledged, and those it had queued, go to another member of
+ * the group they matched [MQTT-4.8.2-4]; a QoS 2 delivery under way stays
+ * with its member and ends with it [MQTT-4.8.2-5]. A message that matched
+ * several of its groups goes to each of them once.
+ */
+typedef struct handover {
+	roost_broker *b;
+	roost_session *s;
+	roost_msg *msg;
+} handover;
+
+static bool handover_sub(void *ctx, const char *filter, size_t len, uint8_t options)
+{
+	(void)options;
+	handover *h = ctx;
+	const char *group, *rest;
+	size_t glen, rlen;
+	if (roost_topic_share_parse(filter, len, &group, &glen, &rest, &rlen) != 1 ||
+	    !roost_topic_matches(rest, rlen, h->msg->topic, h->msg->topic_len))
+		return true;
+	roost_topic_share *g = roost_topic_tree_share_find(h->b->tree, filter, len);
+	if (!g)
+		return true; /* it was the last member */
+	uint8_t o;
+	roost_session *to = share_pick(h->b, g, &o);
+	uint8_t qos = (o & ROOST_SUBOPT_QOS) < h->msg->qos ? o & ROOST_SUBOPT_QOS : h->msg->qos;
+	deliver(h->b, to, h->msg, qos);
 	return true;
+}
+
+static void handover_queued(void *ctx, roost_msg *msg, uint8_t qos)
+{
+	handover *h = ctx;
+	if (!(qos & ROOST_DELIVER_QOS_MASK))
+		return;
+	h->msg = msg;
+	roost_session_sub_foreach(h->s, handover_sub, h);
+}
+
+static void handover_inflight(void *ctx, roost_inflight *slot)
+{
+	if (slot->state == ROOST_INFLIGHT_WAIT_PUBACK)
+		handover_queued(ctx, slot->msg, slot->qos);
+}
+
+static void shares_hand_over(roost_broker *b, roost_session *s)
+{
+	handover h = {b, s, NULL};
+	roost_session_inflight_foreach(s, handover_inflight, &h);
+	roost_session_queue_foreach(s, handover_queued, &h);
 }
 
 /* limits.max_retained_messages: a message on a topic with nothing retained
@@ -412,12 +565,13 @@ static bool retain_room(roost_broker *b, const roost_msg *msg)
 	return false;
 }
 
-static void retain_store(roost_broker *b, roost_msg *msg)
+/* False when the message was not kept (limits.max_retained_messages). */
+static bool retain_store(roost_broker *b, roost_msg *msg)
 {
 	void *old = NULL;
 	roost_err err;
 	if (!retain_room(b, msg))
-		return;
+		return false;
 	if (msg->payload_len == 0) {
 		/* [MQTT-3.3.1-10] a zero-length retained message removes the
 		 * retained message; [MQTT-3.3.1-11] and is not stored. */
@@ -434,6 +588,31 @@ static void retain_store(roost_broker *b, roost_msg *msg)
 	else
 		broker_store_retain(b, msg);
 	roost_msg_unref(old);
+	return !err || err == ROOST_ERR_NOT_FOUND;
+}
+
+roost_err broker_publish_from(roost_broker *b, roost_msg *msg, const roost_session *origin,
+                              broker_publish_result *res)
+{
+	broker_publish_result r = {.retained = true};
+	if (msg->retain)
+		r.retained = retain_store(b, msg);
+	b->publish_seq++;
+	b->n_targets = 0;
+	fanout_ctx fc = {b, origin};
+	roost_topic_tree_match_shared(b->tree, msg->topic, msg->topic_len, collect_target, collect_share, &fc);
+	r.receivers = b->n_targets;
+	for (size_t i = 0; i < b->n_targets; i++) {
+		fanout_target *t = &b->targets[i];
+		/* [MQTT-3.8.4-6] deliver at the lower of published and granted QoS;
+		 * live forwarding has RETAIN 0 unless Retain As Published
+		 * [MQTT-3.3.1-12], [MQTT-3.3.1-13]. */
+		uint8_t qos = t->qos < msg->qos ? t->qos : msg->qos;
+		deliver(b, t->s, msg, (uint8_t)(qos | (msg->retain ? t->rap : 0)));
+	}
+	if (res)
+		*res = r;
+	return ROOST_OK;
 }
 
 void broker_retain(roost_broker *b, roost_msg *msg)
@@ -443,17 +622,7 @@ void broker_retain(roost_broker *b, roost_msg *msg)
 
 roost_err broker_publish(roost_broker *b, roost_msg *msg)
 {
-	if (msg->retain)
-		retain_store(b, msg);
-	b->publish_seq++;
-	b->n_targets = 0;
-	roost_topic_tree_match(b->tree, msg->topic, msg->topic_len, collect_target, b);
-	for (size_t i = 0; i < b->n_targets; i++) {
-		fanout_target *t = &b->targets[i];
-		/* [MQTT-3.8.4-6] deliver at the lower of published and granted QoS. */
-		deliver(b, t->s, msg, t->qos < msg->qos ? t->qos : msg->qos);
-	}
-	return ROOST_OK;
+	return broker_publish_from(b, msg, NULL, NULL);
 }
 
 /* The component path (the HTTP API, the example component, a third

@@ -486,7 +486,9 @@ static const struct propdef {
 	[0x1F] = { PT_STR, 0, P_ACKS },                               /* Reason String */
 	[0x21] = { PT_U16, PF_NONZERO, P_CC },                        /* Receive Maximum */
 	[0x22] = { PT_U16, 0, P_CC },                                 /* Topic Alias Maximum */
-	[0x23] = { PT_U16, PF_NONZERO, W(ROOST_MQTT_PUBLISH) },       /* Topic Alias */
+	/* Topic Alias 0 is refused by the receiver with DISCONNECT 0x94 (Topic
+	 * Alias invalid) [MQTT-3.3.2-8], not as a generic protocol error. */
+	[0x23] = { PT_U16, 0, W(ROOST_MQTT_PUBLISH) },                /* Topic Alias */
 	[0x24] = { PT_BYTE, PF_BOOL, W(ROOST_MQTT_CONNACK) },         /* Maximum QoS */
 	[0x25] = { PT_BYTE, PF_BOOL, W(ROOST_MQTT_CONNACK) },         /* Retain Available */
 	[0x26] = { PT_PAIR, PF_MULTI, P_ALL },                        /* User Property */
@@ -967,23 +969,17 @@ roost_err roost_decode_ack(const uint8_t *pkt, size_t len, uint8_t version, roos
 }
 
 /*
- * v5 shared subscription "$share/{ShareName}/{filter}": ShareName non-empty
- * [MQTT-4.8.2-1], without '/', '+', '#', followed by '/' and a filter
- * [MQTT-4.8.2-2]. The whole string already passed the generic filter rules.
+ * Does this filter name a v5 shared subscription ("$share/...")? The
+ * ShareName rules ([MQTT-4.8.2-1], [MQTT-4.8.2-2]) are filter syntax, left
+ * to the broker like the rest (roost_topic_share_parse, SUBACK 0x8F); the
+ * codec needs only to know it is one, for the No Local rule.
  */
-static bool shared_filter_ok(const uint8_t *s, size_t len, bool *is_shared)
+static bool is_shared_filter(const uint8_t *s, size_t len)
 {
 	static const char prefix[] = "$share/";
 	const size_t plen = sizeof prefix - 1;
 
-	*is_shared = len >= plen && memcmp(s, prefix, plen) == 0;
-	if (!*is_shared)
-		return true;
-	const uint8_t *name = s + plen, *end = s + len;
-	const uint8_t *slash = memchr(name, '/', (size_t)(end - name));
-	if (!slash || slash == name || slash + 1 == end)
-		return false;
-	return !memchr(name, '+', (size_t)(slash - name)) && !memchr(name, '#', (size_t)(slash - name));
+	return len >= plen && memcmp(s, prefix, plen) == 0;
 }
 
 static roost_err sub_entries(reader *r, uint8_t version, bool is_subscribe, roost_subscribe *s,
@@ -995,7 +991,6 @@ static roost_err sub_entries(reader *r, uint8_t version, bool is_subscribe, roos
 	s->entries.len = rd_left(r);
 	while (r->p < r->end) {
 		roost_bytes f;
-		size_t at = rd_off(r);
 		bool shared = false;
 
 		err = rd_str(r, &f, "[§3.8.3] topic filter overruns the packet",
@@ -1006,9 +1001,7 @@ static roost_err sub_entries(reader *r, uint8_t version, bool is_subscribe, roos
 		 * here: a broker refuses one bad filter with SUBACK 0x80 and still
 		 * grants the others, so the decoder hands every well-encoded
 		 * filter over and the broker calls roost_topic_filter_valid(). */
-		if (version == ROOST_MQTT_V5 && f.len && !shared_filter_ok(f.ptr, f.len, &shared))
-			return fail(e, ROOST_ERR_BAD_TOPIC, at,
-			            "[MQTT-4.8.2-1/2] bad ShareName in a shared subscription");
+		shared = version == ROOST_MQTT_V5 && is_shared_filter(f.ptr, f.len);
 		if (is_subscribe) {
 			uint8_t o;
 			size_t oat = rd_off(r);
@@ -1286,6 +1279,39 @@ static inline size_t props_size(roost_bytes props)
 	return roost_varint_size((uint32_t)props.len) + props.len;
 }
 
+size_t roost_prop_encode(uint8_t *out, size_t cap, const roost_prop *prop)
+{
+	const struct propdef *d = prop->id <= PROP_MAX ? &propdefs[prop->id] : NULL;
+	size_t need;
+
+	if (!d || d->type == PT_NONE)
+		return 0;
+	switch (d->type) {
+	case PT_BYTE: need = 2; break;
+	case PT_U16: need = 3; break;
+	case PT_U32: need = 5; break;
+	case PT_VARINT: need = 1 + roost_varint_size(prop->u32); break;
+	case PT_STR: case PT_BIN: need = 3 + prop->str.len; break;
+	default: need = 5 + prop->str.len + prop->str2.len; break; /* PT_PAIR */
+	}
+	if (need > cap)
+		return need;
+	writer w = { out };
+	put_u8(&w, prop->id);
+	switch (d->type) {
+	case PT_BYTE: put_u8(&w, (uint8_t)prop->u32); break;
+	case PT_U16: put_u16(&w, (uint16_t)prop->u32); break;
+	case PT_U32:
+		put_u16(&w, (uint16_t)(prop->u32 >> 16));
+		put_u16(&w, (uint16_t)prop->u32);
+		break;
+	case PT_VARINT: put_varint(&w, prop->u32); break;
+	case PT_STR: case PT_BIN: put_bin(&w, prop->str); break;
+	default: put_bin(&w, prop->str); put_bin(&w, prop->str2); break;
+	}
+	return need;
+}
+
 /* Total packet size for a remaining length, or 0 when it is too long. */
 static inline size_t total_size(size_t rem)
 {
@@ -1393,9 +1419,10 @@ static size_t publish_size(uint8_t version, const roost_publish *p, size_t *rem,
 		return 0;
 	vh = 2 + p->topic.len + (p->qos ? 2 : 0);
 	if (version == ROOST_MQTT_V5) {
-		if (!props_size(p->props))
+		roost_bytes all = {p->props.ptr, p->props.len + p->props_shared_len};
+		if (p->props_shared_len > p->payload.len || !props_size(all))
 			return 0;
-		vh += props_size(p->props);
+		vh += props_size(all) - p->props_shared_len; /* the shared part counts as payload */
 	}
 	*rem = vh + p->payload.len;
 	total = total_size(*rem);
@@ -1412,8 +1439,10 @@ static void publish_write_head(uint8_t *out, uint8_t version, const roost_publis
 	put_bin(&w, p->topic);
 	if (p->qos)
 		put_u16(&w, p->packet_id);
-	if (version == ROOST_MQTT_V5)
-		put_props(&w, p->props);
+	if (version == ROOST_MQTT_V5) {
+		put_varint(&w, (uint32_t)(p->props.len + p->props_shared_len));
+		put_raw(&w, p->props.ptr, p->props.len);
+	}
 }
 
 size_t roost_encode_publish(uint8_t *out, size_t cap, uint8_t version, const roost_publish *p)

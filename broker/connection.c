@@ -195,12 +195,15 @@ static void linger_write(roost_conn *c)
 		(void)send(bufferevent_getfd(c->bev), data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+static void aliases_free(roost_conn *c);
+
 void broker_conn_free(roost_conn *c)
 {
 	assert(c->state == CONN_DEAD);
 	if (c->auth_hook && c->auth_hook->auth_free && c->auth_state)
 		c->auth_hook->auth_free(c->auth_hook->ctx, c->auth_state);
 	roost_free(c->auth_connect);
+	aliases_free(c);
 	if (c->ws) { /* its last response (a server DISCONNECT too) may still be on its way */
 		broker_ws_free(c->ws, !c->b->shutting_down);
 	} else {
@@ -343,11 +346,119 @@ static void unref_payload(const void *data, size_t len, void *arg)
 	roost_msg_unref(arg);
 }
 
-void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t packet_id, bool dup)
+/* ---- v5 Topic Aliases ---- */
+
+/* Aliases we assign to one connection at most, whatever its Topic Alias
+ * Maximum: each keeps a copy of its topic. */
+#define ROOST_TOPIC_ALIAS_OUT_CAP 1024
+
+struct alias_in {
+	char *topic;
+	size_t len;
+};
+
+struct alias_out {
+	UT_hash_handle hh;
+	uint16_t alias;
+	char topic[]; /* hh key */
+};
+
+roost_err conn_alias_in_set(roost_conn *c, uint16_t alias, roost_bytes topic)
 {
-	if (c->state == CONN_DEAD)
-		return;
-	struct evbuffer *out = conn_out(c);
+	assert(alias >= 1 && alias <= c->b->cfg->limits.max_topic_alias);
+	if (!c->alias_in && !(c->alias_in = roost_calloc(c->b->cfg->limits.max_topic_alias + 1, sizeof *c->alias_in)))
+		return ROOST_ERR_NOMEM;
+	char *copy = roost_strndup((const char *)topic.ptr, topic.len);
+	if (!copy)
+		return ROOST_ERR_NOMEM;
+	/* [MQTT-3.3.2-10] a known alias may be given a new topic. */
+	roost_free(c->alias_in[alias].topic);
+	c->alias_in[alias] = (struct alias_in){copy, topic.len};
+	return ROOST_OK;
+}
+
+bool conn_alias_in_find(const roost_conn *c, uint16_t alias, roost_bytes *topic)
+{
+	if (!c->alias_in || alias > c->b->cfg->limits.max_topic_alias || !c->alias_in[alias].topic)
+		return false;
+	*topic = (roost_bytes){(const uint8_t *)c->alias_in[alias].topic, c->alias_in[alias].len};
+	return true;
+}
+
+static void aliases_free(roost_conn *c)
+{
+	if (c->alias_in)
+		for (unsigned i = 0; i <= c->b->cfg->limits.max_topic_alias; i++)
+			roost_free(c->alias_in[i].topic);
+	roost_free(c->alias_in);
+	struct alias_out *a, *tmp;
+	HASH_ITER(hh, c->alias_out, a, tmp) {
+		HASH_DEL(c->alias_out, a);
+		roost_free(a);
+	}
+}
+
+/*
+ * The alias of topic for a delivery to c, assigning the next one first come
+ * first served while the client's Topic Alias Maximum allows
+ * [MQTT-3.3.2-11]; 0 when none. *known says whether the client already has
+ * it (then the topic is left out of the PUBLISH, v5 3.3.2.3.4).
+ */
+static uint16_t alias_out(roost_conn *c, const roost_msg *msg, bool *known)
+{
+	*known = false;
+	uint16_t max = c->v5.topic_alias_max < ROOST_TOPIC_ALIAS_OUT_CAP ? c->v5.topic_alias_max : ROOST_TOPIC_ALIAS_OUT_CAP;
+	if (c->version != ROOST_MQTT_V5 || !max)
+		return 0;
+	struct alias_out *a;
+	HASH_FIND(hh, c->alias_out, msg->topic, msg->topic_len, a);
+	if (a) {
+		*known = true;
+		return a->alias;
+	}
+	if (c->alias_out_n >= max || !(a = roost_malloc(sizeof *a + msg->topic_len + 1)))
+		return 0;
+	memcpy(a->topic, msg->topic, msg->topic_len + 1);
+	a->alias = (uint16_t)(c->alias_out_n + 1);
+	roost_uthash_oom_flag = 0;
+	HASH_ADD(hh, c->alias_out, topic[0], msg->topic_len, a);
+	if (roost_uthash_oom_flag) {
+		roost_free(a);
+		return 0;
+	}
+	c->alias_out_n++;
+	return a->alias;
+}
+
+/* Subscription Identifiers one delivery carries at most (more matching
+ * subscriptions with identifiers are rare; the rest are left out). */
+enum { MAX_SUB_IDS = 8, SUB_PROPS_CAP = 5 + 3 + MAX_SUB_IDS * 5 }; /* expiry, alias, ids */
+
+/*
+ * The per-subscriber part of a v5 PUBLISH's properties, written in front of
+ * the shared ones: the expiry left [MQTT-3.3.2-6] and one Subscription
+ * Identifier per matching subscription [MQTT-3.3.4-3]. Returns its length.
+ */
+static size_t subscriber_props(const roost_conn *c, roost_msg *msg, uint8_t *out)
+{
+	size_t n = 0;
+	uint32_t left;
+	if (msg->has_expiry) {
+		if (!roost_msg_expiry_left(msg, roost_clock_now(&c->b->clock), &left))
+			left = 0; /* went out before: a resend carries what is left, nothing */
+		n += roost_prop_encode(out + n, 5, &(roost_prop){.id = ROOST_PROP_MESSAGE_EXPIRY, .u32 = left});
+	}
+	uint32_t ids[MAX_SUB_IDS];
+	size_t k = roost_session_sub_ids(c->session, msg->topic, msg->topic_len, ids, MAX_SUB_IDS);
+	for (size_t i = 0; i < k; i++)
+		n += roost_prop_encode(out + n, 5, &(roost_prop){.id = ROOST_PROP_SUBSCRIPTION_ID, .u32 = ids[i]});
+	return n;
+}
+
+/* The PUBLISH as it goes to c, but for the per-subscriber properties. */
+static roost_publish publish_view(const roost_conn *c, const roost_msg *msg, uint8_t qos, uint16_t packet_id,
+                                  bool dup)
+{
 	roost_publish p = {
 		.qos = qos & ROOST_DELIVER_QOS_MASK,
 		.dup = dup,
@@ -356,10 +467,47 @@ void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t pack
 		.topic = {(const uint8_t *)msg->topic, msg->topic_len},
 		.payload = {msg->payload, msg->payload_len},
 	};
-	if (c->version == ROOST_MQTT_V5)
-		p.props = (roost_bytes){msg->props, msg->props_len};
+	if (c->version == ROOST_MQTT_V5) {
+		/* The shared properties sit just before the payload. */
+		size_t shared;
+		p.payload.ptr = roost_msg_shared_props(msg, &shared);
+		p.payload.len += shared;
+		p.props_shared_len = shared;
+	}
+	return p;
+}
+
+bool conn_publish_fits(const roost_conn *c, roost_msg *msg)
+{
+	if (c->version != ROOST_MQTT_V5 || !c->v5.max_packet)
+		return true;
+	roost_publish p = publish_view(c, msg, 1, 1, false);
+	uint8_t mine[SUB_PROPS_CAP];
+	p.props = (roost_bytes){mine, subscriber_props(c, msg, mine) + (c->v5.topic_alias_max ? 3 : 0)};
+	size_t head = roost_encode_publish_header(NULL, 0, c->version, &p);
+	return head && head - p.props_shared_len + p.payload.len <= c->v5.max_packet;
+}
+
+void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t packet_id, bool dup)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	struct evbuffer *out = conn_out(c);
+	roost_publish p = publish_view(c, msg, qos, packet_id, dup);
+	uint8_t mine[SUB_PROPS_CAP];
+	if (c->version == ROOST_MQTT_V5) {
+		size_t n = subscriber_props(c, msg, mine);
+		bool known;
+		uint16_t alias = alias_out(c, msg, &known);
+		if (alias) {
+			n += roost_prop_encode(mine + n, 3, &(roost_prop){.id = ROOST_PROP_TOPIC_ALIAS, .u32 = alias});
+			if (known)
+				p.topic.len = 0; /* the alias stands for it: this is the saving */
+		}
+		p.props = (roost_bytes){mine, n};
+	}
 	/* Encode the per-subscriber header straight into the output buffer. */
-	size_t want = (size_t)msg->topic_len + msg->props_len + 16;
+	size_t want = (size_t)msg->topic_len + sizeof mine + 16;
 	struct evbuffer_iovec vec;
 	if (evbuffer_reserve_space(out, (ev_ssize_t)want, &vec, 1) < 1)
 		return;
@@ -367,14 +515,15 @@ void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t pack
 	assert(n > 0 && n <= vec.iov_len);
 	vec.iov_len = n;
 	evbuffer_commit_space(out, &vec, 1);
-	if (msg->payload_len >= ROOST_ZERO_COPY_MIN) {
-		/* Shared payload: the output buffer holds a message reference
-		 * until the bytes are written. */
+	/* The shared properties (v5) and the payload: one span of the message. */
+	if (p.payload.len >= ROOST_ZERO_COPY_MIN) {
+		/* Shared: the output buffer holds a message reference until the
+		 * bytes are written. */
 		roost_msg_ref(msg);
-		if (evbuffer_add_reference(out, msg->payload, msg->payload_len, unref_payload, msg) != 0)
+		if (evbuffer_add_reference(out, p.payload.ptr, p.payload.len, unref_payload, msg) != 0)
 			roost_msg_unref(msg);
-	} else if (msg->payload_len) {
-		evbuffer_add(out, msg->payload, msg->payload_len);
+	} else if (p.payload.len) {
+		evbuffer_add(out, p.payload.ptr, p.payload.len);
 	}
 	c->b->stats.msgs_sent++;
 	c->b->stats.packets_sent++;
@@ -384,8 +533,23 @@ void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t pack
 
 void conn_send_ack(roost_conn *c, uint8_t type, uint16_t packet_id)
 {
-	uint8_t buf[8];
+	conn_send_ack_rc(c, type, packet_id, ROOST_RC5_SUCCESS, NULL);
+}
+
+void conn_send_ack_rc(roost_conn *c, uint8_t type, uint16_t packet_id, uint8_t reason, const char *why)
+{
+	uint8_t buf[8 + 3 + 128];
+	uint8_t props[3 + 128];
 	roost_ack a = {.packet_id = packet_id};
+	if (c->version == ROOST_MQTT_V5) {
+		a.reason = reason;
+		/* [MQTT-3.1.2-29] a Reason String only when problem information is allowed. */
+		if (why && c->v5.problem_info) {
+			size_t wl = strlen(why);
+			roost_prop rs = {.id = ROOST_PROP_REASON_STRING, .str = {(const uint8_t *)why, wl < 128 ? wl : 128}};
+			a.props = (roost_bytes){props, roost_prop_encode(props, sizeof props, &rs)};
+		}
+	}
 	size_t n = roost_encode_ack(buf, sizeof buf, c->version, type, &a);
 	assert(n > 0 && n <= sizeof buf);
 	conn_send(c, buf, n);

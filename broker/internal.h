@@ -113,6 +113,10 @@ struct roost_conn {
 	bool reauthenticating;    /* an AUTH 0x19 exchange is in progress */
 	uint8_t *auth_connect;    /* the CONNECT waiting for the exchange (heap copy) */
 	size_t auth_connect_len;
+	/* v5 Topic Aliases (connection.c; both NULL until first used). */
+	struct alias_in *alias_in;   /* inbound: alias -> topic the client set */
+	struct alias_out *alias_out; /* outbound: topic -> alias we assigned, uthash */
+	uint16_t alias_out_n;        /* aliases assigned so far */
 };
 
 /* A listener's own password and ACL files (listeners[].password_file,
@@ -132,6 +136,7 @@ typedef struct session_entry {
 typedef struct fanout_target {
 	roost_session *s;
 	uint8_t qos;
+	uint8_t rap;              /* ROOST_DELIVER_RETAIN when a matching subscription has Retain As Published */
 } fanout_target;
 
 struct roost_broker {
@@ -215,6 +220,15 @@ void broker_session_pump(roost_broker *b, roost_session *s);
  * own messages ($SYS) come here directly; a message published for anyone
  * else (a client, a will, a component) passes broker_authz_publish first. */
 roost_err broker_publish(roost_broker *b, roost_msg *msg);
+/* What a client's publish did, for its v5 acknowledgement. */
+typedef struct broker_publish_result {
+	size_t receivers;         /* sessions it was delivered or queued to (0: PUBACK 0x10) */
+	bool retained;            /* false: RETAIN 1 but not kept (limits.max_retained_messages, 0x97) */
+} broker_publish_result;
+/* The same for a client's message: origin is its session, for No Local
+ * [MQTT-3.8.3-3]; res (may be NULL) says what happened. */
+roost_err broker_publish_from(roost_broker *b, roost_msg *msg, const roost_session *origin,
+                              broker_publish_result *res);
 /* Store msg (borrowed) as the retained message of its topic, delivering it
  * to nobody (sys.c's refresh before a new subscriber's retained set). */
 void broker_retain(roost_broker *b, roost_msg *msg);
@@ -399,6 +413,16 @@ void conn_send(roost_conn *c, const void *data, size_t len);
  * ROOST_DELIVER_RETAIN. */
 void conn_send_publish(roost_conn *c, roost_msg *msg, uint8_t qos, uint16_t packet_id, bool dup);
 void conn_send_ack(roost_conn *c, uint8_t type, uint16_t packet_id);
+/* A v5 acknowledgement with a reason code, and a Reason String when the
+ * client allows problem information [MQTT-3.1.2-29]; 3.1.1: as above. */
+void conn_send_ack_rc(roost_conn *c, uint8_t type, uint16_t packet_id, uint8_t reason, const char *why);
+/* Inbound Topic Alias (1..limits.max_topic_alias) [MQTT-3.3.2-12]: set
+ * (a copy of topic is kept) or look up (a view of the kept copy). */
+roost_err conn_alias_in_set(roost_conn *c, uint16_t alias, roost_bytes topic);
+bool conn_alias_in_find(const roost_conn *c, uint16_t alias, roost_bytes *topic);
+/* Would a PUBLISH of msg stay within the client's Maximum Packet Size
+ * [MQTT-3.1.2-24]? Always true without one. */
+bool conn_publish_fits(const roost_conn *c, roost_msg *msg);
 /* True while the client has more than ROOST_OUTPUT_HIGH_WATER unsent; a
  * client slow for longer than limits.slow_client_timeout is cut off. */
 bool conn_is_slow(roost_conn *c);

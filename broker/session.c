@@ -5,10 +5,12 @@
 #include "roost/alloc.h"
 #include "roost/codec.h"
 #include "roost/session.h"
+#include "roost/topic.h"
 #include "roost/uthash_cfg.h"
 
 typedef struct sub_entry {
 	UT_hash_handle hh;
+	uint32_t sub_id;  /* v5 Subscription Identifier; 0 = none */
 	uint8_t options;
 	char filter[]; /* NUL terminated; hh key */
 } sub_entry;
@@ -25,6 +27,7 @@ struct roost_session {
 	void *conn;
 	sub_entry *subs;
 	size_t n_subs;
+	size_t n_sub_ids;  /* subscriptions with an identifier: 0 skips the lookup */
 
 	/* Outbound FIFO as a ring buffer: no allocation per queued message. */
 	queued *q;
@@ -176,12 +179,25 @@ void roost_session_set_conn(roost_session *s, void *conn) { s->conn = conn; }
 roost_err roost_session_sub_add(roost_session *s, const char *filter, size_t len, uint8_t options,
                                 bool *existed)
 {
+	return roost_session_sub_add_id(s, filter, len, options, 0, existed);
+}
+
+static void set_sub_id(roost_session *s, sub_entry *e, uint32_t sub_id)
+{
+	s->n_sub_ids += (sub_id != 0) - (e->sub_id != 0);
+	e->sub_id = sub_id;
+}
+
+roost_err roost_session_sub_add_id(roost_session *s, const char *filter, size_t len, uint8_t options,
+                                   uint32_t sub_id, bool *existed)
+{
 	sub_entry *e;
 	HASH_FIND(hh, s->subs, filter, len, e);
 	if (existed)
 		*existed = e != NULL;
 	if (e) {
 		e->options = options;
+		set_sub_id(s, e, sub_id);
 		JOURNAL(s, sub, filter, len, options, true);
 		return ROOST_OK;
 	}
@@ -191,15 +207,34 @@ roost_err roost_session_sub_add(roost_session *s, const char *filter, size_t len
 	memcpy(e->filter, filter, len);
 	e->filter[len] = '\0';
 	e->options = options;
+	e->sub_id = 0;
 	roost_uthash_oom_flag = 0;
 	HASH_ADD(hh, s->subs, filter[0], len, e);
 	if (roost_uthash_oom_flag) {
 		roost_free(e);
 		return ROOST_ERR_NOMEM;
 	}
+	set_sub_id(s, e, sub_id);
 	s->n_subs++;
 	JOURNAL(s, sub, filter, len, options, true);
 	return ROOST_OK;
+}
+
+size_t roost_session_sub_ids(const roost_session *s, const char *topic, size_t len, uint32_t *out, size_t cap)
+{
+	size_t n = 0;
+	if (!s->n_sub_ids)
+		return 0;
+	for (const sub_entry *e = s->subs; e && n < cap; e = e->hh.next) {
+		const char *f = e->filter, *group;
+		size_t flen = e->hh.keylen, glen;
+		if (!e->sub_id)
+			continue;
+		roost_topic_share_parse(e->filter, e->hh.keylen, &group, &glen, &f, &flen); /* the real filter */
+		if (roost_topic_matches(f, flen, topic, len))
+			out[n++] = e->sub_id;
+	}
+	return n;
 }
 
 roost_err roost_session_sub_remove(roost_session *s, const char *filter, size_t len)
@@ -209,6 +244,7 @@ roost_err roost_session_sub_remove(roost_session *s, const char *filter, size_t 
 	if (!e)
 		return ROOST_ERR_NOT_FOUND;
 	HASH_DEL(s->subs, e);
+	set_sub_id(s, e, 0);
 	roost_free(e);
 	s->n_subs--;
 	JOURNAL(s, sub, filter, len, 0, false);
@@ -288,6 +324,19 @@ static bool pid_in_use(const roost_session *s, uint16_t pid)
 		if (s->inf[i].packet_id == pid)
 			return true;
 	return false;
+}
+
+void roost_session_queue_foreach(const roost_session *s, roost_session_queue_visit visit, void *ctx)
+{
+	for (size_t i = 0; i < s->q_len; i++) {
+		const queued *q = &s->q[(s->q_head + i) % s->q_cap];
+		visit(ctx, q->msg, q->qos);
+	}
+}
+
+bool roost_session_inflight_has(const roost_session *s, uint16_t packet_id)
+{
+	return pid_in_use(s, packet_id);
 }
 
 /* [MQTT-2.3.1-2]: a new id, non-zero, not used by an unacknowledged packet. */
@@ -492,6 +541,14 @@ roost_err roost_session_qos2_in_release(roost_session *s, uint16_t packet_id)
 }
 
 size_t roost_session_qos2_in_count(const roost_session *s) { return s->qos2_len; }
+
+bool roost_session_qos2_in_has(const roost_session *s, uint16_t packet_id)
+{
+	for (size_t i = 0; i < s->qos2_len; i++)
+		if (s->qos2_in[i] == packet_id)
+			return true;
+	return false;
+}
 
 /* ---- restore from a store ---- */
 

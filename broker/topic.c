@@ -31,16 +31,37 @@ struct sub_entry {
 	uint8_t options;
 };
 
+/* Subscribers of one filter, or the members of one share group. */
+struct sub_list {
+	struct sub_entry *v;     /* unordered; one entry per subscriber */
+	uint32_t n;
+	uint32_t cap;
+};
+
+/*
+ * A shared subscription group [MQTT-4.8.2]: "$share/{name}/{filter}" lives
+ * at the filter's node as a group of members, of which each message goes
+ * to one. cursor is where the next round-robin choice starts; it is the
+ * only field a match walk changes (through roost_topic_share_chosen), and
+ * it is not part of the tree's shape.
+ */
+struct roost_topic_share {
+	struct roost_topic_share *next;
+	struct sub_list members;
+	uint32_t cursor;
+	uint32_t len;
+	char name[];
+};
+
 struct node {
 	UT_hash_handle hh;       /* in parent->children; unused for '+', '#', root */
 	struct node *parent;     /* NULL only for the root */
 	struct node *children;   /* uthash table of literal child levels */
 	struct node *plus;       /* the '+' child */
 	struct node *multi;      /* the '#' child */
-	struct sub_entry *subs;  /* unordered; one entry per subscriber */
+	struct sub_list subs;
+	struct roost_topic_share *groups; /* shared subscriptions on this filter */
 	void *retained;
-	uint32_t nsubs;
-	uint32_t subs_cap;
 	uint32_t nlit;           /* literal children: HASH_COUNT without touching the table */
 	uint32_t len;
 	char level[];            /* len bytes + NUL (the NUL is for debuggers) */
@@ -85,7 +106,7 @@ static bool is_multi(const char *level, size_t len)
 
 static bool node_empty(const struct node *n)
 {
-	return n->nsubs == 0 && !n->retained && !n->children && !n->plus && !n->multi;
+	return n->subs.n == 0 && !n->groups && !n->retained && !n->children && !n->plus && !n->multi;
 }
 
 /*
@@ -142,7 +163,13 @@ static struct node *node_new(struct node *parent, const char *level, size_t len)
 
 static void node_free(struct node *n)
 {
-	roost_free(n->subs);
+	roost_free(n->subs.v);
+	while (n->groups) {
+		struct roost_topic_share *g = n->groups;
+		n->groups = g->next;
+		roost_free(g->members.v);
+		roost_free(g);
+	}
 	roost_free(n);
 }
 
@@ -331,100 +358,245 @@ void roost_topic_tree_free(roost_topic_tree *tree)
 
 /* ---- subscriptions ----------------------------------------------------- */
 
-static struct sub_entry *find_sub(const struct node *n, const void *sub)
+static struct sub_entry *find_sub(const struct sub_list *l, const void *sub)
 {
-	for (uint32_t i = 0; i < n->nsubs; i++)
-		if (n->subs[i].sub == sub)
-			return &n->subs[i];
+	for (uint32_t i = 0; i < l->n; i++)
+		if (l->v[i].sub == sub)
+			return &l->v[i];
 	return NULL;
 }
 
-static roost_err grow_subs(struct node *n)
+static roost_err grow_subs(struct sub_list *l)
 {
 	uint32_t cap;
 	struct sub_entry *subs;
 
-	if (n->nsubs < n->subs_cap)
+	if (l->n < l->cap)
 		return ROOST_OK;
-	if (n->subs_cap > UINT32_MAX / 2)
+	if (l->cap > UINT32_MAX / 2)
 		return ROOST_ERR_NOMEM;
-	cap = n->subs_cap ? n->subs_cap * 2 : 2;
-	subs = roost_realloc(n->subs, (size_t)cap * sizeof(*subs));
+	cap = l->cap ? l->cap * 2 : 2;
+	subs = roost_realloc(l->v, (size_t)cap * sizeof(*subs));
 	if (!subs)
 		return ROOST_ERR_NOMEM;
-	n->subs = subs;
-	n->subs_cap = cap;
+	l->v = subs;
+	l->cap = cap;
 	return ROOST_OK;
+}
+
+/* Add or update sub in l; false from *added when it was an update. */
+static roost_err list_put(struct sub_list *l, void *sub, uint8_t options, bool *added)
+{
+	struct sub_entry *e = find_sub(l, sub);
+
+	*added = !e;
+	if (e) {
+		e->options = options; /* [MQTT-3.8.4-3] */
+		return ROOST_OK;
+	}
+	if (grow_subs(l))
+		return ROOST_ERR_NOMEM;
+	l->v[l->n++] = (struct sub_entry){sub, options};
+	return ROOST_OK;
+}
+
+static void list_remove(struct sub_list *l, struct sub_entry *e)
+{
+	*e = l->v[--l->n];
+	if (l->n == 0) {
+		roost_free(l->v);
+		l->v = NULL;
+		l->cap = 0;
+	} else if (l->cap >= 8 && l->n <= l->cap / 4) {
+		/* Give memory back after a mass unsubscribe; keeping the old array on failure is fine. */
+		struct sub_entry *subs = roost_realloc(l->v, (size_t)(l->cap / 2) * sizeof(*subs));
+
+		if (subs) {
+			l->v = subs;
+			l->cap /= 2;
+		}
+	}
+}
+
+static struct roost_topic_share *find_group(const struct node *n, const char *name, size_t len)
+{
+	for (struct roost_topic_share *g = n->groups; g; g = g->next)
+		if (g->len == len && memcmp(g->name, name, len) == 0)
+			return g;
+	return NULL;
+}
+
+int roost_topic_share_parse(const char *filter, size_t len, const char **group, size_t *glen,
+                            const char **rest, size_t *rlen)
+{
+	static const char prefix[] = "$share/";
+	const size_t plen = sizeof prefix - 1;
+
+	if (len < plen || memcmp(filter, prefix, plen) != 0)
+		return 0;
+	const char *g = filter + plen;
+	const char *slash = memchr(g, '/', len - plen);
+	/* [MQTT-4.8.2-1] a ShareName of at least one character, no '+' or
+	 * '#'; [MQTT-4.8.2-2] then '/' and a Topic Filter. */
+	if (!slash || slash == g || slash + 1 == filter + len)
+		return -1;
+	if (memchr(g, '+', (size_t)(slash - g)) || memchr(g, '#', (size_t)(slash - g)))
+		return -1;
+	*group = g;
+	*glen = (size_t)(slash - g);
+	*rest = slash + 1;
+	*rlen = len - plen - *glen - 1;
+	return 1;
+}
+
+/* The member list that (filter, sub) goes in, created if needed: the node's
+ * own for a plain filter, its group's for a shared one. */
+static roost_err list_make(roost_topic_tree *tree, const char *filter, size_t len, struct node **node,
+                           struct sub_list **list)
+{
+	const char *name, *rest;
+	size_t nlen, rlen;
+	bool shared = roost_topic_share_parse(filter, len, &name, &nlen, &rest, &rlen) == 1;
+	roost_err err = shared ? path_make(tree, rest, rlen, node) : path_make(tree, filter, len, node);
+
+	if (err)
+		return err;
+	if (!shared) {
+		*list = &(*node)->subs;
+		return ROOST_OK;
+	}
+	struct roost_topic_share *g = find_group(*node, name, nlen);
+	if (!g) {
+		g = roost_calloc(1, sizeof(*g) + nlen + 1);
+		if (!g) {
+			prune(tree, *node);
+			return ROOST_ERR_NOMEM;
+		}
+		g->len = (uint32_t)nlen;
+		memcpy(g->name, name, nlen);
+		g->next = (*node)->groups;
+		(*node)->groups = g;
+	}
+	*list = &g->members;
+	return ROOST_OK;
+}
+
+/* Remove an emptied group from its node. */
+static void group_drop_if_empty(struct node *n, struct sub_list *list)
+{
+	for (struct roost_topic_share **pp = &n->groups; *pp; pp = &(*pp)->next) {
+		struct roost_topic_share *g = *pp;
+		if (&g->members == list && g->members.n == 0) {
+			*pp = g->next;
+			roost_free(g);
+			return;
+		}
+	}
 }
 
 roost_err roost_topic_tree_subscribe(roost_topic_tree *tree, const char *filter, size_t len,
                                      void *sub, uint8_t options, bool *replaced)
 {
 	struct node *n;
-	struct sub_entry *e;
+	struct sub_list *l;
+	bool added;
 	roost_err err;
 
 	if (replaced)
 		*replaced = false;
-	err = path_make(tree, filter, len, &n);
+	err = list_make(tree, filter, len, &n, &l);
 	if (err)
 		return err;
-	e = find_sub(n, sub);
-	if (e) {
-		e->options = options; /* [MQTT-3.8.4-3] */
-		if (replaced)
-			*replaced = true;
-		return ROOST_OK;
-	}
-	err = grow_subs(n);
+	err = list_put(l, sub, options, &added);
 	if (err) {
+		group_drop_if_empty(n, l);
 		prune(tree, n);
 		return err;
 	}
-	n->subs[n->nsubs].sub = sub;
-	n->subs[n->nsubs].options = options;
-	n->nsubs++;
-	tree->subscriptions++;
+	if (added)
+		tree->subscriptions++;
+	else if (replaced)
+		*replaced = true;
 	return ROOST_OK;
 }
 
 roost_err roost_topic_tree_unsubscribe(roost_topic_tree *tree, const char *filter, size_t len, void *sub)
 {
-	struct node *n = path_find(tree, filter, len);
-	struct sub_entry *e = n ? find_sub(n, sub) : NULL;
+	const char *name, *rest;
+	size_t nlen, rlen;
+	bool shared = roost_topic_share_parse(filter, len, &name, &nlen, &rest, &rlen) == 1;
+	struct node *n = shared ? path_find(tree, rest, rlen) : path_find(tree, filter, len);
+	struct roost_topic_share *g = n && shared ? find_group(n, name, nlen) : NULL;
+	struct sub_list *l = !n ? NULL : shared ? (g ? &g->members : NULL) : &n->subs;
+	struct sub_entry *e = l ? find_sub(l, sub) : NULL;
 
 	if (!e)
 		return ROOST_ERR_NOT_FOUND;
-	*e = n->subs[--n->nsubs];
+	list_remove(l, e);
 	tree->subscriptions--;
-	if (n->nsubs == 0) {
-		roost_free(n->subs);
-		n->subs = NULL;
-		n->subs_cap = 0;
-		prune(tree, n);
-	} else if (n->subs_cap >= 8 && n->nsubs <= n->subs_cap / 4) {
-		/* Give memory back after a mass unsubscribe; keeping the old array on failure is fine. */
-		struct sub_entry *subs = roost_realloc(n->subs, (size_t)(n->subs_cap / 2) * sizeof(*subs));
-
-		if (subs) {
-			n->subs = subs;
-			n->subs_cap /= 2;
-		}
-	}
+	if (shared)
+		group_drop_if_empty(n, l);
+	prune(tree, n);
 	return ROOST_OK;
 }
 
-static bool visit_subs(const struct node *n, roost_topic_sub_visit visit, void *ctx)
+roost_topic_share *roost_topic_tree_share_find(const roost_topic_tree *tree, const char *filter, size_t len)
 {
-	for (uint32_t i = 0; i < n->nsubs; i++)
-		if (!visit(ctx, n->subs[i].sub, n->subs[i].options))
+	const char *name, *rest;
+	size_t nlen, rlen;
+
+	if (roost_topic_share_parse(filter, len, &name, &nlen, &rest, &rlen) != 1)
+		return NULL;
+	struct node *n = path_find(tree, rest, rlen);
+	return n ? find_group(n, name, nlen) : NULL;
+}
+
+uint32_t roost_topic_share_size(const roost_topic_share *g)
+{
+	return g->members.n;
+}
+
+void *roost_topic_share_member(const roost_topic_share *g, uint32_t i, uint8_t *options)
+{
+	const struct sub_entry *e = &g->members.v[(g->cursor + i) % g->members.n];
+	*options = e->options;
+	return e->sub;
+}
+
+void roost_topic_share_chosen(roost_topic_share *g, uint32_t i)
+{
+	g->cursor = (g->cursor + i + 1) % g->members.n;
+}
+
+/* What a match walk calls: for plain subscribers, and for share groups (may be NULL). */
+typedef struct matcher {
+	roost_topic_sub_visit visit;
+	roost_topic_share_visit share;
+	void *ctx;
+} matcher;
+
+static bool visit_subs(const struct node *n, const matcher *m)
+{
+	for (uint32_t i = 0; i < n->subs.n; i++)
+		if (!m->visit(m->ctx, n->subs.v[i].sub, n->subs.v[i].options))
 			return false;
+	if (m->share)
+		for (struct roost_topic_share *g = n->groups; g; g = g->next)
+			if (!m->share(m->ctx, g))
+				return false;
 	return true;
 }
 
 void roost_topic_tree_match(const roost_topic_tree *tree, const char *topic, size_t len,
                             roost_topic_sub_visit visit, void *ctx)
 {
+	roost_topic_tree_match_shared(tree, topic, len, visit, NULL, ctx);
+}
+
+void roost_topic_tree_match_shared(const roost_topic_tree *tree, const char *topic, size_t len,
+                                   roost_topic_sub_visit visit, roost_topic_share_visit share, void *ctx)
+{
+	const matcher m = {visit, share, ctx};
 	const struct node *root = tree->root;
 	const struct node *n = root;
 	/* [MQTT-4.7.2-1] no '+' or '#' at the first level for "$..." topics */
@@ -435,9 +607,9 @@ void roost_topic_tree_match(const roost_topic_tree *tree, const char *topic, siz
 		/* Going down: n has just been entered. */
 		if (n != root && le == len) {
 			/* The topic ends here: n's filters match, and "n/#" too [MQTT-4.7.1-2]. */
-			if (!visit_subs(n, visit, ctx))
+			if (!visit_subs(n, &m))
 				return;
-			if (n->multi && !visit_subs(n->multi, visit, ctx))
+			if (n->multi && !visit_subs(n->multi, &m))
 				return;
 		} else {
 			size_t ns = n == root ? 0 : le + 1;
@@ -446,7 +618,7 @@ void roost_topic_tree_match(const roost_topic_tree *tree, const char *topic, siz
 			const struct node *c;
 
 			/* '#' matches this level and everything below it [MQTT-4.7.1-2]. */
-			if (wild && n->multi && !visit_subs(n->multi, visit, ctx))
+			if (wild && n->multi && !visit_subs(n->multi, &m))
 				return;
 			c = find_literal(n, topic + ns, ne - ns);
 			if (!c && wild)

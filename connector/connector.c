@@ -58,12 +58,12 @@ typedef struct connector {
 } connector;
 
 static void fire(connector *c, const char *topic, size_t topic_len, const uint8_t *payload,
-                 size_t payload_len, uint8_t qos, bool retain)
+                 size_t payload_len, const uint8_t *props, size_t props_len, uint8_t qos, bool retain)
 {
 	char *json;
 	size_t len;
-	if (roost_hub_event_json(topic, topic_len, payload, payload_len, qos, retain, &json, &len) !=
-	    ROOST_OK) {
+	if (roost_hub_event_json_props(topic, topic_len, payload, payload_len, props, props_len, qos, retain, &json,
+	                               &len) != ROOST_OK) {
 		if (!c->not_fired++)
 			roost_log_warn(c->log, "connector: out of memory: a message on %.*s fired no event",
 			               (int)topic_len, topic);
@@ -84,14 +84,15 @@ static void on_message(void *ctx, roost_msg *msg, uint8_t qos)
 		return; /* the same message through an overlapping filter */
 	roost_msg_unref(c->last);
 	c->last = roost_msg_ref(msg); /* held so its address cannot be reused */
-	fire(c, msg->topic, msg->topic_len, msg->payload, msg->payload_len, qos, msg->retain);
+	fire(c, msg->topic, msg->topic_len, msg->payload, msg->payload_len, msg->props, msg->props_len, qos,
+	     msg->retain);
 }
 
 /* External mode: a PUBLISH from the other broker. */
 static void on_client_message(void *ctx, const char *topic, size_t topic_len,
                               const uint8_t *payload, size_t payload_len, uint8_t qos, bool retain)
 {
-	fire(ctx, topic, topic_len, payload, payload_len, qos, retain);
+	fire(ctx, topic, topic_len, payload, payload_len, NULL, 0, qos, retain);
 }
 
 /* Delivery side: every mqtt.event_type event on the bus goes to HA. */

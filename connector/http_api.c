@@ -799,8 +799,10 @@ static void publish_handler(void *ctx, struct evhttp_request *req, const char *r
 		roost_http_reply_message(req, err.status, "%s", err.message);
 		return;
 	}
-	roost_msg *m = roost_msg_new(p.topic, strlen(p.topic), (const uint8_t *)p.payload,
-	                             p.payload_len, p.qos, p.retain);
+	/* The properties are in stored form: the expiry counts from the
+	 * broker's first look at the message, which is now. */
+	roost_msg *m = roost_msg_new_props(p.topic, strlen(p.topic), p.props, p.props_len, (const uint8_t *)p.payload,
+	                                   p.payload_len, p.qos, p.retain);
 	roost_err e = m ? roost_broker_publish(h->b, m) : ROOST_ERR_NOMEM;
 	roost_msg_unref(m);
 	if (e) {

@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "roost/alloc.h"
 #include "roost/codec.h"
@@ -604,13 +605,135 @@ roost_err roost_http_json_string(const cJSON *item, const char *key, char **out,
 	return ROOST_OK;
 }
 
+/* A growing property block (its bytes as roost_prop_encode writes them). */
+typedef struct prop_buf {
+	uint8_t *p;
+	size_t len, cap;
+} prop_buf;
+
+static bool prop_add(prop_buf *b, const roost_prop *prop)
+{
+	size_t need = roost_prop_encode(NULL, 0, prop);
+	if (b->len + need > b->cap) {
+		size_t cap = (b->len + need) * 2;
+		uint8_t *n = roost_realloc(b->p, cap);
+		if (!n)
+			return false;
+		b->p = n;
+		b->cap = cap;
+	}
+	b->len += roost_prop_encode(b->p + b->len, b->cap - b->len, prop);
+	return true;
+}
+
+/* A string property value: UTF-8 (cJSON guarantees it) without U+0000, <= 65535 bytes. */
+static bool prop_string(const cJSON *v, roost_bytes *out)
+{
+	if (!cJSON_IsString(v))
+		return false;
+	size_t n = strlen(v->valuestring);
+	*out = (roost_bytes){(const uint8_t *)v->valuestring, n};
+	return n <= 65535 && roost_utf8_valid(out->ptr, n);
+}
+
+static roost_err bad_prop(roost_http_error *err, const char *what)
+{
+	fail(err, 400, "properties: %s", what);
+	return ROOST_ERR_INVALID;
+}
+
+static roost_err user_props(const cJSON *list, prop_buf *b, roost_http_error *err)
+{
+	const cJSON *pair;
+	if (!cJSON_IsArray(list))
+		return bad_prop(err, "user_properties must be a list of [key, value] pairs");
+	cJSON_ArrayForEach(pair, list) {
+		roost_prop up = {.id = ROOST_PROP_USER_PROPERTY};
+		if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 ||
+		    !prop_string(cJSON_GetArrayItem(pair, 0), &up.str) || !prop_string(cJSON_GetArrayItem(pair, 1), &up.str2))
+			return bad_prop(err, "user_properties must be a list of [key, value] pairs of strings");
+		if (!prop_add(b, &up))
+			return ROOST_ERR_NOMEM;
+	}
+	return ROOST_OK;
+}
+
+/* correlation_data: base64 of the binary value. */
+static roost_err correlation(const cJSON *v, prop_buf *b, roost_http_error *err)
+{
+	size_t n = cJSON_IsString(v) ? strlen(v->valuestring) : 1;
+	if (!cJSON_IsString(v) || n % 4 || n / 4 * 3 > 65535)
+		return bad_prop(err, "correlation_data must be base64 of at most 65535 bytes");
+	uint8_t *bin = roost_malloc(n / 4 * 3 + 1);
+	if (!bin)
+		return ROOST_ERR_NOMEM;
+	int len = EVP_DecodeBlock(bin, (const unsigned char *)v->valuestring, (int)n);
+	roost_err e = ROOST_OK;
+	if (len < 0) {
+		e = bad_prop(err, "correlation_data must be base64 of at most 65535 bytes");
+	} else {
+		/* EVP_DecodeBlock counts the '=' padding as zero bytes. */
+		size_t real = (size_t)len - (n && v->valuestring[n - 1] == '=') - (n > 1 && v->valuestring[n - 2] == '=');
+		roost_prop cd = {.id = ROOST_PROP_CORRELATION_DATA, .str = {bin, real}};
+		if (!prop_add(b, &cd))
+			e = ROOST_ERR_NOMEM;
+	}
+	roost_free(bin);
+	return e;
+}
+
+static roost_err publish_props(const cJSON *obj, prop_buf *b, roost_http_error *err)
+{
+	if (!cJSON_IsObject(obj))
+		return bad_prop(err, "must be an object");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "message_expiry_interval");
+	if (v) {
+		/* First: a message keeps its expiry in front of the shared properties. */
+		if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 4294967295.0 ||
+		    v->valuedouble != floor(v->valuedouble))
+			return bad_prop(err, "message_expiry_interval must be an integer 0..4294967295 (seconds)");
+		if (!prop_add(b, &(roost_prop){.id = ROOST_PROP_MESSAGE_EXPIRY, .u32 = (uint32_t)v->valuedouble}))
+			return ROOST_ERR_NOMEM;
+	}
+	const cJSON *it;
+	cJSON_ArrayForEach(it, obj) {
+		roost_prop prop = {0};
+		roost_err e = ROOST_OK;
+		if (!strcmp(it->string, "message_expiry_interval"))
+			continue;
+		if (!strcmp(it->string, "content_type")) {
+			prop.id = ROOST_PROP_CONTENT_TYPE;
+			if (!prop_string(it, &prop.str))
+				return bad_prop(err, "content_type must be a string");
+		} else if (!strcmp(it->string, "response_topic")) {
+			prop.id = ROOST_PROP_RESPONSE_TOPIC;
+			/* [MQTT-3.3.2-14] a topic name: no wildcards. */
+			if (!prop_string(it, &prop.str) || !roost_topic_name_valid(prop.str.ptr, prop.str.len))
+				return bad_prop(err, "response_topic must be a topic name (no + or #)");
+		} else if (!strcmp(it->string, "correlation_data")) {
+			e = correlation(it, b, err);
+		} else if (!strcmp(it->string, "user_properties")) {
+			e = user_props(it, b, err);
+		} else {
+			fail(err, 400, "properties: extra key not allowed: '%.100s' (expected content_type, response_topic, "
+			     "correlation_data, message_expiry_interval, user_properties)", it->string);
+			return ROOST_ERR_INVALID;
+		}
+		if (e)
+			return e;
+		if (prop.id && !prop_add(b, &prop))
+			return ROOST_ERR_NOMEM;
+	}
+	return ROOST_OK;
+}
+
 static roost_err publish_fields(const cJSON *root, roost_http_publish *out, roost_http_error *err)
 {
 	const cJSON *it;
 	cJSON_ArrayForEach(it, root) {
 		if (strcmp(it->string, "topic") && strcmp(it->string, "payload") &&
-		    strcmp(it->string, "qos") && strcmp(it->string, "retain")) {
-			fail(err, 400, "extra key not allowed: '%.100s' (expected topic, payload, qos, retain)",
+		    strcmp(it->string, "qos") && strcmp(it->string, "retain") && strcmp(it->string, "properties")) {
+			fail(err, 400, "extra key not allowed: '%.100s' (expected topic, payload, qos, retain, properties)",
 			     it->string);
 			return ROOST_ERR_INVALID;
 		}
@@ -664,6 +787,16 @@ static roost_err publish_fields(const cJSON *root, roost_http_publish *out, roos
 	if (e)
 		return e;
 	out->payload_len = strlen(out->payload);
+	const cJSON *props = cJSON_GetObjectItemCaseSensitive(root, "properties");
+	if (props) {
+		prop_buf b = {0};
+		e = publish_props(props, &b, err);
+		out->props = b.p;
+		out->props_len = b.len;
+		if (e == ROOST_ERR_NOMEM)
+			fail(err, 500, "out of memory");
+		return e;
+	}
 	return ROOST_OK;
 }
 
@@ -685,6 +818,7 @@ void roost_http_publish_cleanup(roost_http_publish *p)
 {
 	roost_free(p->topic);
 	roost_free(p->payload);
+	roost_free(p->props);
 	memset(p, 0, sizeof *p);
 }
 

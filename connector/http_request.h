@@ -148,6 +148,8 @@ typedef struct roost_http_publish {
 	size_t payload_len;
 	uint8_t qos;        /* 0..2, default 0 */
 	bool retain;        /* default false */
+	uint8_t *props;     /* MQTT 5 properties in a message's stored form (expiry first); NULL when none */
+	size_t props_len;
 } roost_http_publish;
 
 /*
@@ -157,7 +159,11 @@ typedef struct roost_http_publish {
  * topics [MQTT-4.7.2-1], the ACL, the topic limits — is the broker's
  * decision, see roost_http_publish_status); payload a string or a number (its text), default
  * ""; qos an integer 0..2, default 0; retain a boolean, default false; no
- * other keys (a typo like "retian" must not be silently ignored). ROOST_OK
+ * other keys (a typo like "retian" must not be silently ignored); and
+ * "properties", an object of MQTT 5 properties for v5 subscribers:
+ * content_type, response_topic (a topic name), correlation_data (base64),
+ * message_expiry_interval (0..4294967295 seconds), user_properties
+ * ([[k, v], ...], strings, kept in order). ROOST_OK
  * with *out filled (caller: roost_http_publish_cleanup), or
  * ROOST_ERR_INVALID / ROOST_ERR_NOMEM with err set.
  */

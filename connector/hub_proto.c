@@ -120,6 +120,78 @@ roost_err roost_hub_event_json(const char *topic, size_t topic_len, const uint8_
 	return ROOST_OK;
 }
 
+/* The bytes of the v5 additions: ,"content_type":"..." and
+ * ,"user_properties":[["k","v"],...]; written when out is not NULL. */
+static size_t props_json(char *out, roost_bytes props)
+{
+	static const char k_ct[] = ",\"content_type\":";
+	static const char k_up[] = ",\"user_properties\":[";
+	size_t n = 0, users = 0;
+	roost_props_iter it;
+	roost_prop prop;
+	char *p = out;
+	roost_props_iter_init(&it, props);
+	while (roost_props_next(&it, &prop)) {
+		if (prop.id == ROOST_PROP_CONTENT_TYPE) {
+			n += sizeof k_ct - 1 + json_str_size(prop.str.ptr, prop.str.len);
+			if (p) {
+				memcpy(p, k_ct, sizeof k_ct - 1);
+				p = json_str_put(p + sizeof k_ct - 1, prop.str.ptr, prop.str.len);
+			}
+		}
+	}
+	roost_props_iter_init(&it, props);
+	while (roost_props_next(&it, &prop)) {
+		if (prop.id != ROOST_PROP_USER_PROPERTY)
+			continue;
+		/* In the order they came [MQTT-3.3.2-18]. */
+		n += (users ? 1 : sizeof k_up - 1) + 3 + json_str_size(prop.str.ptr, prop.str.len) +
+		     json_str_size(prop.str2.ptr, prop.str2.len);
+		if (p) {
+			if (users)
+				*p++ = ',';
+			else
+				p = (char *)memcpy(p, k_up, sizeof k_up - 1) + sizeof k_up - 1;
+			*p++ = '[';
+			p = json_str_put(p, prop.str.ptr, prop.str.len);
+			*p++ = ',';
+			p = json_str_put(p, prop.str2.ptr, prop.str2.len);
+			*p++ = ']';
+		}
+		users++;
+	}
+	if (users) {
+		n++;
+		if (p)
+			*p++ = ']';
+	}
+	return n;
+}
+
+roost_err roost_hub_event_json_props(const char *topic, size_t topic_len, const uint8_t *payload,
+                                     size_t payload_len, const uint8_t *props, size_t props_len, uint8_t qos,
+                                     bool retain, char **out, size_t *out_len)
+{
+	roost_err err = roost_hub_event_json(topic, topic_len, payload, payload_len, qos, retain, out, out_len);
+	roost_bytes pb = {props, props_len};
+	size_t extra = props_len ? props_json(NULL, pb) : 0;
+	if (err || !extra)
+		return err;
+	char *buf = roost_realloc(*out, *out_len + extra + 1);
+	if (!buf) {
+		roost_free(*out);
+		return ROOST_ERR_NOMEM;
+	}
+	/* Before the closing brace. */
+	char *end = buf + *out_len - 1;
+	props_json(end, pb);
+	end[extra] = '}';
+	end[extra + 1] = '\0';
+	*out = buf;
+	*out_len += extra;
+	return ROOST_OK;
+}
+
 roost_hub_verdict roost_hub_verdict_of(int status)
 {
 	if (status >= 200 && status <= 299)

@@ -35,6 +35,15 @@ roost_err roost_hub_event_json(const char *topic, size_t topic_len, const uint8_
                                size_t payload_len, uint8_t qos, bool retain, char **out,
                                size_t *out_len);
 
+/*
+ * The same for a message with MQTT 5 properties (props as kept in a
+ * roost_msg): when present, "content_type" and "user_properties" (pairs in
+ * order) join the event data. Without those it is roost_hub_event_json's.
+ */
+roost_err roost_hub_event_json_props(const char *topic, size_t topic_len, const uint8_t *payload,
+                                     size_t payload_len, const uint8_t *props, size_t props_len, uint8_t qos,
+                                     bool retain, char **out, size_t *out_len);
+
 /* What to do with the spool's head after Home Assistant answered `status`. */
 typedef enum roost_hub_verdict {
 	ROOST_HUB_DELIVERED, /* 2xx: pop it, send the next one now */

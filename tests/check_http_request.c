@@ -324,6 +324,38 @@ static roost_err publish(const char *body, roost_http_publish *p, roost_http_err
 	return roost_http_publish_parse(body, strlen(body), p, err);
 }
 
+START_TEST(test_publish_v5_properties)
+{
+	roost_http_publish p;
+	roost_http_error err;
+	ck_assert_int_eq(publish("{\"topic\": \"t\", \"properties\": {\"content_type\": \"c\", \"user_properties\": "
+	                         "[[\"k\", \"1\"], [\"k\", \"2\"]], \"correlation_data\": \"q80=\", "
+	                         "\"response_topic\": \"r/x\", \"message_expiry_interval\": 60}}", &p, &err),
+	                 ROOST_OK);
+	/* Expiry first (a message's stored form), then the others in the body's order. */
+	const uint8_t want[] = {0x02, 0, 0, 0, 60, 0x03, 0, 1, 'c', 0x26, 0, 1, 'k', 0, 1, '1', 0x26, 0, 1, 'k', 0, 1, '2',
+	                        0x09, 0, 2, 0xAB, 0xCD, 0x08, 0, 3, 'r', '/', 'x'};
+	ck_assert_uint_eq(p.props_len, sizeof want);
+	ck_assert_mem_eq(p.props, want, sizeof want);
+	roost_http_publish_cleanup(&p);
+	static const char *bad[] = {
+		"{\"topic\": \"t\", \"properties\": []}",
+		"{\"topic\": \"t\", \"properties\": {\"response_topic\": \"a/#\"}}",
+		"{\"topic\": \"t\", \"properties\": {\"message_expiry_interval\": -1}}",
+		"{\"topic\": \"t\", \"properties\": {\"message_expiry_interval\": 1.5}}",
+		"{\"topic\": \"t\", \"properties\": {\"correlation_data\": \"abc\"}}",
+		"{\"topic\": \"t\", \"properties\": {\"user_properties\": [[\"k\"]]}}",
+		"{\"topic\": \"t\", \"properties\": {\"user_properties\": [[\"k\", 1]]}}",
+		"{\"topic\": \"t\", \"properties\": {\"topic_alias\": 1}}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_int_eq(publish(bad[i], &p, &err), ROOST_ERR_INVALID);
+		ck_assert_int_eq(err.status, 400);
+		ck_assert_msg(strstr(err.message, "properties"), "%s", err.message);
+	}
+}
+END_TEST
+
 START_TEST(test_publish_valid)
 {
 	roost_http_publish p;
@@ -594,6 +626,7 @@ Suite *http_request_suite(void)
 	suite_add_tcase(s, heads);
 	TCase *valid = tcase_create("valid");
 	tcase_add_test(valid, test_publish_valid);
+	tcase_add_test(valid, test_publish_v5_properties);
 	tcase_add_test(valid, test_event_types);
 	tcase_add_test(valid, test_event_bodies);
 	tcase_add_test(valid, test_restrict_list);

@@ -60,6 +60,28 @@ static char *event_json(const char *topic, const void *payload, size_t len, uint
 	return out;
 }
 
+START_TEST(test_hub_event_json_v5_properties)
+{
+	/* Message Expiry 9, User Property (a,"1\""), Content Type "text/x", User Property (a,2). */
+	const uint8_t props[] = {0x02, 0, 0, 0, 9, 0x26, 0, 1, 'a', 0, 2, '1', '"', 0x03, 0, 6, 't', 'e', 'x', 't', '/',
+	                         'x', 0x26, 0, 1, 'a', 0, 1, '2'};
+	char *out = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(roost_hub_event_json_props("t", 1, (const uint8_t *)"x", 1, props, sizeof props, 1, false, &out,
+	                                            &len),
+	                 ROOST_OK);
+	ck_assert_str_eq(out, "{\"topic\":\"t\",\"payload\":\"x\",\"qos\":1,\"retain\":false,"
+	                      "\"content_type\":\"text/x\",\"user_properties\":[[\"a\",\"1\\\"\"],[\"a\",\"2\"]]}");
+	ck_assert_uint_eq(len, strlen(out));
+	roost_free(out);
+	/* Properties without either: the 3.1.1 event. */
+	ck_assert_int_eq(roost_hub_event_json_props("t", 1, (const uint8_t *)"x", 1, props, 5, 0, false, &out, &len),
+	                 ROOST_OK);
+	ck_assert_str_eq(out, "{\"topic\":\"t\",\"payload\":\"x\",\"qos\":0,\"retain\":false}");
+	roost_free(out);
+}
+END_TEST
+
 START_TEST(test_hub_event_json_text)
 {
 	char *j = event_json("home-assistant/switch/1/on", "Switch is ON", 12, 0, false);
@@ -196,6 +218,7 @@ Suite *hub_proto_suite(void)
 	TCase *valid = tcase_create("valid");
 	tcase_add_test(valid, test_hub_text_valid_utf8);
 	tcase_add_test(valid, test_hub_event_json_text);
+	tcase_add_test(valid, test_hub_event_json_v5_properties);
 	tcase_add_test(valid, test_hub_event_json_escapes);
 	tcase_add_test(valid, test_hub_event_json_nul_is_text);
 	tcase_add_test(valid, test_hub_event_json_binary_base64);

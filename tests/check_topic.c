@@ -1253,6 +1253,100 @@ START_TEST(test_topic_check_limits_edges)
 }
 END_TEST
 
+/* ---- shared subscriptions [MQTT-4.8.2] ---- */
+
+static bool pick_share(void *ctx, roost_topic_share *g)
+{
+	struct visits *v = ctx;
+	uint8_t o;
+
+	ck_assert_uint_lt(v->n, MAX_VISITS);
+	v->sub[v->n] = roost_topic_share_member(g, 0, &o); /* whoever's turn it is */
+	v->opt[v->n++] = o;
+	roost_topic_share_chosen(g, 0);
+	return true;
+}
+
+static struct visits match_shared(const roost_topic_tree *t, const char *topic)
+{
+	struct visits v = {0};
+
+	roost_topic_tree_match_shared(t, S(topic), collect_sub, pick_share, &v);
+	return v;
+}
+
+START_TEST(test_MQTT_4_8_2_share_parse)
+{
+	const char *g, *r;
+	size_t gl, rl;
+
+	ck_assert_int_eq(roost_topic_share_parse(S("$share/grp/a/+"), &g, &gl, &r, &rl), 1);
+	ck_assert_uint_eq(gl, 3);
+	ck_assert_mem_eq(g, "grp", 3);
+	ck_assert_uint_eq(rl, 3);
+	ck_assert_mem_eq(r, "a/+", 3);
+	ck_assert_int_eq(roost_topic_share_parse(S("a/b"), &g, &gl, &r, &rl), 0);
+	ck_assert_int_eq(roost_topic_share_parse(S("$shared/g/a"), &g, &gl, &r, &rl), 0);
+	/* [MQTT-4.8.2-1] a ShareName of at least one character, no wildcards. */
+	ck_assert_int_eq(roost_topic_share_parse(S("$share//a"), &g, &gl, &r, &rl), -1);
+	ck_assert_int_eq(roost_topic_share_parse(S("$share/g+/a"), &g, &gl, &r, &rl), -1);
+	ck_assert_int_eq(roost_topic_share_parse(S("$share/#/a"), &g, &gl, &r, &rl), -1);
+	/* [MQTT-4.8.2-2] a filter after the name. */
+	ck_assert_int_eq(roost_topic_share_parse(S("$share/g"), &g, &gl, &r, &rl), -1);
+	ck_assert_int_eq(roost_topic_share_parse(S("$share/g/"), &g, &gl, &r, &rl), -1);
+}
+END_TEST
+
+START_TEST(test_MQTT_4_8_2_share_group_round_robin)
+{
+	roost_topic_tree *t = tree_new();
+	int a, b, c, plain;
+
+	subscribe(t, "$share/g/x/+", &a, 1);
+	subscribe(t, "$share/g/x/+", &b, 2);
+	subscribe(t, "$share/h/x/+", &c, 0); /* another group: its own copy */
+	subscribe(t, "x/+", &plain, 0);
+	ck_assert_uint_eq(roost_topic_tree_subscription_count(t), 4);
+	/* A plain match does not see groups. */
+	struct visits v = match(t, "x/1");
+	ck_assert_uint_eq(v.n, 1);
+	ck_assert_ptr_eq(v.sub[0], &plain);
+	/* Each message: the plain subscriber, one of g, the one of h. */
+	size_t got_a = 0, got_b = 0;
+	for (int i = 0; i < 4; i++) {
+		v = match_shared(t, "x/1");
+		ck_assert_uint_eq(v.n, 3);
+		ck_assert_uint_eq(times(&v, &plain), 1);
+		ck_assert_uint_eq(times(&v, &c), 1);
+		got_a += times(&v, &a);
+		got_b += times(&v, &b);
+	}
+	ck_assert_uint_eq(got_a, 2);
+	ck_assert_uint_eq(got_b, 2);
+	/* Leaving the group; the last member takes the group away, the nodes with it. */
+	ck_assert_int_eq(roost_topic_tree_unsubscribe(t, S("$share/g/x/+"), &a), ROOST_OK);
+	ck_assert_int_eq(roost_topic_tree_unsubscribe(t, S("$share/g/x/+"), &a), ROOST_ERR_NOT_FOUND);
+	v = match_shared(t, "x/1");
+	ck_assert_uint_eq(times(&v, &b), 1);
+	ck_assert_int_eq(roost_topic_tree_unsubscribe(t, S("$share/g/x/+"), &b), ROOST_OK);
+	ck_assert_int_eq(roost_topic_tree_unsubscribe(t, S("$share/h/x/+"), &c), ROOST_OK);
+	ck_assert_int_eq(roost_topic_tree_unsubscribe(t, S("x/+"), &plain), ROOST_OK);
+	ck_assert_uint_eq(roost_topic_tree_node_count(t), 1);
+	ck_assert_uint_eq(roost_topic_tree_subscription_count(t), 0);
+	roost_topic_tree_free(t);
+}
+END_TEST
+
+START_TEST(test_share_group_freed_with_tree)
+{
+	roost_topic_tree *t = tree_new();
+	int a;
+
+	subscribe(t, "$share/g/#", &a, 0);
+	roost_topic_tree_free(t); /* ASan: the group and its members go too */
+}
+END_TEST
+
 Suite *topic_suite(void)
 {
 	Suite *s = suite_create("topic");
@@ -1283,6 +1377,9 @@ Suite *topic_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_deep_topics_10000_levels);
 	tcase_add_test(tc, test_topic_check_limits_edges);
+	tcase_add_test(tc, test_MQTT_4_8_2_share_parse);
+	tcase_add_test(tc, test_MQTT_4_8_2_share_group_round_robin);
+	tcase_add_test(tc, test_share_group_freed_with_tree);
 	tcase_add_test(tc, test_MQTT_4_7_3_3_longest_topic_all_empty_levels);
 	tcase_add_test(tc, test_many_subscribers_one_filter);
 	tcase_add_test(tc, test_embedded_nul_and_long_level);

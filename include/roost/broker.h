@@ -170,6 +170,8 @@ typedef struct roost_broker_stats {
 	uint64_t msgs_received;      /* PUBLISH packets accepted from clients */
 	uint64_t msgs_sent;          /* PUBLISH packets written to clients */
 	uint64_t msgs_dropped;       /* dropped by queue limits or back-pressure */
+	uint64_t msgs_expired;       /* of those: Message Expiry Interval passed before delivery (v5) */
+	uint64_t msgs_too_large;     /* of those: over the receiver's Maximum Packet Size (v5) */
 	/* Filled by roost_broker_stats_get, not counted: */
 	uint64_t msgs_stored;        /* queued + in flight in every session, and retained */
 	uint64_t sessions;           /* sessions in memory (online + offline) */

@@ -69,11 +69,15 @@ enum {
 	ROOST_SUBACK_FAILURE = 0x80,
 };
 
-/* MQTT 5 reason codes of CONNACK, DISCONNECT and AUTH (MQTT 5.0 2.4, table 2-6). */
+/* MQTT 5 reason codes (MQTT 5.0 2.4, table 2-6): CONNACK, DISCONNECT and
+ * AUTH, and the publish/subscribe flows (3.4.2.1, 3.5.2.1, 3.6.2.1,
+ * 3.7.2.1, 3.9.3, 3.11.3). */
 enum {
 	ROOST_RC5_SUCCESS = 0x00,              /* also "normal disconnection" */
 	ROOST_RC5_DISCONNECT_WITH_WILL = 0x04,
 	ROOST_RC5_CONTINUE_AUTH = 0x18,
+	ROOST_RC5_NO_MATCHING_SUBSCRIBERS = 0x10,
+	ROOST_RC5_NO_SUBSCRIPTION_EXISTED = 0x11,
 	ROOST_RC5_REAUTHENTICATE = 0x19,
 	ROOST_RC5_UNSPECIFIED = 0x80,
 	ROOST_RC5_MALFORMED = 0x81,
@@ -89,14 +93,19 @@ enum {
 	ROOST_RC5_BAD_AUTH_METHOD = 0x8C,
 	ROOST_RC5_KEEPALIVE_TIMEOUT = 0x8D,
 	ROOST_RC5_SESSION_TAKEN_OVER = 0x8E,
+	ROOST_RC5_TOPIC_FILTER_INVALID = 0x8F,
 	/* ROOST_RC5_TOPIC_NAME_INVALID = 0x90 above */
+	ROOST_RC5_PACKET_ID_NOT_FOUND = 0x92,
 	ROOST_RC5_RECEIVE_MAX_EXCEEDED = 0x93,
 	ROOST_RC5_TOPIC_ALIAS_INVALID = 0x94,
 	ROOST_RC5_PACKET_TOO_LARGE = 0x95,
 	ROOST_RC5_QUOTA_EXCEEDED = 0x97,
 	ROOST_RC5_ADMIN_ACTION = 0x98,
+	ROOST_RC5_PAYLOAD_FORMAT_INVALID = 0x99,
 	ROOST_RC5_RETAIN_NOT_SUPPORTED = 0x9A,
 	ROOST_RC5_QOS_NOT_SUPPORTED = 0x9B,
+	ROOST_RC5_SHARED_NOT_SUPPORTED = 0x9E,
+	ROOST_RC5_WILDCARDS_NOT_SUPPORTED = 0xA2,
 };
 
 /* MQTT 5 property identifiers (MQTT 5.0 2.2.2.2, table 2-4). */
@@ -129,6 +138,12 @@ enum {
 	ROOST_PROP_SUB_ID_AVAILABLE = 0x29,
 	ROOST_PROP_SHARED_SUB_AVAILABLE = 0x2A,
 };
+
+/* SUBSCRIBE options byte (v5 3.8.3.1). 3.1.1 uses only the QoS bits. */
+#define ROOST_SUBOPT_QOS 0x03
+#define ROOST_SUBOPT_NO_LOCAL 0x04        /* [MQTT-3.8.3-3] */
+#define ROOST_SUBOPT_RETAIN_AS_PUB 0x08   /* [MQTT-3.3.1-12] */
+#define ROOST_SUBOPT_RH_SHIFT 4           /* Retain Handling, bits 4-5 */
 
 /* A view of an MQTT UTF-8 string or binary field inside the caller's buffer. */
 typedef struct roost_bytes {
@@ -208,6 +223,12 @@ typedef struct roost_prop {
 	roost_bytes str2;     /* user property value */
 } roost_prop;
 
+/*
+ * Write one property (id and value, typed by the spec's table) to out[0..cap);
+ * returns the bytes it needs (snprintf style), 0 for an unknown id.
+ */
+size_t roost_prop_encode(uint8_t *out, size_t cap, const roost_prop *prop);
+
 /* Iterate a property block previously validated by a decoder. */
 void roost_props_iter_init(roost_props_iter *it, roost_bytes props);
 /* Returns true and fills *prop while properties remain. */
@@ -272,6 +293,10 @@ typedef struct roost_publish {
 	roost_bytes topic;
 	roost_bytes props;
 	roost_bytes payload;
+	/* Encoders only, v5: the property block is props followed by the first
+	 * props_shared_len bytes of payload (properties shared by all
+	 * subscribers, kept in front of the payload in one allocation). */
+	size_t props_shared_len;
 } roost_publish;
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK(3.1.1) share this shape. */

@@ -203,6 +203,17 @@ roost_err roost_session_restore_qos2(roost_session *s, uint16_t packet_id);
 /* Add or replace; *existed (may be NULL) says whether it was a replacement. */
 roost_err roost_session_sub_add(roost_session *s, const char *filter, size_t len, uint8_t options,
                                 bool *existed);
+/* The same with a v5 Subscription Identifier (0: none), kept for deliveries. */
+roost_err roost_session_sub_add_id(roost_session *s, const char *filter, size_t len, uint8_t options,
+                                   uint32_t sub_id, bool *existed);
+/*
+ * The Subscription Identifiers of the subscriptions matching topic, up to
+ * cap, in *out; returns how many. A delivery carries one per matching
+ * subscription [MQTT-3.3.4-3], [MQTT-3.3.4-4]. Looked up when the message is
+ * sent, so queued, resent and retained deliveries carry them too; free when
+ * the session has no identifiers.
+ */
+size_t roost_session_sub_ids(const roost_session *s, const char *topic, size_t len, uint32_t *out, size_t cap);
 roost_err roost_session_sub_remove(roost_session *s, const char *filter, size_t len);
 size_t roost_session_sub_count(const roost_session *s);
 bool roost_session_sub_has(const roost_session *s, const char *filter, size_t len);
@@ -256,6 +267,13 @@ bool roost_session_can_send_now(const roost_session *s, uint8_t qos, const roost
  */
 roost_err roost_session_ack(roost_session *s, uint8_t type, uint16_t packet_id);
 
+/* Visit queued entries in order (msg borrowed, qos with its flags). */
+typedef void (*roost_session_queue_visit)(void *ctx, roost_msg *msg, uint8_t qos);
+void roost_session_queue_foreach(const roost_session *s, roost_session_queue_visit visit, void *ctx);
+
+/* Is an outbound delivery with this packet id inflight (any state)? */
+bool roost_session_inflight_has(const roost_session *s, uint16_t packet_id);
+
 /* Visit inflight slots in send order (for resend on reconnect). */
 typedef void (*roost_session_inflight_visit)(void *ctx, roost_inflight *slot);
 void roost_session_inflight_foreach(roost_session *s, roost_session_inflight_visit visit, void *ctx);
@@ -275,5 +293,6 @@ roost_err roost_session_qos2_in_add(roost_session *s, uint16_t packet_id, bool *
 /* PUBREL received: forget the id. NOT_FOUND when unknown. */
 roost_err roost_session_qos2_in_release(roost_session *s, uint16_t packet_id);
 size_t roost_session_qos2_in_count(const roost_session *s);
+bool roost_session_qos2_in_has(const roost_session *s, uint16_t packet_id);
 
 #endif

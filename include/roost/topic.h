@@ -12,6 +12,12 @@
  * the tree never dereferences it. One (filter, subscriber) pair exists at most
  * once: subscribing again replaces its options [MQTT-3.8.4-3].
  *
+ * Shared subscriptions [MQTT-4.8.2]: a filter "$share/{group}/{filter}"
+ * passed to subscribe/unsubscribe is kept at {filter}'s node in a group
+ * named {group}; a match visits the group once (not its members), and the
+ * caller picks one member with the roost_topic_share_* calls. Plain
+ * matches (roost_topic_tree_match) leave groups out.
+ *
  * Retained messages: a node (the topic's last level) may hold one opaque
  * retained value. The tree owns nothing it stores: retain_set hands back the
  * previous value so the caller can release it; roost_topic_tree_free() calls
@@ -64,6 +70,32 @@ roost_err roost_topic_tree_unsubscribe(roost_topic_tree *tree, const char *filte
 typedef bool (*roost_topic_sub_visit)(void *ctx, void *sub, uint8_t options);
 void roost_topic_tree_match(const roost_topic_tree *tree, const char *topic, size_t len,
                             roost_topic_sub_visit visit, void *ctx);
+
+/*
+ * Is filter a shared subscription "$share/{group}/{filter}"? 0: no; 1: yes,
+ * with *group, *glen and *rest, *rlen (the real filter, for the caller to
+ * validate) pointing into it; -1: it starts with "$share/" but the group is
+ * empty or has '+' or '#' [MQTT-4.8.2-1], or no filter follows
+ * [MQTT-4.8.2-2].
+ */
+int roost_topic_share_parse(const char *filter, size_t len, const char **group, size_t *glen,
+                            const char **rest, size_t *rlen);
+
+/* One share group met by a match: its members, counted from the member
+ * whose turn it is (round robin), and how to say which one was chosen. */
+typedef struct roost_topic_share roost_topic_share;
+uint32_t roost_topic_share_size(const roost_topic_share *g);
+void *roost_topic_share_member(const roost_topic_share *g, uint32_t i, uint8_t *options);
+/* Member i (as counted by _member) got the message: the next turn is the one after it. */
+void roost_topic_share_chosen(roost_topic_share *g, uint32_t i);
+
+/* The group of a "$share/{group}/{filter}" subscription, or NULL (borrowed). */
+roost_topic_share *roost_topic_tree_share_find(const roost_topic_tree *tree, const char *filter, size_t len);
+
+/* The match with share groups: share(ctx, g) once per matching group. */
+typedef bool (*roost_topic_share_visit)(void *ctx, roost_topic_share *g);
+void roost_topic_tree_match_shared(const roost_topic_tree *tree, const char *topic, size_t len,
+                                   roost_topic_sub_visit visit, roost_topic_share_visit share, void *ctx);
 
 /*
  * Store value as the retained value of topic (NULL removes it). *old receives

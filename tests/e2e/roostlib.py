@@ -688,6 +688,84 @@ def parse_reason_props(p):
     props, rest = parse_props5(p.body[1:])
     assert rest == b""
     return p.body[0], dict(props)
+# ---- MQTT 5 (the publish side): PUBLISH/SUBSCRIBE/UNSUBSCRIBE/ack builders ----
+# Written from the byte layouts of OASIS MQTT 5.0 (3.3 PUBLISH, 3.4-3.7 acks,
+# 3.8-3.11 SUBSCRIBE..UNSUBACK); property blocks with props5/parse_props5
+# (the connect side's, above).
+
+# 3.8.3.1 subscription options: QoS bits 0-1, No Local 2, Retain As Published
+# 3, Retain Handling 4-5.
+NO_LOCAL, RETAIN_AS_PUBLISHED = 0x04, 0x08
+
+
+def retain_handling(n):
+    return n << 4
+
+
+def publish_packet_v5(topic, payload=b"", qos=0, retain=False, dup=False, pid=None, properties=()):
+    """3.3 PUBLISH v5: topic, packet id (QoS > 0), properties, payload."""
+    f = (0x08 if dup else 0) | ((qos & 3) << 1) | (0x01 if retain else 0)
+    body = mqtt_str(topic) + (u16(pid) if pid is not None else b"") + props5(properties)
+    return packet(PUBLISH, f, body + to_bytes(payload))
+
+
+def subscribe_packet_v5(pid, filters, properties=()):
+    """3.8 SUBSCRIBE v5: packet id, properties, (filter, options byte)*."""
+    body = u16(pid) + props5(properties)
+    for flt, opts in filters:
+        body += mqtt_str(flt) + bytes([opts])
+    return packet(SUBSCRIBE, 0x02, body)
+
+
+def unsubscribe_packet_v5(pid, filters, properties=()):
+    """3.10 UNSUBSCRIBE v5: packet id, properties, filter*."""
+    return packet(UNSUBSCRIBE, 0x02, u16(pid) + props5(properties) + b"".join(mqtt_str(f) for f in filters))
+
+
+def ack_packet_v5(ptype, pid, reason=None, properties=None):
+    """3.4-3.7 PUBACK/PUBREC/PUBREL/PUBCOMP v5: packet id [, reason [, properties]]."""
+    body = u16(pid)
+    if reason is not None:
+        body += bytes([reason])
+        if properties is not None:
+            body += props5(properties)
+    return packet(ptype, 0x02 if ptype == PUBREL else 0, body)
+
+
+Publish5 = collections.namedtuple("Publish5", "topic payload qos retain dup pid props")
+
+
+def parse_publish_v5(p):
+    """A v5 PUBLISH from the broker; props as [(name, value)] in wire order."""
+    assert p.type == PUBLISH, "not a PUBLISH: %s" % describe(p)
+    qos = (p.flags >> 1) & 3
+    tlen = struct.unpack(">H", p.body[:2])[0]
+    topic, rest = p.body[2:2 + tlen].decode("utf-8"), p.body[2 + tlen:]
+    pid = None
+    if qos:
+        pid, rest = struct.unpack(">H", rest[:2])[0], rest[2:]
+    props, payload = parse_props5(rest)
+    return Publish5(topic, bytes(payload), qos, bool(p.flags & 1), bool(p.flags & 8), pid, props)
+
+
+def parse_ack_v5(p):
+    """PUBACK..PUBCOMP v5: (packet id, reason, {props}); 3.4.2.1: a missing
+    reason is 0x00, missing properties none."""
+    pid = struct.unpack(">H", p.body[:2])[0]
+    if len(p.body) == 2:
+        return pid, 0, {}
+    if len(p.body) == 3:
+        return pid, p.body[2], {}
+    props, rest = parse_props5(p.body[3:])
+    assert rest == b"", "bytes after the ack's properties"
+    return pid, p.body[2], dict(props)
+
+
+def parse_suback_v5(p):
+    """SUBACK / UNSUBACK v5: (packet id, {props}, [reason codes])."""
+    pid = struct.unpack(">H", p.body[:2])[0]
+    props, codes = parse_props5(p.body[2:])
+    return pid, dict(props), list(codes)
 
 
 Packet = collections.namedtuple("Packet", "type flags body")
