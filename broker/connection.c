@@ -23,6 +23,7 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -195,6 +197,97 @@ static void linger_write(roost_conn *c)
 		(void)send(bufferevent_getfd(c->bev), data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/*
+ * A lingering close after a server DISCONNECT. Closing a socket that still
+ * has unread input makes the kernel answer with RST, which can destroy the
+ * DISCONNECT before the client has read it, and fails the client's next
+ * write (a PUBREL already on its way) before it reads why. So the socket
+ * stops sending (SHUT_WR: the client reads the DISCONNECT, then EOF) and
+ * what the client still sends is read and thrown away until it closes, for
+ * LINGER_MS and LINGER_BYTES at most. At most LINGER_MAX sockets linger at
+ * once; beyond that, or while shutting down, they are closed at once.
+ */
+#define LINGER_MS 2000
+#define LINGER_BYTES (1024 * 1024)
+#define LINGER_MAX 256
+
+struct lingerer {
+	roost_broker *b;
+	struct lingerer *next, *prev;
+	struct event *ev;
+	evutil_socket_t fd;
+	size_t discarded;
+};
+
+static void linger_end(struct lingerer *l)
+{
+	roost_broker *b = l->b;
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		b->lingering = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	b->n_lingering--;
+	event_free(l->ev);
+	evutil_closesocket(l->fd);
+	roost_free(l);
+}
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lingerer *l = arg;
+	if (what & EV_TIMEOUT) {
+		linger_end(l);
+		return;
+	}
+	char buf[4096];
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n > 0 && (l->discarded += (size_t)n) <= LINGER_BYTES)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return; /* read all there is: wait for more, or for the client's close */
+		linger_end(l); /* EOF, an error, or too much */
+		return;
+	}
+}
+
+/* Keep c's socket (a duplicate of its descriptor: the bufferevent closes its
+ * own) lingering as above; false when it cannot, and it just closes. */
+static bool linger_start(roost_conn *c)
+{
+	roost_broker *b = c->b;
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	if (!c->linger || c->ws || b->shutting_down || b->n_lingering >= LINGER_MAX || fd < 0)
+		return false;
+	struct lingerer *l = roost_calloc(1, sizeof *l);
+	evutil_socket_t dup_fd = l ? dup(fd) : -1;
+	struct event *ev = dup_fd >= 0 ? event_new(b->base, dup_fd, EV_READ | EV_PERSIST, linger_cb, l) : NULL;
+	struct timeval tv = {.tv_sec = LINGER_MS / 1000, .tv_usec = (LINGER_MS % 1000) * 1000};
+	if (!ev || event_add(ev, &tv) != 0) {
+		if (ev)
+			event_free(ev);
+		if (dup_fd >= 0)
+			evutil_closesocket(dup_fd);
+		roost_free(l);
+		return false;
+	}
+	shutdown(dup_fd, SHUT_WR);
+	*l = (struct lingerer){.b = b, .next = b->lingering, .ev = ev, .fd = dup_fd};
+	if (l->next)
+		l->next->prev = l;
+	b->lingering = l;
+	b->n_lingering++;
+	return true;
+}
+
+void broker_lingering_free(roost_broker *b)
+{
+	while (b->lingering)
+		linger_end(b->lingering);
+}
+
 static void aliases_free(roost_conn *c);
 
 void broker_conn_free(roost_conn *c)
@@ -208,6 +301,7 @@ void broker_conn_free(roost_conn *c)
 		broker_ws_free(c->ws, !c->b->shutting_down);
 	} else {
 		linger_write(c);
+		linger_start(c);
 		bufferevent_free(c->bev);
 	}
 	event_free(c->timer);

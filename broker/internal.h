@@ -198,6 +198,8 @@ struct roost_broker {
 	bool shutting_down;
 	void (*conn_watch)(void *ctx);    /* the daemon's connection-count watcher */
 	void *conn_watch_ctx;
+	struct lingerer *lingering;       /* sockets closing after a server DISCONNECT (connection.c) */
+	unsigned n_lingering;
 };
 
 struct roost_broker_sub {
@@ -238,6 +240,8 @@ void broker_send_retained(roost_broker *b, roost_session *s, const char *filter,
 
 /* Queue a closed connection for freeing outside its callbacks (broker.c). */
 void broker_schedule_reap(roost_broker *b, roost_conn *c);
+/* Close every socket still lingering after a server DISCONNECT (broker free). */
+void broker_lingering_free(roost_broker *b);
 void broker_conn_free(roost_conn *c);
 
 /* ---- store.c: the broker's side of the durable store ---- */

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-from roostlib import (CONNACK, DISCONNECT, NO_LOCAL, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
+from roostlib import (Closed, CONNACK, DISCONNECT, NO_LOCAL, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
                       RETAIN_AS_PUBLISHED, SUBACK, UNSUBACK, BrokerTestCase, ack_packet_v5,
                       connect_packet_v5, limits, main, parse_ack_v5, parse_connack_v5,
                       parse_publish, parse_publish_v5, parse_reason_props, parse_suback_v5,
@@ -250,6 +250,26 @@ class V5PublishTest(BrokerTestCase):
         other.send(publish_packet_v5("", b"", properties=[("topic_alias", 3)]))
         p = other.recv_packet()
         self.assertEqual((p.type, parse_reason_props(p)[0]), (DISCONNECT, 0x82))
+
+    def test_server_disconnect_survives_what_the_client_still_sends(self):
+        # [MQTT-3.14.0-1] the DISCONNECT must reach the client even when it
+        # keeps sending (a PUBREL or PINGREQ already on its way): the broker
+        # stops writing and reads and drops the rest instead of closing with
+        # unread input, which would answer with RST and can destroy the
+        # DISCONNECT before the client reads it.
+        c = self.connect5("linger")
+        c.send(publish_packet_v5("x", b"", properties=[("topic_alias", 0)]))
+        time.sleep(0.3)                 # the broker has closed by now
+        for _ in range(3):
+            c.send(bytes([0xC0, 0]))     # PINGREQs after the close: no EPIPE, no RST
+            time.sleep(0.1)
+        p = c.recv_packet()
+        self.assertEqual((p.type, parse_reason_props(p)[0]), (DISCONNECT, 0x94))
+        try:
+            c.recv_packet()
+            self.fail("a packet after the server's DISCONNECT")
+        except Closed as e:
+            self.assertIn("EOF", str(e))  # an orderly end, not a reset
 
     def test_MQTT_3_3_2_11_outbound_aliases_save_bytes(self):
         topic = "home/livingroom/sensor/temperature"
