@@ -77,6 +77,7 @@ void roost_broker_free(roost_broker *b)
 	if (b->reaper)
 		event_free(b->reaper);
 	broker_lingering_free(b);
+	broker_ws_lingering_free(b);
 	broker_listeners_free(b);
 	broker_authz_free(b);
 	roost_free(b->targets);

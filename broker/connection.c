@@ -162,7 +162,7 @@ roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockadd
 	return c;
 fail:
 	if (c->ws)
-		broker_ws_free(c->ws, false);
+		broker_ws_free(c->b, c->ws, false);
 	else if (c->bev)
 		bufferevent_free(c->bev);
 	else
@@ -298,7 +298,7 @@ void broker_conn_free(roost_conn *c)
 	roost_free(c->auth_connect);
 	aliases_free(c);
 	if (c->ws) { /* its last response (a server DISCONNECT too) may still be on its way */
-		broker_ws_free(c->ws, !c->b->shutting_down);
+		broker_ws_free(c->b, c->ws, !c->b->shutting_down);
 	} else {
 		linger_write(c);
 		linger_start(c);

@@ -200,6 +200,7 @@ struct roost_broker {
 	void *conn_watch_ctx;
 	struct lingerer *lingering;       /* sockets closing after a server DISCONNECT (connection.c) */
 	unsigned n_lingering;
+	struct ws_linger *ws_lingering;   /* closed ws sockets draining their last bytes (ws.c) */
 };
 
 struct roost_broker_sub {
@@ -390,7 +391,9 @@ struct bufferevent *broker_ws_bev(broker_ws *bw);
 const char *broker_ws_error(const broker_ws *bw);
 /* Free both bufferevents; with flush, the last response (a refused CONNACK,
  * a close frame) is written first, for at most a few seconds. */
-void broker_ws_free(broker_ws *bw, bool flush);
+void broker_ws_free(roost_broker *b, broker_ws *bw, bool flush);
+/* Free every closed ws socket still draining its last bytes (broker free). */
+void broker_ws_lingering_free(roost_broker *b);
 
 /* ---- connection.c ---- */
 roost_conn *conn_new(roost_listener *l, evutil_socket_t fd, const struct sockaddr *sa, int salen);

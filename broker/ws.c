@@ -518,10 +518,31 @@ const char *broker_ws_error(const broker_ws *bw)
 	return roost_ws_error(bw->codec);
 }
 
+/* A closed ws connection's socket bufferevent while its last bytes drain;
+ * the broker keeps the list, so none outlives it. */
+struct ws_linger {
+	roost_broker *b;
+	struct bufferevent *under;
+	struct ws_linger *next, *prev;
+};
+
+/* At most this much unsent output is worth lingering for: a last reply (a
+ * refused CONNACK, a 4xx, a close frame). More means a client that was
+ * cut off for not reading: closed at once. */
+#define WS_LINGER_MAX_BYTES (64 * 1024)
+
 static void linger_done(struct bufferevent *bev, void *arg)
 {
-	(void)arg;
-	bufferevent_free(bev);
+	(void)bev;
+	struct ws_linger *l = arg;
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		l->b->ws_lingering = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	bufferevent_free(l->under);
+	roost_free(l);
 }
 
 static void linger_event(struct bufferevent *bev, short what, void *arg)
@@ -530,20 +551,32 @@ static void linger_event(struct bufferevent *bev, short what, void *arg)
 	linger_done(bev, arg);
 }
 
-void broker_ws_free(broker_ws *bw, bool flush)
+void broker_ws_lingering_free(roost_broker *b)
+{
+	while (b->ws_lingering)
+		linger_done(NULL, b->ws_lingering);
+}
+
+void broker_ws_free(roost_broker *b, broker_ws *bw, bool flush)
 {
 	struct bufferevent *under = bw->under;
 	bufferevent_free(bw->top);
 	roost_ws_free(bw->codec);
 	roost_free(bw);
-	if (!flush || evbuffer_get_length(bufferevent_get_output(under)) == 0) {
+	size_t unsent = evbuffer_get_length(bufferevent_get_output(under));
+	struct ws_linger *l = flush && unsent && unsent <= WS_LINGER_MAX_BYTES ? roost_calloc(1, sizeof *l) : NULL;
+	if (!l) {
 		bufferevent_free(under); /* closes the socket */
 		return;
 	}
 	/* The filter's write callback ran when the last bytes reached the
 	 * socket's buffer, not the socket: a refused CONNACK, a 4xx response or
 	 * a close frame is still there. Let it drain, bounded in time. */
-	bufferevent_setcb(under, NULL, linger_done, linger_event, NULL);
+	*l = (struct ws_linger){.b = b, .under = under, .next = b->ws_lingering};
+	if (l->next)
+		l->next->prev = l;
+	b->ws_lingering = l;
+	bufferevent_setcb(under, NULL, linger_done, linger_event, l);
 	bufferevent_setwatermark(under, EV_WRITE, 0, 0);
 	struct timeval tv = {.tv_sec = WS_LINGER_SECONDS, .tv_usec = 0};
 	bufferevent_set_timeouts(under, NULL, &tv);
