@@ -22,21 +22,6 @@ static void usage(FILE *f)
 	           "defaults) to OUT, consistently, while roost runs.\n");
 }
 
-static int load(const char *config_path, roost_config **cfg)
-{
-	if (!config_path)
-		return roost_config_defaults(cfg) == ROOST_OK ? 0 : 1;
-	roost_config_errors errs = {0};
-	roost_err err = roost_config_load_file(config_path, cfg, &errs);
-	if (!err)
-		return 0;
-	roost_config_errors_print(&errs, stderr);
-	if (errs.count == 0)
-		fprintf(stderr, "roost backup: %s: %s\n", config_path, roost_err_str(err));
-	roost_config_errors_cleanup(&errs);
-	return 2;
-}
-
 /* The copy, once the arguments are known. */
 static int backup(const roost_config *cfg, const char *out)
 {
@@ -84,7 +69,7 @@ int roost_backup_main(int argc, char **argv)
 		return 2;
 	}
 	roost_config *cfg = NULL;
-	int rc = load(config_path, &cfg);
+	int rc = roost_config_load_cli("roost backup", config_path, &cfg);
 	if (!rc)
 		rc = backup(cfg, argv[optind]);
 	roost_config_free(cfg);

@@ -1362,3 +1362,19 @@ roost_err roost_config_load_file(const char *path, roost_config **out, roost_con
 	roost_free(text);
 	return err;
 }
+
+int roost_config_load_cli(const char *prog, const char *path, roost_config **out)
+{
+	*out = NULL;
+	if (!path)
+		return roost_config_defaults(out) == ROOST_OK ? 0 : 1;
+	roost_config_errors errs = {0};
+	roost_err err = roost_config_load_file(path, out, &errs);
+	if (err) {
+		roost_config_errors_print(&errs, stderr);
+		if (errs.count == 0)
+			fprintf(stderr, "%s: %s: %s\n", prog, path, roost_err_str(err));
+	}
+	roost_config_errors_cleanup(&errs);
+	return err == ROOST_OK ? 0 : err == ROOST_ERR_NOMEM ? 1 : 2;
+}

@@ -27,21 +27,6 @@ static void usage(FILE *f)
 	        "  -c FILE     roost's configuration\n");
 }
 
-static int load_config(const char *path, roost_config **cfg)
-{
-	if (!path)
-		return roost_config_defaults(cfg) == ROOST_OK ? 0 : 1;
-	roost_config_errors errs = {0};
-	roost_err err = roost_config_load_file(path, cfg, &errs);
-	if (err) {
-		roost_config_errors_print(&errs, stderr);
-		if (errs.count == 0)
-			fprintf(stderr, "%s: %s\n", path, roost_err_str(err));
-	}
-	roost_config_errors_cleanup(&errs);
-	return err ? 2 : 0;
-}
-
 int roost_import_mosquitto_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -68,7 +53,7 @@ int roost_import_mosquitto_main(int argc, char **argv)
 		return 2;
 	}
 	roost_config *cfg = NULL;
-	int rc = load_config(config, &cfg);
+	int rc = roost_config_load_cli("roost import-mosquitto", config, &cfg);
 	if (rc == 0)
 		rc = roost_import_mosquitto_db(db, cfg);
 	roost_config_free(cfg);

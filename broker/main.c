@@ -76,22 +76,6 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	roost_broker_reload_auth(r->broker);
 }
 
-static int load_config(const char *path, roost_config **cfg)
-{
-	if (!path)
-		return roost_config_defaults(cfg) == ROOST_OK ? 0 : 1;
-	roost_config_errors errs = {0};
-	roost_err err = roost_config_load_file(path, cfg, &errs);
-	if (err) {
-		roost_config_errors_print(&errs, stderr);
-		if (errs.count == 0)
-			fprintf(stderr, "%s: %s\n", path, roost_err_str(err));
-		roost_config_errors_cleanup(&errs);
-		return 2;
-	}
-	return 0;
-}
-
 /* --test-config after the YAML parsed: the files it names, then exit. */
 static int test_config(const char *path, roost_config *cfg)
 {
@@ -156,7 +140,7 @@ int main(int argc, char **argv)
 	}
 
 	roost_config *cfg = NULL;
-	int rc = load_config(config_path, &cfg);
+	int rc = roost_config_load_cli("roost", config_path, &cfg);
 	if (rc)
 		return rc;
 	if (test_only)

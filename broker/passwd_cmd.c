@@ -305,15 +305,8 @@ char *roost_passwd_default_path(const roost_config *cfg)
 static char *default_file(const char *config)
 {
 	roost_config *cfg = NULL;
-	roost_config_errors errs = {0};
-	roost_err err = config ? roost_config_load_file(config, &cfg, &errs) : roost_config_defaults(&cfg);
-	if (err) {
-		roost_config_errors_print(&errs, stderr);
-		if (errs.count == 0)
-			fprintf(stderr, PROG ": %s: %s\n", config ? config : "defaults", roost_err_str(err));
-		roost_config_errors_cleanup(&errs);
+	if (roost_config_load_cli(PROG, config, &cfg) != 0)
 		return NULL;
-	}
 	char *path = roost_passwd_default_path(cfg);
 	if (!path)
 		fprintf(stderr, PROG ": out of memory\n");

@@ -202,6 +202,14 @@ roost_err roost_config_load_string(const char *name, const char *text, size_t le
 
 void roost_config_free(roost_config *cfg);
 
+/*
+ * For the command line (the daemon and its subcommands): load path, or the
+ * embedded defaults when it is NULL, printing every problem to stderr as
+ * "file:line: message" (prog names the command when the error has no
+ * line). Returns 0, or the exit status: 2 for a bad file, 1 out of memory.
+ */
+int roost_config_load_cli(const char *prog, const char *path, roost_config **out);
+
 /* Read a whole file into a new NUL-terminated buffer of *len bytes (the NUL
  * not counted), for the config, password and ACL loaders; -1 with errno set
  * on failure (EFBIG past max bytes, ENOMEM). */
