@@ -416,6 +416,9 @@ static roost_err open_packet(const uint8_t *pkt, size_t len, uint8_t version, ui
 		return fail(e, ROOST_ERR_MALFORMED, len, "[§2.2.3] truncated remaining length");
 	if (err)
 		return fail(e, ROOST_ERR_MALFORMED, 4, "[§2.2.3] remaining length longer than 4 bytes");
+	/* The same rule as roost_frame_peek: a decoder accepts nothing framing refuses. */
+	if (version == ROOST_MQTT_V5 && used != roost_varint_size(rem))
+		return fail(e, ROOST_ERR_MALFORMED, 1, "[MQTT-1.5.5-1] remaining length not in the fewest bytes");
 	if ((size_t)rem != len - 1 - used)
 		return fail(e, ROOST_ERR_MALFORMED, 1 + used,
 		            "[§2.2.3] remaining length does not match the packet size");

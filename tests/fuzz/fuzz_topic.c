@@ -54,6 +54,31 @@ static bool see_value(void *ctx, void *value)
 	return true;
 }
 
+/* Share groups met by a match_shared walk. */
+struct shares_seen {
+	const roost_topic_share *want;
+	unsigned hits, others;
+};
+
+static bool see_share(void *ctx, roost_topic_share *g)
+{
+	struct shares_seen *s = ctx;
+
+	if (g == s->want)
+		s->hits++;
+	else
+		s->others++;
+	return true;
+}
+
+static bool see_nothing(void *ctx, void *sub, uint8_t options)
+{
+	(void)ctx;
+	(void)sub;
+	(void)options;
+	return true;
+}
+
 static roost_topic_tree *background(const char *ids)
 {
 	roost_topic_tree *tree = roost_topic_tree_new(NULL);
@@ -100,8 +125,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (seen.count[i] != roost_topic_matches(background_filters[i], strlen(background_filters[i]),
 		                                         topic, tlen))
 			abort();
-	if (seen.count[NF + NT] != roost_topic_matches(filter, flen, topic, tlen))
+	/* [MQTT-4.8.2] "$share/{group}/{filter}" is kept as a share group at
+	 * {filter}: a plain match leaves it out, match_shared meets the group
+	 * once when {filter} matches the topic. */
+	const char *group, *rest;
+	size_t glen, rlen;
+	int share = roost_topic_share_parse(filter, flen, &group, &glen, &rest, &rlen);
+	if (seen.count[NF + NT] != (share == 1 ? 0 : roost_topic_matches(filter, flen, topic, tlen)))
 		abort();
+	if (share == 1) {
+		uint8_t opt;
+		roost_topic_share *g = roost_topic_tree_share_find(tree, filter, flen);
+		if (!g || roost_topic_share_size(g) != 1 || roost_topic_share_member(g, 0, &opt) != mine)
+			abort();
+		struct shares_seen ss = {.want = g};
+		roost_topic_tree_match_shared(tree, topic, tlen, see_nothing, see_share, &ss);
+		if (ss.others || ss.hits != (unsigned)roost_topic_matches(rest, rlen, topic, tlen))
+			abort();
+	}
 
 	memset(seen.count, 0, sizeof(seen.count));
 	if (roost_topic_tree_retain_set(tree, topic, tlen, mine, &old) != ROOST_OK)
